@@ -1,0 +1,320 @@
+"""Datasets: padded token arrays built deterministically from a seed, saved with a header.
+
+A dataset is one split of one task: ``tokens[count, max_len]`` (``<pad>`` = 0 after each
+example), ``prompt_len`` and ``length``. The loss mask (SPEC §3) covers every target token:
+positions ``prompt_len <= i < length`` (the CoT, the answer and ``<eos>``, never the question).
+
+Building (`build`): examples are drawn in fixed chunks, chunk k of stream s from
+``numpy.random.default_rng([seed, s, k])``, so the result depends only on the seed, whatever the
+number of worker processes. Examples are deduplicated by prompt (the target is a function of
+it), keeping first occurrences; the test set excludes every training prompt. A task with a
+`train_mixture` (Arithmetic's ``--under``) first gets its components' draws, in proportion to
+their weights and deduplicated, then is topped up with its own examples.
+
+Files (`save` / `load`): one ``.npz`` per split with a JSON header (format, version, task,
+size, options, vocabulary, seed, count). Loading checks the zip's CRCs, the header against the
+task asked for, the array shapes and dtypes, and every token id; anything off raises
+`DatasetError` with a one-line reason. Nothing is ever regenerated behind the user's back.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from jaxdp.tasks.base import EOS, TOKEN_DTYPE, EncodedBatch, Example, Task
+
+FORMAT, VERSION = "jaxdp-dataset", 1
+SPLITS = ("train", "test")
+CHUNK = 1024  # examples per generation chunk (part of the seed -> data mapping: keep fixed)
+_TRAIN, _TEST, _MIXTURE = 0, 1, 2  # stream ids; mixture component k uses _MIXTURE + k
+_STALL_CHUNKS = 64  # chunks in a row without a new example before giving up
+
+
+class DatasetError(Exception):
+    """A dataset cannot be built, or a file is not the dataset it should be."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    task: Task
+    split: str
+    seed: int
+    tokens: np.ndarray  # [count, task.max_len] uint16
+    prompt_len: np.ndarray  # [count] int32
+    length: np.ndarray  # [count] int32
+
+    def __len__(self) -> int:
+        return len(self.length)
+
+    @property
+    def loss_mask(self) -> np.ndarray:
+        """[count, max_len] bool: True where the token is a target (CoT, answer, <eos>)."""
+        i = np.arange(self.tokens.shape[1])
+        return (i >= self.prompt_len[:, None]) & (i < self.length[:, None])
+
+    def example(self, index: int) -> Example:
+        ids = self.tokens[index, : self.length[index]]
+        tokens = self.task.decode(ids)
+        return Example(tokens[: self.prompt_len[index]], tokens[self.prompt_len[index] :])
+
+
+# --- building ----------------------------------------------------------------------------
+
+
+def _chunk(task: Task, seed: int, stream: int, index: int) -> EncodedBatch:
+    return task.sample_arrays(np.random.default_rng([seed, stream, index]), CHUNK)
+
+
+def _batches(task: Task, seed: int, stream: int, pool) -> Iterator[EncodedBatch]:
+    """Chunks 0, 1, 2, … of a stream, computed ahead by `pool` (or here, if None)."""
+    index = 0
+    if pool is None:
+        while True:
+            yield _chunk(task, seed, stream, index)
+            index += 1
+    pending: collections.deque = collections.deque()
+    try:
+        while True:
+            while len(pending) < 2 * pool._max_workers:
+                pending.append(pool.submit(_chunk, task, seed, stream, index))
+                index += 1
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+class _Collector:
+    """Keeps the first occurrence of each prompt, skipping prompts in `exclude`."""
+
+    def __init__(self, exclude: set[bytes] = frozenset()):
+        self.keys: set[bytes] = set()
+        self.exclude = exclude
+        self.parts: list[EncodedBatch] = []
+        self.count = 0
+
+    def add(self, batch: EncodedBatch, limit: int) -> int:
+        keep = []
+        for r in range(len(batch)):
+            if len(keep) >= limit:
+                break
+            key = hashlib.blake2b(batch.tokens[r, : batch.prompt_len[r]].tobytes(), digest_size=16).digest()
+            if key not in self.keys and key not in self.exclude:
+                self.keys.add(key)
+                keep.append(r)
+        if keep:
+            self.parts.append(EncodedBatch(batch.tokens[keep], batch.prompt_len[keep], batch.length[keep]))
+            self.count += len(keep)
+        return len(keep)
+
+    def arrays(self, max_len: int) -> EncodedBatch:
+        if not self.parts:
+            return EncodedBatch(np.zeros((0, max_len), TOKEN_DTYPE), np.zeros(0, np.int32), np.zeros(0, np.int32))
+        cat = lambda name: np.concatenate([getattr(p, name) for p in self.parts])  # noqa: E731
+        return EncodedBatch(cat("tokens"), cat("prompt_len"), cat("length"))
+
+
+def _pad_to(batch: EncodedBatch, max_len: int) -> EncodedBatch:
+    """Widen a shorter mixture component's batch to the task's max_len."""
+    pad = max_len - batch.tokens.shape[1]
+    return batch if pad == 0 else dataclasses.replace(batch, tokens=np.pad(batch.tokens, ((0, 0), (0, pad))))
+
+
+def _fill(collector: _Collector, task: Task, seed: int, stream: int, want: int, pool, bar) -> None:
+    """Add distinct examples of `task` until the collector holds `want`."""
+    stalled = draws = 0
+    for batch in _batches(task, seed, stream, pool):
+        if collector.count >= want:
+            return
+        draws += len(batch)
+        added = collector.add(batch, want - collector.count)
+        bar.update(added)
+        stalled = 0 if added else stalled + 1
+        if stalled >= _STALL_CHUNKS:
+            raise DatasetError(
+                f"{task}: only {collector.count} distinct examples after {draws} draws, "
+                f"{want} asked for; this size has too few distinct instances"
+            )
+        if collector.count >= want:
+            return
+
+
+def build(
+    task: Task,
+    train: int,
+    test: int,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+) -> tuple[Dataset, Dataset]:
+    """Build the (train, test) datasets of `task`; see the module docstring.
+
+    workers: processes to generate with (default: all cores for 50,000 examples or more, else
+    none). The result does not depend on it.
+    """
+    for field, value in (("train", train), ("test", test), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise DatasetError(f"{field} must be a non-negative integer, got {value!r}")
+    if workers is None:
+        workers = (os.cpu_count() or 1) if train + test >= 50_000 else 0
+    from tqdm.auto import tqdm  # progress bars: the paper's datasets take minutes
+
+    bar = tqdm(total=train + test, unit="ex", desc=f"{task.name}({task.size})", disable=not progress)
+    pool = None
+    if workers > 1:
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        train_set = _Collector()
+        mixture = task.train_mixture()
+        total_weight = sum(w for _, w in mixture)
+        for k, (component, weight) in enumerate(mixture):
+            draws = int(train * weight / total_weight)
+            batches = _batches(component, seed, _MIXTURE + k, pool)
+            while draws > 0 and train_set.count < train:
+                batch = next(batches)
+                batch = EncodedBatch(batch.tokens[:draws], batch.prompt_len[:draws], batch.length[:draws])
+                draws -= len(batch)
+                bar.update(train_set.add(_pad_to(batch, task.max_len), train - train_set.count))
+            batches.close()
+        _fill(train_set, task, seed, _TRAIN, train, pool, bar)
+        test_set = _Collector(exclude=train_set.keys)
+        _fill(test_set, task, seed, _TEST, test, pool, bar)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return tuple(  # type: ignore[return-value]
+        Dataset(task, split, seed, *dataclasses.astuple(c.arrays(task.max_len)))
+        for split, c in zip(SPLITS, (train_set, test_set))
+    )
+
+
+# --- files -------------------------------------------------------------------------------
+
+
+def _header(dataset: Dataset) -> dict:
+    task = dataset.task
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "task": task.name,
+        "size": task.size,
+        "options": task.options(),
+        "split": dataset.split,
+        "seed": dataset.seed,
+        "count": len(dataset),
+        "max_len": task.max_len,
+        "vocab": list(task.vocab),
+    }
+
+
+def save(dataset: Dataset, path: str | os.PathLike) -> Path:
+    """Write `dataset` to `path` atomically (a partial file never takes the final name)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as f:
+        np.savez(
+            f,
+            header=np.array(json.dumps(_header(dataset))),
+            tokens=dataset.tokens,
+            prompt_len=dataset.prompt_len,
+            length=dataset.length,
+        )
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | os.PathLike, task: Task | None = None, split: str | None = None) -> Dataset:
+    """Read a dataset written by `save`, refusing anything corrupt or not matching `task`/`split`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no dataset file here (build one with `python -m jaxdp data`)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if set(z.files) != {"header", "tokens", "prompt_len", "length"}:
+                raise DatasetError(f"{path}: not a {FORMAT} file (holds {sorted(z.files)})")
+            header = json.loads(str(z["header"]))
+            file_task = _check_header(path, header, task, split)
+            arrays = z["tokens"], z["prompt_len"], z["length"]
+    except DatasetError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, TypeError) as e:
+        raise DatasetError(f"{path}: corrupt or unreadable dataset file ({type(e).__name__}: {e})") from None
+    _check_arrays(path, file_task, header["count"], *arrays)
+    return Dataset(file_task, header["split"], header["seed"], *arrays)
+
+
+def _check_header(path: Path, header: dict, task: Task | None, split: str | None) -> Task:
+    from jaxdp.tasks import get
+
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise DatasetError(f"{path}: not a {FORMAT} file")
+    if header.get("version") != VERSION:
+        raise DatasetError(f"{path}: {FORMAT} version {header.get('version')}, this jaxdp reads version {VERSION}")
+    try:
+        file_task = get(header["task"], header["size"], **header["options"])
+    except ValueError as e:
+        raise DatasetError(f"{path}: header names a task this jaxdp cannot make ({e})") from None
+    if task is not None and file_task != task:
+        raise DatasetError(f"{path}: holds {file_task}, expected {task}")
+    if header.get("split") not in SPLITS or (split is not None and header["split"] != split):
+        raise DatasetError(f"{path}: holds split {header.get('split')!r}, expected {split or SPLITS}")
+    if header.get("vocab") != list(file_task.vocab) or header.get("max_len") != file_task.max_len:
+        raise DatasetError(f"{path}: vocabulary or max_len differ from this jaxdp's {file_task}; rebuild it")
+    return file_task
+
+
+def _check_arrays(path: Path, task: Task, count, tokens, prompt_len, length) -> None:
+    expected = (("tokens", tokens, TOKEN_DTYPE, (count, task.max_len)),
+                ("prompt_len", prompt_len, np.int32, (count,)),
+                ("length", length, np.int32, (count,)))  # fmt: skip
+    for name, array, dtype, shape in expected:
+        if array.dtype != dtype or array.shape != shape:
+            raise DatasetError(f"{path}: {name} is {array.dtype}{list(array.shape)}, expected {np.dtype(dtype)}{list(shape)}")
+    if count and tokens.max() >= len(task.vocab):
+        raise DatasetError(f"{path}: token id {tokens.max()} is outside the vocabulary of {task} ({len(task.vocab)} tokens)")
+    if count and not ((0 < prompt_len) & (prompt_len < length) & (length <= task.max_len)).all():
+        raise DatasetError(f"{path}: prompt_len/length out of range")
+    if count:
+        i = np.arange(task.max_len)
+        if tokens[i >= length[:, None]].any() or (tokens[np.arange(count), length - 1] != task.vocab.index(EOS)).any():
+            raise DatasetError(f"{path}: padding or <eos> misplaced")
+
+
+def build_to_dir(
+    task: Task, out: str | os.PathLike, train: int, test: int, seed: int = 0,
+    workers: int | None = None, progress: bool = True, force: bool = False,
+) -> tuple[Dataset, Dataset, bool]:  # fmt: skip
+    """`build` and `save` to ``out/train.npz`` and ``out/test.npz``; returns (train, test, built).
+
+    If both files exist and hold exactly this request they are loaded instead (built = False).
+    Files that differ or are corrupt are refused unless `force`.
+    """
+    out = Path(out)
+    paths = [out / f"{split}.npz" for split in SPLITS]
+    if not force and any(p.exists() for p in paths):
+        loaded = [load(p, task, split) for p, split in zip(paths, SPLITS)]
+        have = [(len(d), d.seed) for d in loaded]
+        if have != [(train, seed), (test, seed)]:
+            raise DatasetError(
+                f"{out}: already holds {task} with (count, seed) train {have[0]}, test {have[1]}; "
+                f"asked for train ({train}, {seed}), test ({test}, {seed}); use --force or another --out"
+            )
+        return loaded[0], loaded[1], False
+    datasets = build(task, train, test, seed=seed, workers=workers, progress=progress)
+    for dataset, path in zip(datasets, paths):
+        save(dataset, path)
+    return datasets[0], datasets[1], True

@@ -1,0 +1,16 @@
+"""Markers: `slow` tests are deselected by default (run with -m slow); `gpu` tests are skipped
+when jax sees no GPU."""
+
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
+        return
+    import jax
+
+    if not any(d.platform == "gpu" for d in jax.devices()):
+        skip = pytest.mark.skip(reason="needs a GPU")
+        for item in gpu_items:
+            item.add_marker(skip)

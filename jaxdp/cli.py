@@ -15,15 +15,16 @@ DEMO_SIZES = {"arithmetic": 4, "lis": 8, "ed": 4, "ed_local": 4}
 
 
 def _option(text: str) -> tuple[str, object]:
+    """``key=value`` with value read as a bool (true/false), an int, or else a string."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--option takes key=value, got {text!r}")
     key, value = text.split("=", 1)
-    for cast in (int, {"true": True, "false": False}.__getitem__):
-        try:
-            return key, cast(value.lower() if cast is not int else value)
-        except (ValueError, KeyError):
-            pass
-    return key, value
+    if value.lower() in ("true", "false"):
+        return key, value.lower() == "true"
+    try:
+        return key, int(value)
+    except ValueError:
+        return key, value
 
 
 def _task_args(p: argparse.ArgumentParser) -> None:

@@ -1,5 +1,6 @@
 """The command line, end to end: one-line summaries and one-line errors (exit 2)."""
 
+import re
 import subprocess
 import sys
 
@@ -23,13 +24,13 @@ def test_data_command_as_a_user_runs_it(tmp_path):
 @pytest.mark.parametrize("argv,message", [
     (["data", "--task", "lis", "--size", "0", "--train", "5", "--test", "5", "--out", "x"], r"error: lis: size must be in \[3, 4096\], got 0"),
     (["show", "--task", "ed", "--size", "4", "--option", "border=free"], "error: ed: border must be one of"),
-    (["show", "--task", "ed", "--size", "4", "--option", "flavour=3"], "error: ed: .*flavour"),
+    (["show", "--task", "ed", "--size", "4", "--option", "flavour=3"], "error: ed: unknown option 'flavour'; options: insert_cost, delete_cost, replace_cost, border"),
 ])  # fmt: skip
 def test_bad_input_gets_one_line(argv, message, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
-    assert pytest.importorskip("re").match(message, err)
+    assert re.match(message, err)
 
 
 def test_unknown_task_is_refused_by_the_parser(capsys):

@@ -1,5 +1,6 @@
 """The chain-of-thought tasks of the paper's Section 6.1 (SPEC §3).
 
+>>> import numpy
 >>> task = get("lis", 40)
 >>> example = task.sample(numpy.random.default_rng(0))
 >>> example.prompt[-1], example.target[-1]
@@ -7,6 +8,8 @@
 """
 
 from __future__ import annotations
+
+import inspect
 
 from jaxdp.tasks.arithmetic import Arithmetic
 from jaxdp.tasks.base import EOS, PAD, SEP, EncodedBatch, Example, Task, TaskBase
@@ -46,10 +49,11 @@ def get(name: str, size: int, **options) -> Task:
     """The task `name` at `size`; `options` are the task's named options (e.g. ``border``)."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
-    try:
-        return TASKS[name](size, **options)
-    except TypeError as e:  # an unknown option name
-        raise ValueError(f"{name}: {e}") from None
+    allowed = [p for p in inspect.signature(TASKS[name]).parameters if p != "size"]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"{name}: unknown option {unknown[0]!r}; options: {', '.join(allowed)}")
+    return TASKS[name](size, **options)
 
 
 __all__ = [

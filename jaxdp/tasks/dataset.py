@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from tqdm import tqdm
 
 from jaxdp.tasks.base import EOS, TOKEN_DTYPE, EncodedBatch, Example, Task
 
@@ -77,8 +78,9 @@ def _chunk(task: Task, seed: int, stream: int, index: int) -> EncodedBatch:
     return task.sample_arrays(np.random.default_rng([seed, stream, index]), CHUNK)
 
 
-def _batches(task: Task, seed: int, stream: int, pool) -> Iterator[EncodedBatch]:
-    """Chunks 0, 1, 2, … of a stream, computed ahead by `pool` (or here, if None)."""
+def _batches(task: Task, seed: int, stream: int, pool, ahead: int = 0) -> Iterator[EncodedBatch]:
+    """Chunks 0, 1, 2, … of a stream, `ahead` of them computed in advance by `pool` (or here,
+    one at a time, if None)."""
     index = 0
     if pool is None:
         while True:
@@ -87,7 +89,7 @@ def _batches(task: Task, seed: int, stream: int, pool) -> Iterator[EncodedBatch]
     pending: collections.deque = collections.deque()
     try:
         while True:
-            while len(pending) < 2 * pool._max_workers:
+            while len(pending) < ahead:
                 pending.append(pool.submit(_chunk, task, seed, stream, index))
                 index += 1
             yield pending.popleft().result()
@@ -132,10 +134,10 @@ def _pad_to(batch: EncodedBatch, max_len: int) -> EncodedBatch:
     return batch if pad == 0 else dataclasses.replace(batch, tokens=np.pad(batch.tokens, ((0, 0), (0, pad))))
 
 
-def _fill(collector: _Collector, task: Task, seed: int, stream: int, want: int, pool, bar) -> None:
+def _fill(collector: _Collector, task: Task, seed: int, stream: int, want: int, pool, ahead: int, bar) -> None:
     """Add distinct examples of `task` until the collector holds `want`."""
     stalled = draws = 0
-    for batch in _batches(task, seed, stream, pool):
+    for batch in _batches(task, seed, stream, pool, ahead):
         if collector.count >= want:
             return
         draws += len(batch)
@@ -169,10 +171,8 @@ def build(
             raise DatasetError(f"{field} must be a non-negative integer, got {value!r}")
     if workers is None:
         workers = (os.cpu_count() or 1) if train + test >= 50_000 else 0
-    from tqdm.auto import tqdm  # progress bars: the paper's datasets take minutes
-
     bar = tqdm(total=train + test, unit="ex", desc=f"{task.name}({task.size})", disable=not progress)
-    pool = None
+    pool, ahead = None, 2 * workers
     if workers > 1:
         pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
@@ -181,16 +181,16 @@ def build(
         total_weight = sum(w for _, w in mixture)
         for k, (component, weight) in enumerate(mixture):
             draws = int(train * weight / total_weight)
-            batches = _batches(component, seed, _MIXTURE + k, pool)
+            batches = _batches(component, seed, _MIXTURE + k, pool, ahead)
             while draws > 0 and train_set.count < train:
                 batch = next(batches)
                 batch = EncodedBatch(batch.tokens[:draws], batch.prompt_len[:draws], batch.length[:draws])
                 draws -= len(batch)
                 bar.update(train_set.add(_pad_to(batch, task.max_len), train - train_set.count))
             batches.close()
-        _fill(train_set, task, seed, _TRAIN, train, pool, bar)
+        _fill(train_set, task, seed, _TRAIN, train, pool, ahead, bar)
         test_set = _Collector(exclude=train_set.keys)
-        _fill(test_set, task, seed, _TEST, test, pool, bar)
+        _fill(test_set, task, seed, _TEST, test, pool, ahead, bar)
     finally:
         bar.close()
         if pool is not None:

@@ -56,9 +56,10 @@ class LIS(TaskBase):
         sizes[:, 0] = np.select([runs == 1, runs == 2], [total, r], r1)
         sizes[:, 1] = np.select([runs == 1, runs == 2], [0, total - r], r2)
         sizes[:, 2] = np.where(runs == 3, total - r1 - r2, 0)
+        # A run longer than the value range cannot be strictly increasing (only when N > v):
+        # such rows are built with empty runs here, then replaced by fresh draws at the end.
         redraw = (sizes > v).any(axis=1)
-        if redraw.any():  # runs too long for distinct values (N > value_range): draw those again
-            sizes[redraw] = 0  # placeholder; the rows are replaced below
+        sizes[redraw] = 0
         # Each run: the first `size` entries of a random permutation of the values, sorted.
         perm = np.argsort(rng.random((count, 3, v)), axis=-1)
         perm = np.where(np.arange(v) < sizes[..., None], perm, v)

@@ -136,10 +136,10 @@ def _pad_to(batch: EncodedBatch, max_len: int) -> EncodedBatch:
 
 def _fill(collector: _Collector, task: Task, seed: int, stream: int, want: int, pool, ahead: int, bar) -> None:
     """Add distinct examples of `task` until the collector holds `want`."""
+    if collector.count >= want:  # nothing to draw: start no generator, queue no chunk
+        return
     stalled = draws = 0
     for batch in _batches(task, seed, stream, pool, ahead):
-        if collector.count >= want:
-            return
         draws += len(batch)
         added = collector.add(batch, want - collector.count)
         bar.update(added)

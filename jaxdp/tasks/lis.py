@@ -20,9 +20,6 @@ import numpy as np
 
 from jaxdp.tasks.base import EOS, PAD, SEP, TOKEN_DTYPE, EncodedBatch, Example, TaskBase
 
-_FIRST_NUMBER_ID = 3  # vocab = <pad> <eos> <sep> 1 2 3 …
-
-
 class LIS(TaskBase):
     name = "lis"
     MIN_SIZE, MAX_SIZE = 3, 4096
@@ -96,12 +93,12 @@ class LIS(TaskBase):
     def sample_arrays(self, rng: np.random.Generator, count: int) -> EncodedBatch:
         a = self.random_inputs(rng, count)
         dp = lis_lengths(a)
-        n = self.size
+        n, one = self.size, self._index["1"]  # numbers v have consecutive ids one + v - 1
         tokens = np.empty((count, 2 * n + 4), dtype=TOKEN_DTYPE)
-        tokens[:, :n] = a - 1 + _FIRST_NUMBER_ID
+        tokens[:, :n] = a - 1 + one
         tokens[:, n] = tokens[:, 2 * n + 1] = self._index[SEP]
-        tokens[:, n + 1 : 2 * n + 1] = dp - 1 + _FIRST_NUMBER_ID
-        tokens[:, 2 * n + 2] = dp.max(axis=1) - 1 + _FIRST_NUMBER_ID
+        tokens[:, n + 1 : 2 * n + 1] = dp - 1 + one
+        tokens[:, 2 * n + 2] = dp.max(axis=1) - 1 + one
         tokens[:, 2 * n + 3] = self._index[EOS]
         full = lambda x: np.full(count, x, dtype=np.int32)  # noqa: E731
         return EncodedBatch(tokens, full(n + 1), full(2 * n + 4))

@@ -14,3 +14,12 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason="needs a GPU")
         for item in gpu_items:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def x64():
+    """Run the test with jax_enable_x64 on (float64 arrays), restoring the setting afterwards."""
+    import jax
+
+    with jax.enable_x64(True):
+        yield

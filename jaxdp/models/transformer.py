@@ -1,0 +1,252 @@
+"""The decoder of SPEC §1 in flax.nnx: one model, three attention kernels.
+
+    x = LN(Embed(s) + P) → dropout → M × [x += Attn(LN(x)); x += FFN(LN(x))] → LN → head
+
+with fixed sinusoidal positions P (base 10000), FFN = Linear(D, rD) → GeLU → Linear(rD, D),
+Xavier-uniform weights, zero biases, an untied head with bias, and dropout on the embedding, the
+attention probabilities and both residual branches. `norm="none"` removes every LayerNorm, which
+leaves the paper's eq. (1)-(2) (plus biases); the constructions use it.
+
+The blocks work on raw residual-stream vectors (`Block(x_BxLxD)`), so hand-set weights can be
+checked block by block. Parameter paths are stable and readable, e.g.
+``blocks[0].attn.query.kernel`` (D x D, heads are consecutive groups of K = D/H columns),
+``blocks[0].ffn.fc1.kernel``, ``head.bias``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxdp.models import attention as kernels
+from jaxdp.models.config import ConfigError, ModelConfig
+
+Array = jax.Array
+xavier = nnx.initializers.xavier_uniform()
+
+
+@functools.lru_cache(maxsize=16)
+def sinusoids(length: int, dim: int) -> np.ndarray:
+    """Fixed positions: P[p, 2i] = sin(p / 10000^(2i/D)), P[p, 2i+1] = cos(p / 10000^(2i/D))."""
+    pos = np.arange(length)[:, None]
+    freq = 1.0 / 10000.0 ** (np.arange(0, dim, 2) / dim)
+    table = np.zeros((length, dim))
+    table[:, 0::2] = np.sin(pos * freq)
+    table[:, 1::2] = np.cos(pos * freq)[:, : dim // 2]
+    table.flags.writeable = False
+    return table
+
+
+def _dtypes(config: ModelConfig) -> dict:
+    return dict(dtype=jnp.dtype(config.dtype), param_dtype=jnp.dtype(config.param_dtype))
+
+
+def _linear(d_in: int, d_out: int, config: ModelConfig, rngs: nnx.Rngs) -> nnx.Linear:
+    return nnx.Linear(d_in, d_out, kernel_init=xavier, bias_init=nnx.initializers.zeros,
+                      rngs=rngs, **_dtypes(config))  # fmt: skip
+
+
+def _norm(config: ModelConfig, rngs: nnx.Rngs) -> nnx.LayerNorm | None:
+    if config.norm == "none":
+        return None
+    return nnx.LayerNorm(config.dim, epsilon=1e-5, rngs=rngs, **_dtypes(config))
+
+
+def _apply(norm: nnx.LayerNorm | None, x: Array) -> Array:
+    return x if norm is None else norm(x)
+
+
+class Attention(nnx.Module):
+    """Multi-head attention, eq. (3): per-head query/key/value maps, a kernel, an output map."""
+
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        D = config.dim
+        self.query = _linear(D, D, config, rngs)
+        self.key = _linear(D, D, config, rngs)
+        self.value = _linear(D, D, config, rngs)
+        self.out = _linear(D, D, config, rngs)
+        self.probs_dropout = nnx.Dropout(config.dropout, rngs=rngs)
+
+    def _heads(self, x_BxLxD: Array) -> tuple[Array, Array, Array]:
+        H, K = self.config.num_heads, self.config.head_dim
+        split = lambda y: y.reshape(*y.shape[:-1], H, K)  # noqa: E731
+        return split(self.query(x_BxLxD)), split(self.key(x_BxLxD)), split(self.value(x_BxLxD))
+
+    def _merge(self, o_BxLxHxK: Array) -> Array:
+        return self.out(o_BxLxHxK.reshape(*o_BxLxHxK.shape[:-2], self.config.dim))
+
+    def mix(self, q, k, v, deterministic: bool | None = None) -> Array:
+        """The configured kernel on per-head q, k, v [B, L, H, K]."""
+        cfg = self.config
+        probs_fn = functools.partial(self.probs_dropout, deterministic=deterministic)
+        sparse = dict(block_size=cfg.block_size, local_blocks=cfg.local_blocks,
+                      global_tokens=cfg.global_tokens, probs_fn=probs_fn)  # fmt: skip
+        if cfg.attention == "standard":
+            return kernels.standard(q, k, v, probs_fn)
+        if cfg.attention == "sparse":
+            fn = kernels.sparse_blocked if cfg.sparse_form == "blocked" else kernels.sparse_masked
+            return fn(q, k, v, **sparse)
+        if cfg.linear_form == "quadratic":
+            return kernels.linear_quadratic(q, k, v)
+        if cfg.linear_form == "scan":
+            return kernels.linear_scan(q, k, v)
+        return kernels.linear_chunked(q, k, v, chunk_size=cfg.chunk_size)
+
+    def __call__(self, x_BxLxD: Array, deterministic: bool | None = None) -> Array:
+        return self._merge(self.mix(*self._heads(x_BxLxD), deterministic=deterministic))
+
+    # --- decoding: one state per layer (see attention.py)
+
+    def init_state(self, batch: int, max_len: int):
+        cfg = self.config
+        args = (batch, cfg.num_heads, cfg.head_dim, jnp.dtype(cfg.dtype))
+        if cfg.attention == "linear":
+            return kernels.linear_init(*args)
+        if cfg.attention == "sparse":
+            return kernels.sparse_init(batch, max_len, *args[1:], **self._sparse_args())
+        return kernels.kv_init(batch, max_len, *args[1:])
+
+    def _sparse_args(self) -> dict:
+        cfg = self.config
+        return dict(block_size=cfg.block_size, local_blocks=cfg.local_blocks,
+                    global_tokens=cfg.global_tokens)  # fmt: skip
+
+    def prefill(self, x_BxPxD: Array, state) -> tuple[Array, object]:
+        """Full forward over a prompt starting at position 0, filling a fresh `state`."""
+        q, k, v = self._heads(x_BxPxD)
+        out = self._merge(self.mix(q, k, v, deterministic=True))
+        if self.config.attention == "linear":
+            return out, kernels.linear_prefill(state, k, v)
+        if self.config.attention == "sparse":
+            return out, kernels.sparse_prefill(state, k, v, **self._sparse_args())
+        return out, kernels.kv_prefill(state, k, v)
+
+    def step(self, x_BxD: Array, state, pos) -> tuple[Array, object]:
+        """Attend one new token at position `pos` (a traced int is fine)."""
+        q, k, v = (y[:, 0] for y in self._heads(x_BxD[:, None]))
+        if self.config.attention == "linear":
+            o, state = kernels.linear_step(state, q, k, v)
+        elif self.config.attention == "sparse":
+            o, state = kernels.sparse_step(state, q, k, v, pos, **self._sparse_args())
+        else:
+            o, state = kernels.kv_step(state, q, k, v, pos)
+        return self._merge(o), state
+
+
+class FFN(nnx.Module):
+    """eq. (5) with biases: fc2(GeLU(fc1(x))); GeLU in tanh form or exact (erf) form."""
+
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        self.fc1 = _linear(config.dim, config.hidden_dim, config, rngs)
+        self.fc2 = _linear(config.hidden_dim, config.dim, config, rngs)
+        self.approximate = config.activation == "gelu_tanh"
+
+    def __call__(self, x: Array) -> Array:
+        return self.fc2(jax.nn.gelu(self.fc1(x), approximate=self.approximate))
+
+
+class Block(nnx.Module):
+    """eq. (1)-(2) in pre-LN form: x += Attn(LN(x)); x += FFN(LN(x))."""
+
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        self.attn_norm = _norm(config, rngs)
+        self.attn = Attention(config, rngs=rngs)
+        self.ffn_norm = _norm(config, rngs)
+        self.ffn = FFN(config, rngs=rngs)
+        self.dropout = nnx.Dropout(config.dropout, rngs=rngs)
+
+    def _ffn(self, h: Array, deterministic: bool | None) -> Array:
+        return h + self.dropout(self.ffn(_apply(self.ffn_norm, h)), deterministic=deterministic)
+
+    def __call__(self, x_BxLxD: Array, deterministic: bool | None = None) -> Array:
+        a = self.attn(_apply(self.attn_norm, x_BxLxD), deterministic=deterministic)
+        return self._ffn(x_BxLxD + self.dropout(a, deterministic=deterministic), deterministic)
+
+    def prefill(self, x_BxPxD: Array, state) -> tuple[Array, object]:
+        a, state = self.attn.prefill(_apply(self.attn_norm, x_BxPxD), state)
+        return self._ffn(x_BxPxD + a, True), state
+
+    def step(self, x_BxD: Array, state, pos) -> tuple[Array, object]:
+        a, state = self.attn.step(_apply(self.attn_norm, x_BxD), state, pos)
+        return self._ffn(x_BxD + a, True), state
+
+
+class DecodeState(NamedTuple):
+    """Per-layer attention states and the position the next token will take."""
+
+    layers: tuple
+    position: Array  # int32 scalar
+    positions_TxD: Array  # the sinusoid table for positions 0 .. max_len-1
+
+
+class Transformer(nnx.Module):
+    """`model(tokens_BxL) -> logits_BxLxV`; `model.eval()` turns dropout off.
+
+    Decoding: ``state = model.init_decode_state(batch, max_len)``, optionally
+    ``logits_BxPxV, state = model.prefill(state, prompt_BxP)``, then repeatedly
+    ``logits_BxV, state = model.decode_step(state, tokens_B)``. Decoding never applies dropout.
+    The caller keeps the total length within `max_len` (positions beyond it are not checked
+    inside jit).
+    """
+
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        if "float64" in (config.dtype, config.param_dtype) and not jax.config.jax_enable_x64:
+            raise ConfigError("ModelConfig.dtype: float64 needs jax_enable_x64 "
+                              "(jax.config.update('jax_enable_x64', True) before building)")  # fmt: skip
+        self.config = config
+        self.embed = nnx.Embed(config.vocab_size, config.dim, embedding_init=xavier, rngs=rngs,
+                               **_dtypes(config))  # fmt: skip
+        self.embed_norm = _norm(config, rngs)
+        self.dropout = nnx.Dropout(config.dropout, rngs=rngs)
+        self.blocks = nnx.List([Block(config, rngs=rngs) for _ in range(config.num_layers)])
+        self.final_norm = _norm(config, rngs)
+        self.head = _linear(config.dim, config.vocab_size, config, rngs)
+
+    def embed_tokens(self, tokens, positions_LxD, deterministic: bool | None = None) -> Array:
+        x = self.embed(tokens) + positions_LxD.astype(jnp.dtype(self.config.dtype))
+        return self.dropout(_apply(self.embed_norm, x), deterministic=deterministic)
+
+    def readout(self, x: Array) -> Array:
+        return self.head(_apply(self.final_norm, x))
+
+    def run_blocks(self, x_BxLxD: Array, deterministic: bool | None = None) -> Array:
+        """The M blocks on a residual stream (no embedding, no read-out)."""
+        for block in self.blocks:
+            x_BxLxD = block(x_BxLxD, deterministic=deterministic)
+        return x_BxLxD
+
+    def __call__(self, tokens_BxL: Array, deterministic: bool | None = None) -> Array:
+        L = tokens_BxL.shape[1]
+        x = self.embed_tokens(tokens_BxL, sinusoids(L, self.config.dim), deterministic)
+        return self.readout(self.run_blocks(x, deterministic))
+
+    def init_decode_state(self, batch: int, max_len: int) -> DecodeState:
+        layers = tuple(block.attn.init_state(batch, max_len) for block in self.blocks)
+        table = jnp.asarray(sinusoids(max_len, self.config.dim), jnp.dtype(self.config.dtype))
+        return DecodeState(layers, jnp.zeros((), jnp.int32), table)
+
+    def prefill(self, state: DecodeState, tokens_BxP: Array) -> tuple[Array, DecodeState]:
+        """Run a prompt (the same length P for every row) through a fresh state."""
+        P = tokens_BxP.shape[1]
+        x = self.embed_tokens(tokens_BxP, state.positions_TxD[:P], deterministic=True)
+        layers = []
+        for block, layer in zip(self.blocks, state.layers):
+            x, layer = block.prefill(x, layer)
+            layers.append(layer)
+        return self.readout(x), DecodeState(tuple(layers), state.position + P, state.positions_TxD)
+
+    def decode_step(self, state: DecodeState, tokens_B: Array) -> tuple[Array, DecodeState]:
+        """Logits for the token after `tokens_B`, which take position `state.position`."""
+        pos = state.position
+        x = self.embed_tokens(tokens_B, state.positions_TxD[pos], deterministic=True)
+        layers = []
+        for block, layer in zip(self.blocks, state.layers):
+            x, layer = block.step(x, layer, pos)
+            layers.append(layer)
+        return self.readout(x), DecodeState(tuple(layers), pos + 1, state.positions_TxD)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from jaxdp import tasks
+from jaxdp.errors import CheckpointError, TrainingError
+from jaxdp.models.config import ATTENTIONS
 from jaxdp.tasks.dataset import DatasetError, build_to_dir
 
 DEMO_SIZES = {"arithmetic": 4, "lis": 8, "ed": 4, "ed_local": 4}
@@ -55,6 +58,30 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("locality", help="measured locality m of every task at the paper's sizes")
     p.add_argument("--samples", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train one model on one task and report its test accuracy")
+    _task_args(p)
+    p.add_argument("--model", required=True, choices=ATTENTIONS, help="attention kernel")
+    p.add_argument("--dim", type=int, required=True, help="hidden size D")
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--block-size", type=int, default=None, help="sparse block B (default 2^floor(log2 sqrt L))")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup-epochs", type=float, default=5.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-examples", type=int, default=None, help="test examples to decode (default: all)")
+    p.add_argument("--data", default=None, help="dataset folder (default data/<task>-<size>)")
+    p.add_argument("--out", default=None, help="run folder (default runs/train/<task>/<model>/size=<n>/d=<D>/seed=<s>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("eval", help="greedy-decode the test set with a run's latest checkpoint")
+    p.add_argument("--run", required=True, help="run folder written by `train`")
+    p.add_argument("--data", default=None, help="dataset folder (default: the one the run was trained on)")
+    p.add_argument("--examples", type=int, default=None, help="test examples to decode (default: all)")
+    p.add_argument("--full", action="store_true", help="decode by full forward passes (slow cross-check)")
 
     p = sub.add_parser("demo", help="the README's first command: small datasets, examples, locality")
     p.add_argument("--out", default="data/demo")
@@ -117,17 +144,66 @@ def cmd_demo(args) -> str:
     return f"demo: datasets in {args.out}"
 
 
-COMMANDS = {"data": cmd_data, "show": cmd_show, "locality": cmd_locality, "demo": cmd_demo}
+def _load_split(data: Path, task: tasks.Task, split: str):
+    from jaxdp.tasks.dataset import load
+
+    path = data / f"{split}.npz"
+    if not path.exists():
+        raise DatasetError(f"no dataset at {path}; build it first: python -m jaxdp data --task {task.name} "
+                           f"--size {task.size} --train N --test N --out {data}")  # fmt: skip
+    return load(path, task, split)
+
+
+def _summary(result: dict) -> str:
+    return (f"accuracy {result['accuracy']:.3f} (CoT exact {result['cot_exact_match']:.3f}, "
+            f"token {result['token_accuracy']:.3f}) on {result['examples']} test examples")  # fmt: skip
+
+
+def cmd_train(args) -> str:
+    from jaxdp.models import ModelConfig
+    from jaxdp.train import TrainConfig, train
+
+    task = _make_task(args)
+    model_config = ModelConfig(attention=args.model, dim=args.dim, num_layers=args.layers, num_heads=args.heads,
+                               dropout=args.dropout, block_size=args.block_size, max_len=task.max_len,
+                               vocab_size=len(task.vocab))  # fmt: skip
+    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                               warmup_epochs=min(args.warmup_epochs, args.epochs), eval_examples=args.eval_examples)  # fmt: skip
+    data = Path(args.data or f"data/{task.name}-{task.size}")
+    train_set, test_set = _load_split(data, task, "train"), _load_split(data, task, "test")
+    out = Path(args.out or f"runs/train/{task.name}/{args.model}/size={task.size}/d={args.dim}/seed={args.seed}")
+    result = train(out, task, model_config, train_config, train_set, test_set, progress=not args.quiet,
+                   data_dir=str(data))  # fmt: skip
+    return (f"{task} {args.model} D={args.dim}: {_summary(result)}; final loss {result['final_loss']:.4f}, "
+            f"{result['steps']} steps -> {out}")  # fmt: skip
+
+
+def cmd_eval(args) -> str:
+    from jaxdp.evaluate import evaluate
+    from jaxdp.train import restore_model
+
+    model, config = restore_model(args.run)
+    task = tasks.get(config["task"]["name"], config["task"]["size"], **config["task"]["options"])
+    data = args.data or config["data"].get("dir")
+    if data is None:
+        raise DatasetError(f"{args.run}: the run does not record its dataset; pass --data")
+    result = evaluate(model, _load_split(Path(data), task, "test"), limit=args.examples, full=args.full)
+    return f"{args.run}: {task} {config['model']['attention']} D={config['model']['dim']}: {_summary(result)}"
+
+
+COMMANDS = {"data": cmd_data, "show": cmd_show, "locality": cmd_locality, "demo": cmd_demo, "train": cmd_train,
+            "eval": cmd_eval}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         print(COMMANDS[args.command](args))
-    except (ValueError, DatasetError) as e:
+    except (ValueError, DatasetError, TrainingError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: files are written atomically, so nothing partial was kept", file=sys.stderr)
+        print("interrupted: files are written atomically and training keeps a checkpoint of its last step; "
+              "run the same command to resume", file=sys.stderr)  # fmt: skip
         return 130
     return 0

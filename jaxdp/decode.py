@@ -1,0 +1,103 @@
+"""Batched greedy generation (SPEC §4: token by token until `<eos>`).
+
+`greedy` uses the model's decode state (KV cache / sparse cache / (S, z)): a prefill over the
+first `prefill_len` positions, then one `decode_step` per position inside a `lax.while_loop`
+over a fixed buffer, teacher-forcing each row's own prompt until its `prompt_len` and stopping when
+every row has written `<eos>`. `greedy_full` is its slow twin: a full forward over the whole
+buffer at every position. Both write `<pad>` after a row's `<eos>`.
+
+The functions take the model split as ``graphdef, state = nnx.split(model)`` (eval mode) so that
+they compile once per (model, shape); target tokens past `prompt_len` are never read.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+
+def _prompts_only(tokens_BxT, prompt_len_B):
+    keep = jnp.arange(tokens_BxT.shape[1])[None, :] < prompt_len_B[:, None]
+    return jnp.where(keep, tokens_BxT, 0).astype(jnp.int32)
+
+
+def _write(buf, pos, next_B, prompt_len_B, done_B, eos_id: int):
+    """Position `pos` gets the prompt token inside the prompt, else the prediction (or <pad> once
+    the row is done, id 0); returns the buffer and the updated done flags."""
+    generated = pos >= prompt_len_B
+    token = jnp.where(generated, jnp.where(done_B, 0, next_B), buf[:, pos])
+    buf = buf.at[:, pos].set(token)
+    return buf, done_B | (generated & (token == eos_id))
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "prefill_len", "eos_id"))
+def greedy(graphdef, state, tokens_BxT, prompt_len_B, *, prefill_len: int, eos_id: int):
+    """Greedy decoding with the decode state. `prefill_len` (static, 1 <= it <= min prompt_len)
+    positions go through one prefill; the rest of each prompt is fed step by step."""
+    model = nnx.merge(graphdef, state)
+    B, T = tokens_BxT.shape
+    buf = _prompts_only(tokens_BxT, prompt_len_B)
+    logits, dstate = model.prefill(model.init_decode_state(B, T), buf[:, :prefill_len])
+    carry = (jnp.int32(prefill_len), buf, dstate, jnp.argmax(logits[:, -1], -1).astype(jnp.int32),
+             jnp.zeros(B, bool))  # fmt: skip
+
+    def cond(carry):
+        pos, _, _, _, done = carry
+        return (pos < T) & ~jnp.all(done)
+
+    def body(carry):
+        pos, buf, dstate, next_B, done = carry
+        buf, done = _write(buf, pos, next_B, prompt_len_B, done, eos_id)
+        logits, dstate = model.decode_step(dstate, buf[:, pos])
+        return pos + 1, buf, dstate, jnp.argmax(logits, -1).astype(jnp.int32), done
+
+    return jax.lax.while_loop(cond, body, carry)[1]
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "eos_id"))
+def greedy_full(graphdef, state, tokens_BxT, prompt_len_B, *, eos_id: int):
+    """Greedy decoding by a full forward pass over the buffer at every position (slow twin)."""
+    model = nnx.merge(graphdef, state)
+    B, T = tokens_BxT.shape
+    buf = _prompts_only(tokens_BxT, prompt_len_B)
+
+    def cond(carry):
+        pos, _, done = carry
+        return (pos < T) & ~jnp.all(done)
+
+    def body(carry):
+        pos, buf, done = carry
+        logits = model(buf, deterministic=True)
+        next_B = jnp.argmax(jax.lax.dynamic_index_in_dim(logits, pos - 1, 1, keepdims=False), -1)
+        buf, done = _write(buf, pos, next_B.astype(jnp.int32), prompt_len_B, done, eos_id)
+        return pos + 1, buf, done
+
+    return jax.lax.while_loop(cond, body, (jnp.int32(1), buf, jnp.zeros(B, bool)))[1]
+
+
+def generate(model: nnx.Module, tokens: np.ndarray, prompt_len: np.ndarray, *, eos_id: int,
+             batch_size: int = 256, full: bool = False, prefill_len: int | None = None) -> np.ndarray:  # fmt: skip
+    """Greedy completions of every row's prompt, in batches of `batch_size` (the last batch is
+    padded with copies of row 0 so that every batch has one shape). Returns int32 [N, T].
+    Puts `model` in eval mode."""
+    model.eval()
+    graphdef, state = nnx.split(model)
+    tokens = np.asarray(tokens, np.int32)
+    prompt_len = np.asarray(prompt_len, np.int32)
+    n = len(tokens)
+    prefill_len = int(prompt_len.min()) if prefill_len is None else prefill_len
+    out = np.zeros_like(tokens)
+    for start in range(0, n, batch_size):
+        rows = np.arange(start, min(start + batch_size, n))
+        index = np.concatenate([rows, np.zeros(batch_size - len(rows), int)]) if n > batch_size else rows
+        args = (graphdef, state, jnp.asarray(tokens[index]), jnp.asarray(prompt_len[index]))
+        if full:
+            result = greedy_full(*args, eos_id=eos_id)
+        else:
+            result = greedy(*args, prefill_len=prefill_len, eos_id=eos_id)
+        out[rows] = np.asarray(result)[: len(rows)]
+    return out

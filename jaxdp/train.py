@@ -1,0 +1,386 @@
+"""Training as in the paper (SPEC §4): AdamW (0.9, 0.999, lr 1e-4, weight decay 0.01 on weight
+matrices and embeddings, none on biases and norms), 5 warm-up epochs then linear decay to 0,
+batch 512, next-token NLL on the CoT, answer and `<eos>`.
+
+One jitted step in the functional NNX pattern: the model is split once into a graph definition
+and pure pytrees (parameters, dropout RNG state), merged inside the step. The batch is sharded
+over all devices along a ``data`` mesh axis and the state is replicated (data parallel; on many
+hosts call `jax.distributed.initialize()` first, see README). A background thread gathers and
+transfers the next batches while the device works.
+
+A run lives in a folder: ``config.json``, ``metrics.jsonl`` (one line per `log_every` steps),
+``checkpoints/`` (orbax) and ``result.json`` (written last, atomically). Running the same
+command again resumes from the latest checkpoint, and a finished run returns its result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm.auto import tqdm
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxdp import __version__
+from jaxdp.checkpoint import Checkpoints, check_run_config, write_json_atomic
+from jaxdp.errors import TrainingError
+from jaxdp.models import ModelConfig, Transformer
+from jaxdp.tasks.dataset import Dataset
+
+SCHEDULES = ("warmup_linear", "constant")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Optimisation settings; the defaults are the paper's (SPEC §4)."""
+
+    epochs: int = 100
+    batch_size: int = 512
+    lr: float = 1e-4
+    b1: float = 0.9
+    b2: float = 0.999
+    weight_decay: float = 0.01
+    warmup_epochs: float = 5.0
+    schedule: str = "warmup_linear"
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    eval_examples: int | None = None  # None: the whole test set
+    eval_batch_size: int = 256
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise TrainingError(f"TrainConfig.schedule: {self.schedule!r} is not allowed; choose one of {', '.join(SCHEDULES)}")
+        for name in ("epochs", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TrainingError(f"TrainConfig.{name}: must be a positive integer, got {value!r}")
+        if not self.lr > 0 or not 0 <= self.warmup_epochs <= self.epochs or self.weight_decay < 0:
+            raise TrainingError(f"TrainConfig: need lr > 0, 0 <= warmup_epochs <= epochs and weight_decay >= 0 "
+                                f"(lr={self.lr}, warmup_epochs={self.warmup_epochs}, epochs={self.epochs}, "
+                                f"weight_decay={self.weight_decay})")  # fmt: skip
+        if self.eval_examples is not None and self.eval_examples < 1:
+            raise TrainingError(f"TrainConfig.eval_examples: must be positive or None, got {self.eval_examples!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class TrainState(NamedTuple):
+    params: Any  # pure dict of nnx.Param values
+    opt_state: Any
+    rest: Any  # pure dict of the other model state (dropout RNG keys and counts)
+
+
+# --------------------------------------------------------------------------------- optimizer
+
+
+def learning_rate(config: TrainConfig, steps_per_epoch: int) -> optax.Schedule:
+    """Linear warm-up from 0 over `warmup_epochs`, then linear decay to 0 at the last step."""
+    if config.schedule == "constant":
+        return optax.constant_schedule(config.lr)
+    total = config.epochs * steps_per_epoch
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    decay = optax.linear_schedule(config.lr, 0.0, max(total - warmup, 1))
+    if warmup == 0:
+        return decay
+    return optax.join_schedules([optax.linear_schedule(0.0, config.lr, warmup), decay], [warmup])
+
+
+def optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+    """AdamW; weight decay only on leaves with two or more axes (weights, embedding)."""
+    decay_mask = lambda params: jax.tree.map(lambda x: x.ndim >= 2, params)  # noqa: E731
+    return optax.adamw(learning_rate(config, steps_per_epoch), b1=config.b1, b2=config.b2,
+                       weight_decay=config.weight_decay, mask=decay_mask)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------- steps
+
+
+def loss_mask(prompt_len_B, length_B, T: int):
+    """[B, T] targets: the CoT, the answer and <eos> (positions prompt_len .. length-1)."""
+    i = jnp.arange(T)[None, :]
+    return (i >= prompt_len_B[:, None]) & (i < length_B[:, None])
+
+
+def nll(model: Transformer, tokens_BxT, prompt_len_B, length_B):
+    """Mean next-token NLL over the masked targets: logits at t predict the token at t + 1."""
+    tokens_BxT = tokens_BxT.astype(jnp.int32)
+    logits = model(tokens_BxT)[:, :-1].astype(jnp.float32)
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, tokens_BxT[:, 1:])
+    mask = loss_mask(prompt_len_B, length_B, tokens_BxT.shape[1])[:, 1:]
+    return jnp.sum(losses * mask) / jnp.maximum(jnp.sum(mask), 1)
+
+
+def split_model(model: Transformer) -> tuple[nnx.GraphDef, Any, Any]:
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    return graphdef, nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
+
+
+def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation):
+    """(state, tokens, prompt_len, length) -> (state, loss), jitted once per shape."""
+
+    def loss_fn(params, rest, tokens, prompt_len, length):
+        model = nnx.merge(graphdef, params, rest)
+        loss = nll(model, tokens, prompt_len, length)
+        return loss, nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.Param)))
+
+    @jax.jit
+    def step(state: TrainState, tokens, prompt_len, length):
+        (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.rest, tokens, prompt_len, length)  # fmt: skip
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        return TrainState(optax.apply_updates(state.params, updates), opt_state, rest), loss
+
+    return step
+
+
+# -------------------------------------------------------------------------------------- data
+
+
+def batch_indices(num_examples: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+    """Rows of the batch at `step`: epoch e = step // steps_per_epoch walks a permutation drawn
+    from (seed, e); the last partial batch of an epoch is dropped. A function of the step alone,
+    so a resumed run sees exactly the batches it would have seen."""
+    steps_per_epoch = num_examples // batch_size
+    epoch, index = divmod(step, steps_per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(num_examples)
+    return order[index * batch_size:(index + 1) * batch_size]
+
+
+def _prefetch(make, steps: range, depth: int = 2) -> Iterator:
+    """Yield make(step) for each step, computed `depth` steps ahead in a background thread."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def worker():
+        try:
+            for step in steps:
+                if stop.is_set():
+                    return
+                q.put(make(step))
+        except BaseException as e:  # hand errors to the consumer
+            q.put(e)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    try:
+        for _ in steps:
+            item = q.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a worker waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
+def data_mesh(devices=None) -> Mesh:
+    """A 1-D ``data`` mesh over `devices` (default: all devices of all processes)."""
+    return Mesh(np.array(jax.devices() if devices is None else devices), ("data",))
+
+
+def put_batch(arrays: tuple[np.ndarray, ...], mesh: Mesh) -> tuple[jax.Array, ...]:
+    """Shard a global batch along the ``data`` axis. With several processes each process passes
+    the whole global batch and contributes its own contiguous slice."""
+    sharding = NamedSharding(mesh, PartitionSpec("data"))
+    if jax.process_count() == 1:
+        return tuple(jax.device_put(a, sharding) for a in arrays)
+    n, p = jax.process_count(), jax.process_index()
+    local = [a[p * len(a) // n:(p + 1) * len(a) // n] for a in arrays]
+    return tuple(jax.make_array_from_process_local_data(sharding, part, whole.shape)
+                 for part, whole in zip(local, arrays))  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------- the run
+
+
+def run_config(task, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset,
+               data_dir: str | None = None) -> dict:  # fmt: skip
+    return {
+        "task": {"name": task.name, "size": task.size, "options": task.options()},
+        "model": model_config.to_dict(),
+        "train": train_config.to_dict(),
+        "data": {"train_examples": len(train_set), "seed": train_set.seed, "dir": data_dir},
+    }
+
+
+def check_settings(task, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset,
+                   devices: int = 1) -> int:  # fmt: skip
+    """Refuse settings that cannot work, before any compile; returns steps per epoch."""
+    if model_config.vocab_size != len(task.vocab):
+        raise TrainingError(f"ModelConfig.vocab_size: {model_config.vocab_size}, but {task} has "
+                            f"{len(task.vocab)} tokens")  # fmt: skip
+    if model_config.max_len < task.max_len:
+        raise TrainingError(f"ModelConfig.max_len: {model_config.max_len} < {task}'s max_len {task.max_len}")
+    if train_config.batch_size > len(train_set):
+        raise TrainingError(f"TrainConfig.batch_size: {train_config.batch_size} > {len(train_set)} training examples")
+    if train_config.batch_size % devices:
+        raise TrainingError(f"TrainConfig.batch_size: {train_config.batch_size} is not divisible by the "
+                            f"{devices} devices of the data-parallel mesh")  # fmt: skip
+    return len(train_set) // train_config.batch_size
+
+
+def init_state(model_config: ModelConfig, train_config: TrainConfig, steps_per_epoch: int):
+    model = Transformer(model_config, rngs=nnx.Rngs(train_config.seed))
+    graphdef, params, rest = split_model(model)
+    tx = optimizer(train_config, steps_per_epoch)
+    return graphdef, tx, TrainState(params, tx.init(params), rest)
+
+
+def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset,
+          test_set: Dataset | None = None, *, progress: bool = True, stop_after: int | None = None,
+          devices=None, data_dir: str | None = None) -> dict:  # fmt: skip
+    """Train (or resume) the run in `run_dir`, evaluate on `test_set`, write ``result.json``.
+
+    `stop_after` ends the call after that many steps in total, with a checkpoint, as an
+    interruption would (the next call resumes); the result is then ``{"stopped_at": step}``.
+    `devices` limits the data-parallel mesh (default: all devices); `data_dir` is recorded in
+    the config so that `python -m jaxdp eval` can find the test set.
+    """
+    run_dir = Path(run_dir)
+    mesh = data_mesh(devices)
+    steps_per_epoch = check_settings(task, model_config, train_config, train_set, mesh.size)
+    if test_set is not None and test_set.task != task:
+        raise TrainingError(f"test set holds {test_set.task}, expected {task}")
+    check_run_config(run_dir, run_config(task, model_config, train_config, train_set, data_dir))
+    result_path = run_dir / "result.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+
+    graphdef, tx, state = init_state(model_config, train_config, steps_per_epoch)
+    state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
+    checkpoints = Checkpoints(run_dir, keep=train_config.keep_checkpoints)
+    start = checkpoints.latest_step() or 0
+    if start:
+        state = checkpoints.restore(start, state)
+    total = train_config.epochs * steps_per_epoch
+    end = total if stop_after is None else min(total, stop_after)
+    step_fn = make_train_step(graphdef, tx)
+    T = train_set.tokens.shape[1]
+
+    def make_batch(step):
+        rows = batch_indices(len(train_set), train_config.batch_size, train_config.seed, step)
+        return put_batch((train_set.tokens[rows], train_set.prompt_len[rows], train_set.length[rows]), mesh)
+
+    last_good = start
+    losses: list[jax.Array] = []
+    started = time.perf_counter()
+    _truncate_metrics(run_dir / "metrics.jsonl", start)
+    bar = tqdm(total=total, initial=start, disable=not progress, desc=f"{task} {model_config.attention} D={model_config.dim}",
+               unit="step", dynamic_ncols=True)  # fmt: skip
+    metrics = (run_dir / "metrics.jsonl").open("a")
+    current = (state, start)
+    try:
+        window_start, window_time = start, time.perf_counter()
+        for step, batch in zip(range(start, end), _prefetch(make_batch, range(start, end))):
+            new_state, loss = step_fn(current[0], *batch)
+            current = (new_state, step + 1)  # one assignment: a state and its step move together
+            state, done = current
+            losses.append(loss)
+            bar.update(1)
+            if done % train_config.log_every == 0 or done == end:
+                values = np.asarray(jax.device_get(jnp.stack(losses)))
+                losses.clear()
+                if not np.all(np.isfinite(values)):
+                    raise TrainingError(f"loss became {values[~np.isfinite(values)][0]} by step {done}; "
+                                        f"the last good checkpoint is step {last_good} in {run_dir / 'checkpoints'}")  # fmt: skip
+                seconds = time.perf_counter() - window_time
+                tok_s = (done - window_start) * train_config.batch_size * T / max(seconds, 1e-9)
+                line = {"step": done, "epoch": done / steps_per_epoch, "loss": float(values.mean()),
+                        "lr": float(learning_rate(train_config, steps_per_epoch)(done - 1)), "tokens_per_s": tok_s}  # fmt: skip
+                metrics.write(json.dumps(line) + "\n")
+                metrics.flush()
+                bar.set_postfix(loss=f"{line['loss']:.4f}", tok_s=f"{tok_s:,.0f}")
+                window_start, window_time = done, time.perf_counter()
+            if done % train_config.checkpoint_every == 0 or done == end:
+                if losses and not np.all(np.isfinite(jax.device_get(jnp.stack(losses)))):
+                    raise TrainingError(f"loss became non-finite by step {done}; the last good checkpoint is "
+                                        f"step {last_good} in {run_dir / 'checkpoints'}")  # fmt: skip
+                checkpoints.save(done, state)
+                last_good = done
+    except KeyboardInterrupt:  # keep what was done: checkpoint the last completed step
+        state, completed = current
+        values = jax.device_get(jnp.stack(losses)) if losses else np.zeros(0)
+        if completed > last_good and np.all(np.isfinite(values)):
+            checkpoints.save(completed, state)
+        raise
+    finally:
+        metrics.close()
+        bar.close()
+        checkpoints.close()
+    if end < total:
+        return {"stopped_at": end}
+
+    model = load_model(graphdef, state)
+    result = {"steps": total, "train_seconds": time.perf_counter() - started, "jaxdp": __version__,
+              "final_loss": _last_loss(run_dir)}  # fmt: skip
+    if test_set is not None:
+        from jaxdp.evaluate import evaluate
+
+        result.update(evaluate(model, test_set, batch_size=train_config.eval_batch_size,
+                               limit=train_config.eval_examples))  # fmt: skip
+    write_json_atomic(result_path, result)
+    return result
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop lines logged after `step` by an interrupted run (they are logged again on resume)."""
+    if path.exists():
+        lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in lines))
+
+
+def _last_loss(run_dir: Path) -> float | None:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return json.loads(lines[-1])["loss"] if lines else None
+
+
+def load_model(graphdef: nnx.GraphDef, state: TrainState) -> Transformer:
+    """The trained model (eval mode) from a training state."""
+    model = nnx.merge(graphdef, jax.device_get(state.params), jax.device_get(state.rest))
+    model.eval()
+    return model
+
+
+def restore_model(run_dir: str | Path) -> tuple[Transformer, dict]:
+    """The model of the latest checkpoint of a run folder, and the run's config."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        raise TrainingError(f"{run_dir}: not a run folder (no config.json)")
+    config = json.loads(config_path.read_text())
+    model_config = ModelConfig.from_dict(config["model"])
+    train_config = TrainConfig(**config["train"])
+    steps_per_epoch = max(config["data"]["train_examples"] // train_config.batch_size, 1)
+    graphdef, _, state = init_state(model_config, train_config, steps_per_epoch)
+    checkpoints = Checkpoints(run_dir, keep=train_config.keep_checkpoints)
+    try:
+        step = checkpoints.latest_step()
+        if step is None:
+            raise TrainingError(f"{run_dir}: no checkpoint yet")
+        state = checkpoints.restore(step, state)
+    finally:
+        checkpoints.close()
+    return load_model(graphdef, state), config
+
+
+def total_steps(train_config: TrainConfig, num_examples: int) -> int:
+    return train_config.epochs * (num_examples // train_config.batch_size)
+
+

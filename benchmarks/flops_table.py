@@ -9,24 +9,9 @@ from __future__ import annotations
 from jaxdp import flops, tasks
 from jaxdp.models import ModelConfig
 
-TABLE2_L = (87, 221, 355, 505)
-TABLE2 = {  # SPEC §4: GFLOPs, and the D that 2·N·L implies for each cell
-    "standard": ((0.027, 0.266, 0.426, 0.605), (64, 128, 128, 128)),
-    "linear": ((0.422, 4.220, 6.756, 9.584), (256, 512, 512, 512)),
-    "sparse": ((0.106, 1.055, 1.690, 2.399), (128, 256, 256, 256)),
-}
-
 
 def table2() -> str:
-    vocab = len(tasks.get("arithmetic", 6).vocab)
-    rows = ["| model | L | D | paper GFLOPs | 2·N·L | full count | full / paper |", "|---|---|---|---|---|---|---|"]
-    for model, (figures, dims) in TABLE2.items():
-        for L, D, figure in zip(TABLE2_L, dims, figures):
-            cfg = ModelConfig(attention=model, dim=D, max_len=L, vocab_size=vocab)
-            ours, full = flops.paper_flops(cfg, L) / 1e9, flops.forward_flops(cfg, L) / 1e9
-            rows.append(f"| {model} | {L} | {D} | {figure:.3f} | {ours:.3f} ({ours / figure - 1:+.1%}) "
-                        f"| {full:.3f} | {full / figure:.2f}× |")  # fmt: skip
-    return "\n".join(rows)
+    return flops.paper_table2_markdown(vocab_size=len(tasks.get("arithmetic", 6).vocab))
 
 
 def scaling(dim: int = 256, lengths=(128, 512, 2048, 8192, 32768)) -> str:

@@ -37,6 +37,29 @@ def _ceil_to(n: int, m: int) -> int:
     return -(-n // m) * m
 
 
+#: The paper's Table 2 (SPEC §4): forward GFLOPs per sequence on Arithmetic at L = 87, 221, 355,
+#: 505, with the hidden size D that 2·N·L implies for each cell (see README "FLOPs").
+PAPER_TABLE2_L = (87, 221, 355, 505)
+PAPER_TABLE2 = {
+    "standard": ((0.027, 0.266, 0.426, 0.605), (64, 128, 128, 128)),
+    "linear": ((0.422, 4.220, 6.756, 9.584), (256, 512, 512, 512)),
+    "sparse": ((0.106, 1.055, 1.690, 2.399), (128, 256, 256, 256)),
+}
+
+
+def paper_table2_markdown(vocab_size: int = 20) -> str:
+    """The paper's Table 2 next to `paper_flops` (2·N·L) and the full count, at the implied D
+    (3 layers, 4 heads; 20 tokens is the arithmetic vocabulary)."""
+    rows = ["| model | L | D | paper GFLOPs | 2·N·L | full count | full / paper |", "|---|---|---|---|---|---|---|"]
+    for model, (figures, dims) in PAPER_TABLE2.items():
+        for L, D, figure in zip(PAPER_TABLE2_L, dims, figures):
+            cfg = ModelConfig(attention=model, dim=D, max_len=L, vocab_size=vocab_size)
+            ours, full = paper_flops(cfg, L) / 1e9, forward_flops(cfg, L) / 1e9
+            rows.append(f"| {model} | {L} | {D} | {figure:.3f} | {ours:.3f} ({ours / figure - 1:+.1%}) "
+                        f"| {full:.3f} | {full / figure:.2f}× |")  # fmt: skip
+    return "\n".join(rows)
+
+
 def param_count(config: ModelConfig) -> int:
     """Trainable parameters: embedding, M blocks (4 DxD maps and the FFN, with biases, and two
     LayerNorms), the final LayerNorm and the head. The fixed sinusoids are not parameters."""

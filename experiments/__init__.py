@@ -1,0 +1,1 @@
+"""The paper's experiments as resumable sweeps: ``python -m experiments.fig1 --preset quick``."""

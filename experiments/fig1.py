@@ -1,0 +1,23 @@
+"""Figure 1: accuracy heatmaps (size × D) of the three models on Arithmetic, ED and LIS.
+
+    python -m experiments.fig1 --preset quick            # one GPU, under an hour (target)
+    python -m experiments.fig1 --preset paper --shard 0/8  # one of 8 workers at the paper's scale
+"""
+
+import sys
+
+from experiments import common
+from jaxdp import plots
+
+
+def report(rows, exp_dir) -> str:
+    path = plots.heatmaps(rows, exp_dir / "fig1.png", title="Figure 1: final-answer accuracy (%)")
+    return f"heatmaps: {path}"
+
+
+def main(argv=None) -> int:
+    return common.main("fig1", __doc__, ("arithmetic", "ed", "lis"), ("standard", "sparse", "linear"), report, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""The view the paper lacks: the smallest D reaching 90% against L, per task and model, with a
+log-log fit of the exponent (theory: 1/2 for the efficient models). Shares its runs with fig1.
+
+    python -m experiments.scaling --preset quick
+"""
+
+import sys
+
+from experiments import common
+from jaxdp import plots
+
+
+def report(rows, exp_dir) -> str:
+    path = plots.scaling(rows, exp_dir / "scaling.png")
+    (exp_dir / "scaling.md").write_text(plots.scaling_table(rows) + "\n")
+    return plots.scaling_table(rows) + f"\n\nplot: {path}"
+
+
+def main(argv=None) -> int:
+    return common.main("scaling", __doc__, ("arithmetic", "ed", "lis"), ("standard", "sparse", "linear"), report,
+                       argv, exp="fig1")  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())

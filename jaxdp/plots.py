@@ -1,0 +1,174 @@
+"""Figures and tables from sweep results (rows as returned by `jaxdp.sweep.collect`).
+
+* `heatmaps`: the paper's Figure 1/2 layout, one panel per (model, task): problem size across,
+  hidden size D up, each cell annotated with its final-answer accuracy.
+* `scaling`: the smallest D reaching the accuracy threshold against L, log-log, with the fitted
+  exponent per model next to the theory's sqrt(L) (`fit_exponent`).
+* `table2`: the minimum forward GFLOPs per sequence of a model reaching the threshold, per size
+  (the paper's Table 2), as Markdown and CSV.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+THRESHOLD = 0.9
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _mean_accuracy(rows, **where) -> dict[tuple[int, int], float]:
+    """(size, dim) -> accuracy averaged over seeds, for rows matching `where`."""
+    cells: dict[tuple[int, int], list[float]] = {}
+    for r in rows:
+        if all(r[k] == v for k, v in where.items()):
+            cells.setdefault((r["size"], r["dim"]), []).append(r["accuracy"])
+    return {k: float(np.mean(v)) for k, v in cells.items()}
+
+
+def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "") -> Path:
+    """One panel per (model, task); accuracy in %, darker is better."""
+    plt = _pyplot()
+    task_names = sorted({r["task"] for r in rows})
+    models = [m for m in ("standard", "sparse", "linear") if any(r["model"] == m for r in rows)]
+    wide = len(task_names) == 1  # a single task: the models side by side
+    n_rows, n_cols = (1, len(models)) if wide else (len(models), len(task_names))
+    fig, axes = plt.subplots(n_rows, n_cols, squeeze=False, figsize=(3.2 * n_cols + 1, 2.6 * n_rows + 0.6))
+    for i, model in enumerate(models):
+        for j, task in enumerate(task_names):
+            ax = axes[0][i] if wide else axes[i][j]
+            acc = _mean_accuracy(rows, model=model, task=task)
+            sizes = sorted({s for s, _ in acc})
+            dims = sorted({d for _, d in acc})
+            grid = np.full((len(dims), len(sizes)), np.nan)
+            for (s, d), a in acc.items():
+                grid[dims.index(d), sizes.index(s)] = 100 * a
+            ax.imshow(grid, origin="lower", cmap="Blues", vmin=0, vmax=100, aspect="auto")
+            for y in range(len(dims)):
+                for x in range(len(sizes)):
+                    if not np.isnan(grid[y, x]):
+                        ax.text(x, y, f"{grid[y, x]:.0f}", ha="center", va="center", fontsize=8,
+                                color="white" if grid[y, x] > 60 else "black")  # fmt: skip
+            ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
+            ax.set_yticks(range(len(dims)), [str(d) for d in dims])
+            ax.set_title(f"{task} · {model}", fontsize=9)
+            if wide or i == len(models) - 1:
+                ax.set_xlabel("problem size")
+            if (i == 0) if wide else (j == 0):
+                ax.set_ylabel("hidden size D")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def min_dims(rows: Sequence[dict], threshold: float = THRESHOLD) -> dict[tuple[str, str], list[tuple[int, int]]]:
+    """(task, model) -> [(L, smallest D reaching `threshold`)] over the sizes where one does."""
+    out: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    lengths = {(r["task"], r["size"]): r["L"] for r in rows}
+    for task, model in sorted({(r["task"], r["model"]) for r in rows}):
+        acc = _mean_accuracy(rows, task=task, model=model)
+        for size in sorted({s for s, _ in acc}):
+            good = [d for (s, d), a in acc.items() if s == size and a >= threshold]
+            if good:
+                out.setdefault((task, model), []).append((lengths[(task, size)], min(good)))
+    return out
+
+
+def fit_exponent(L: Sequence[float], D: Sequence[float]) -> tuple[float, float]:
+    """Least-squares slope b of log D = a + b log L and its standard error (nan below 3 points)."""
+    x, y = np.log(np.asarray(L, float)), np.log(np.asarray(D, float))
+    if len(x) < 2 or np.ptp(x) == 0:
+        return math.nan, math.nan
+    b, a = np.polyfit(x, y, 1)
+    if len(x) < 3:
+        return float(b), math.nan
+    resid = y - (a + b * x)
+    se = math.sqrt(resid @ resid / (len(x) - 2) / ((x - x.mean()) @ (x - x.mean())))
+    return float(b), se
+
+
+def scaling_table(rows: Sequence[dict], threshold: float = THRESHOLD) -> str:
+    lines = ["| task | model | (L, min D) | exponent ± s.e. |", "|---|---|---|---|"]
+    for (task, model), points in min_dims(rows, threshold).items():
+        b, se = fit_exponent(*zip(*points)) if len(points) >= 2 else (math.nan, math.nan)
+        pts = ", ".join(f"({L}, {D})" for L, D in points)
+        lines.append(f"| {task} | {model} | {pts} | {b:.2f} ± {se:.2f} |")
+    return "\n".join(lines) + f"\n\nTheory (Theorem 4.2 / 4.4): D = Θ̃(sqrt L) for the efficient models, exponent 0.5."
+
+
+def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD) -> Path:
+    plt = _pyplot()
+    found = min_dims(rows, threshold)
+    task_names = sorted({t for t, _ in found}) or sorted({r["task"] for r in rows})
+    fig, axes = plt.subplots(1, len(task_names), squeeze=False, figsize=(4 * len(task_names), 3.4))
+    for ax, task in zip(axes[0], task_names):
+        for model in ("standard", "sparse", "linear"):
+            points = found.get((task, model))
+            if not points:
+                continue
+            L, D = zip(*points)
+            b, se = fit_exponent(L, D)
+            ax.plot(L, D, "o-", label=f"{model}: {b:.2f} ± {se:.2f}" if not math.isnan(b) else model)
+        if found:
+            Ls = sorted({r["L"] for r in rows if r["task"] == task})
+            D0 = min(d for pts in found.values() for _, d in pts)
+            ax.plot(Ls, [D0 * math.sqrt(L / Ls[0]) for L in Ls], "k--", lw=0.8, label="∝ sqrt L")
+        ax.set_xscale("log")
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("sequence length L")
+        ax.set_ylabel(f"smallest D with accuracy ≥ {threshold:.0%}")
+        ax.set_title(task)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def table2(rows: Sequence[dict], threshold: float = THRESHOLD, task: str = "arithmetic") -> list[dict]:
+    """Per (model, size): the cheapest reaching `threshold`, in paper (2·N·L) and full GFLOPs."""
+    out = []
+    for model in ("standard", "linear", "sparse"):
+        for size in sorted({r["size"] for r in rows if r["task"] == task}):
+            acc = _mean_accuracy(rows, task=task, model=model)
+            good = sorted(d for (s, d), a in acc.items() if s == size and a >= threshold)
+            match = [r for r in rows if r["task"] == task and r["model"] == model and r["size"] == size
+                     and good and r["dim"] == good[0]]  # fmt: skip
+            out.append({"model": model, "size": size, "L": match[0]["L"] if match else None,
+                        "dim": good[0] if good else None,
+                        "paper_gflops": match[0]["paper_gflops"] if match else None,
+                        "forward_gflops": match[0]["forward_gflops"] if match else None})  # fmt: skip
+    return out
+
+
+def table2_markdown(entries: Sequence[dict]) -> str:
+    sizes = sorted({e["size"] for e in entries})
+    Ls = {e["size"]: e["L"] for e in entries if e["L"] is not None}
+    head = " | ".join(f"n={s}" + (f" (L={Ls[s]})" if s in Ls else "") for s in sizes)
+    lines = [f"| model | {head} |", "|---" * (1 + len(sizes)) + "|"]
+    for model in ("standard", "linear", "sparse"):
+        cells = []
+        for s in sizes:
+            e = next((e for e in entries if e["model"] == model and e["size"] == s), None)
+            cells.append("–" if e is None or e["dim"] is None else
+                         f"{e['paper_gflops']:.3f} (full {e['forward_gflops']:.3f}, D={e['dim']})")  # fmt: skip
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

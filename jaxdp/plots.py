@@ -28,6 +28,15 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
 def _mean_accuracy(rows, **where) -> dict[tuple[int, int], float]:
     """(size, dim) -> accuracy averaged over seeds, for rows matching `where`."""
     cells: dict[tuple[int, int], list[float]] = {}
@@ -69,12 +78,7 @@ def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "") -> Path:
                 ax.set_ylabel("hidden size D")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def min_dims(rows: Sequence[dict], threshold: float = THRESHOLD) -> dict[tuple[str, str], list[tuple[int, int]]]:
@@ -135,12 +139,7 @@ def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD
         ax.set_ylabel(f"smallest D with accuracy ≥ {threshold:.0%}")
         ax.set_title(task)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def table2(rows: Sequence[dict], threshold: float = THRESHOLD, task: str = "arithmetic") -> list[dict]:

@@ -221,7 +221,7 @@ def run_config(task, model_config: ModelConfig, train_config: TrainConfig, train
 
 
 def check_settings(task, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset,
-                   devices: int = 1) -> int:  # fmt: skip
+                   num_devices: int = 1) -> int:  # fmt: skip
     """Refuse settings that cannot work, before any compile; returns steps per epoch."""
     if model_config.vocab_size != len(task.vocab):
         raise TrainingError(f"ModelConfig.vocab_size: {model_config.vocab_size}, but {task} has "
@@ -230,9 +230,9 @@ def check_settings(task, model_config: ModelConfig, train_config: TrainConfig, t
         raise TrainingError(f"ModelConfig.max_len: {model_config.max_len} < {task}'s max_len {task.max_len}")
     if train_config.batch_size > len(train_set):
         raise TrainingError(f"TrainConfig.batch_size: {train_config.batch_size} > {len(train_set)} training examples")
-    if train_config.batch_size % devices:
+    if train_config.batch_size % num_devices:
         raise TrainingError(f"TrainConfig.batch_size: {train_config.batch_size} is not divisible by the "
-                            f"{devices} devices of the data-parallel mesh")  # fmt: skip
+                            f"{num_devices} devices of the data-parallel mesh")  # fmt: skip
     return len(train_set) // train_config.batch_size
 
 
@@ -378,9 +378,3 @@ def restore_model(run_dir: str | Path) -> tuple[Transformer, dict]:
     finally:
         checkpoints.close()
     return load_model(graphdef, state), config
-
-
-def total_steps(train_config: TrainConfig, num_examples: int) -> int:
-    return train_config.epochs * (num_examples // train_config.batch_size)
-
-

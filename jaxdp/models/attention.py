@@ -121,8 +121,8 @@ def sparse_blocked(q, k, v, *, block_size: int, local_blocks: int, global_tokens
     mask = local_mask[None, :, None]
     scores = [s_local]
     if global_mask is not None:
-        blocks_k = kp[:, kb:]  # the original key blocks 0 .. nb-1
-        k_glob = blocks_k[:, :, B - c:].reshape(Bt, nb * c, H, K)
+        # the last c slots of the original blocks 0 .. nb-1 (padded blocks kb .. kb+nb-1)
+        k_glob = kp[:, kb:, B - c:].reshape(Bt, nb * c, H, K)
         v_glob = vp[:, kb:, B - c:].reshape(Bt, nb * c, H, K)
         scores.append(jnp.einsum("bnqhk,bghk->bnhqg", qb, k_glob))
         gmask = np.broadcast_to(global_mask[:, None, None, :], (nb, 1, B, nb * c))

@@ -155,6 +155,23 @@ def demo_sweep(runs: str, data_root: str, progress: bool = True) -> tuple[list[d
     return rows, figure
 
 
+def _demo_construction() -> None:
+    """One proof check (Lemma A.12) from the `constructions` package beside jaxdp, if present;
+    imported here, at run time, so the library never depends on it."""
+    try:
+        from constructions.checks import CHECKS
+    except ImportError:
+        return
+    import jax
+
+    check = CHECKS["copy_sparse"]
+    with jax.enable_x64(True):
+        m = check.measure(64)
+    print(f"\nChecking a proof: Lemma {m.lemma} ({check.claim}) with hand-set weights in "
+          f"jaxdp's sparse blocks, L = {m.size}, float64: largest error {m.max_error:.1e} "
+          f"<= eps = {m.eps:.0e}: {'holds' if m.ok else 'FAILS'} (all lemmas: python -m constructions.report)")
+
+
 def cmd_demo(args) -> str:
     for name, size in DEMO_SIZES.items():
         task = tasks.get(name, size)
@@ -170,6 +187,7 @@ def cmd_demo(args) -> str:
 
     rows, figure = demo_sweep(args.runs, args.out)
     print(sweep.accuracy_table(rows))
+    _demo_construction()
     return f"demo: datasets in {args.out}, runs and results.csv in {args.runs}, heatmap {figure}"
 
 

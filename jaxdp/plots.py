@@ -19,7 +19,7 @@ import numpy as np
 THRESHOLD = 0.9
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,12 +28,12 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -48,7 +48,7 @@ def _mean_accuracy(rows, **where) -> dict[tuple[int, int], float]:
 
 def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "") -> Path:
     """One panel per (model, task); accuracy in %, darker is better."""
-    plt = _pyplot()
+    plt = pyplot()
     task_names = sorted({r["task"] for r in rows})
     models = [m for m in ("standard", "sparse", "linear") if any(r["model"] == m for r in rows)]
     wide = len(task_names) == 1  # a single task: the models side by side
@@ -78,7 +78,7 @@ def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "") -> Path:
                 ax.set_ylabel("hidden size D")
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def min_dims(rows: Sequence[dict], threshold: float = THRESHOLD) -> dict[tuple[str, str], list[tuple[int, int]]]:
@@ -117,7 +117,7 @@ def scaling_table(rows: Sequence[dict], threshold: float = THRESHOLD) -> str:
 
 
 def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     found = min_dims(rows, threshold)
     task_names = sorted({t for t, _ in found}) or sorted({r["task"] for r in rows})
     fig, axes = plt.subplots(1, len(task_names), squeeze=False, figsize=(4 * len(task_names), 3.4))
@@ -139,7 +139,7 @@ def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD
         ax.set_ylabel(f"smallest D with accuracy ≥ {threshold:.0%}")
         ax.set_title(task)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def table2(rows: Sequence[dict], threshold: float = THRESHOLD, task: str = "arithmetic") -> list[dict]:

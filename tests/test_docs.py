@@ -8,7 +8,8 @@ import re
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-MODULES = ["jaxdp.tasks", "jaxdp.models", "jaxdp.models.config", "jaxdp.models.masks", "jaxdp.flops"]
+MODULES = ["jaxdp.tasks", "jaxdp.models", "jaxdp.models.config", "jaxdp.models.masks", "jaxdp.flops",
+           "constructions.residual"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,426 @@
+"""Lemmas A.8, A.9, A.11 and A.12: attention layers with hand-set weights, as `HandSet`s of
+jaxdp `Block`s (the model's own kernels do the mixing).
+
+* A.8  the linear-attention recurrence (16)–(19) equals eq. (15): `linear_recurrence` is an
+       independent float64 loop to hold the model's three linear forms against.
+* A.9  AGG: one linear-attention head averages the tokens of a chosen block of m (`agg`).
+* A.11 COPY: one softmax head copies the value of the matching token with the highest rating,
+       under Assumption A.10 (`copy_head`, `copy_softmax`).
+* A.12 COPY by a 3-layer sparse transformer: token i gets the value of token p_i ≤ i for any
+       target index, with block size B and one summary token per block (`copy_sparse`).
+
+The query maps are multiplied by sqrt(K) to undo the kernels' 1/sqrt(K) score scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from constructions.handset import HandSet, construction_config, inert_attention
+from constructions.mlp import ceil_div_relu, relu_to_gelu
+from constructions.residual import MLP, Layout, attention_params, block_params, ffn_params, zero_ffn
+from jaxdp.models import default_block_size
+
+# ----------------------------------------------------------------------------------- A.8
+
+
+def phi(x: np.ndarray) -> np.ndarray:
+    """φ(x) = elu(x) + 1 (eq. (7)), computed as x + 1 for x > 0 and exp(x) otherwise."""
+    return np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0.0)))
+
+
+def linear_recurrence(q_BxLxHxK: np.ndarray, k_BxLxHxK: np.ndarray, v_BxLxHxK: np.ndarray) -> np.ndarray:
+    """Lemma A.8, eqs. (16)–(19), one position at a time in float64:
+
+        s_0 = 0, z_0 = 0,  s_i = s_{i−1} + φ(k_i) v_iᵀ,  z_i = z_{i−1} + φ(k_i),
+        Attn(x_i)ᵀ = φ(q_i)ᵀ s_i / φ(q_i)ᵀ z_i.
+    """
+    q, k, v = (np.asarray(a, np.float64) for a in (q_BxLxHxK, k_BxLxHxK, v_BxLxHxK))
+    Bt, L, H, K = q.shape
+    s = np.zeros((Bt, H, K, v.shape[-1]))
+    z = np.zeros((Bt, H, K))
+    out = np.zeros_like(v)
+    for i in range(L):
+        s = s + np.einsum("bhk,bhv->bhkv", phi(k[:, i]), v[:, i])
+        z = z + phi(k[:, i])
+        fq = phi(q[:, i])
+        out[:, i] = np.einsum("bhk,bhkv->bhv", fq, s) / np.einsum("bhk,bhk->bh", fq, z)[..., None]
+    return out
+
+
+def random_linear_attention(D: int, num_heads: int, seed: int = 0) -> HandSet:
+    """A.8's test subject: one linear-attention block with random weights (N(0, 1/D)) and a zero
+    FFN, so block(x) = x + Attn(x). Its exact output is `linear_attention_reference`."""
+    rng = np.random.default_rng(seed)
+    layout = Layout(x=D)
+    attn = {f"{m}.kernel": rng.normal(0, D**-0.5, (D, D)) for m in ("query", "key", "value", "out")}
+    attn.update({f"{m}.bias": rng.normal(0, 0.1, D) for m in ("query", "key", "value", "out")})
+    cfg = construction_config(layout, 1, attention="linear", num_heads=num_heads, max_len=4096)
+    params = block_params(attn, zero_ffn(layout, cfg.hidden_dim))
+    return HandSet("A.8", cfg, layout, (params,), 1.0, "-", 0.0, float(max(np.abs(a).max() for a in attn.values())))
+
+
+def linear_attention_reference(handset: HandSet, x_BxLxD: np.ndarray) -> np.ndarray:
+    """x + Attn(x) for `random_linear_attention`'s block, through `linear_recurrence`."""
+    p = handset.blocks[0]
+    H = handset.config.num_heads
+    x = np.asarray(x_BxLxD, np.float64)
+    heads = [(x @ p[f"attn.{m}.kernel"] + p[f"attn.{m}.bias"]).reshape(*x.shape[:2], H, -1)
+             for m in ("query", "key", "value")]  # fmt: skip
+    o = linear_recurrence(*heads).reshape(x.shape)
+    return x + o @ p["attn.out.kernel"] + p["attn.out.bias"]
+
+
+# ----------------------------------------------------------------------------------- A.9
+
+
+def agg_scale(M: float, m: int, K: int, eps: float) -> float:
+    """μ = ln(2·M·m²·K/ε); with head size K = m this is the paper's μ = ln(2Mm³/ε)."""
+    return math.log(2.0 * M * m * m * K / eps)
+
+
+def agg(d: int, m: int, M: float, eps: float | None = None, *, mu: float | None = None) -> HandSet:
+    """Lemma A.9 (AGG): for x_i = (x̂_i, e_⌈i/m⌉, e_{q_i}), i ≤ m², one linear-attention head
+    returns o_i with ‖o_i − mean_{j ∈ S_i} x̂_j‖∞ ≤ ε, S_i = {j ≤ i : ⌈j/m⌉ = q_i}.
+
+    Query μ·e_{q_i} − μ, key μ·e_⌈j/m⌉ − μ, value x̂_j, in a head of size K = max(d, m) (the
+    other heads are inert). With φ(0) = 1 and φ(−μ) = e^{−μ}, a matching key scores
+    1 + (K−1)e^{−2μ} ≥ 1 and any other at most 2e^{−μ} + (K−2)e^{−2μ} ≤ K·e^{−μ}; the paper's
+    argument then bounds the error by 2·M·m²·K·e^{−μ}, which `agg_scale` makes ε. (The paper's
+    text writes the matching score as 1 + (m−1)e^{−μ}; it is e^{−2μ}, and only "≥ 1" is used.)
+    Parameters are bounded by max(μ, 1) = O(log(M·m/ε)).
+    """
+    K = max(d, m)
+    if mu is None:
+        mu = agg_scale(M, m, K, eps)
+    layout = Layout(xhat=d, block=m, query=m, out=d).padded(K)
+    D, H = layout.dim, layout.dim // K
+    query, key, value = np.zeros((D, K)), np.zeros((D, K)), np.zeros((D, K))
+    query[layout.indices("query"), np.arange(m)] = mu
+    key[layout.indices("block"), np.arange(m)] = mu
+    value[layout.indices("xhat"), np.arange(d)] = 1.0
+    out = np.zeros((K, D))
+    out[np.arange(d), layout.indices("out")] = 1.0
+    head = dict(query=query, key=key, value=value, out=out,
+                query_bias=np.full(K, -mu), key_bias=np.full(K, -mu))  # fmt: skip
+    cfg = construction_config(layout, 1, attention="linear", num_heads=H, max_len=m * m)
+    params = block_params(attention_params(layout, H, {0: head}), zero_ffn(layout, cfg.hidden_dim))
+    bound = 2.0 * M * m * m * K * math.exp(-mu)
+    return HandSet("A.9", cfg, layout, (params,), mu, "μ", bound, max(mu, 1.0))
+
+
+# ---------------------------------------------------------------------------------- A.11
+
+
+def copy_gap(rho: float, delta: float, rating_range: float) -> tuple[float, float]:
+    """(θ, gap) for COPY: scores λ·(q_i·k_j + θ·r_j) with θ = 3δ/(4R), R the spread of the
+    ratings (the paper's 2M). Under Assumption A.10 the best match beats another match by
+    λ(θδ − 2ρ) and any non-match by λ(δ − ρ − θR); gap is the smaller, ≥ δ²/(4R) when
+    ρ ≤ δ²/(4R) (the paper's ρ ≤ δ²/(8M))."""
+    theta = 3.0 * delta / (4.0 * rating_range)
+    gap = min(theta * delta - 2.0 * rho, delta - rho - theta * rating_range)
+    if gap <= 0:
+        raise ValueError(f"copy: Assumption A.10 fails (rho={rho}, delta={delta}, rating range "
+                         f"{rating_range}): needs rho <= delta^2/(4R)")  # fmt: skip
+    return theta, gap
+
+
+def copy_scale(rho: float, delta: float, rating_range: float, M_v: float, n: int, eps: float) -> float:
+    """λ = ln(2·M_v·n/ε)/gap, so that 2·M_v·(n−1)·e^{−λ·gap} ≤ ε."""
+    return math.log(2.0 * M_v * max(n, 2) / eps) / copy_gap(rho, delta, rating_range)[1]
+
+
+def copy_head(layout: Layout, Q: np.ndarray, K: np.ndarray, V: np.ndarray, rating: np.ndarray,
+              out: str, *, rho: float, delta: float, rating_range: float, M_v: float, n: int,
+              eps: float | None = None, lam: float | None = None, q_bias=None, k_bias=None,
+              ) -> tuple[dict, float, float, float]:  # fmt: skip
+    """One softmax head (H = 1, head size D) doing COPY (Lemma A.11) on the residual stream.
+
+    q_i = Q x_i + q_bias, k_j = K x_j + k_bias ([d', D] maps), v_j = V x_j ([d_v, D]),
+    r_j = rating · x_j; the head scores λ·(q_i·k_j + θ·r_j) (`copy_gap`) and adds v_{pos(i)}
+    into subspace `out`. With at most n keys per query and ‖v‖∞ ≤ M_v the error is at most
+    2·M_v·(n − 1)·e^{−λ·gap}. Returns (head dict, λ, error bound, parameter ℓ∞ norm).
+    """
+    D = layout.dim
+    dq, dv = Q.shape[0], V.shape[0]
+    if D < dq + 1 or D < dv:
+        raise ValueError(f"copy_head: D={D} cannot hold {dq}+1 query features and {dv} values")
+    theta, gap = copy_gap(rho, delta, rating_range)
+    if lam is None:
+        lam = copy_scale(rho, delta, rating_range, M_v, n, eps)
+    s = math.sqrt(D)
+    q_bias = np.zeros(dq) if q_bias is None else np.asarray(q_bias, np.float64)
+    k_bias = np.zeros(dq) if k_bias is None else np.asarray(k_bias, np.float64)
+    query, key, value = np.zeros((D, D)), np.zeros((D, D)), np.zeros((D, D))
+    query[:, :dq] = s * lam * Q.T
+    key[:, :dq], key[:, dq] = K.T, rating
+    value[:, :dv] = V.T
+    qb, kb = np.zeros(D), np.zeros(D)
+    qb[:dq], qb[dq] = s * lam * q_bias, s * lam * theta
+    kb[:dq] = k_bias
+    out_map = np.zeros((D, D))
+    out_map[np.arange(dv), layout.indices(out)] = 1.0
+    head = dict(query=query, key=key, value=value, out=out_map, query_bias=qb, key_bias=kb)
+    bound = 2.0 * M_v * (max(n, 1) - 1) * math.exp(-lam * gap)
+    norm = max(float(np.abs(a).max(initial=0.0)) for a in head.values())
+    return head, lam, bound, norm
+
+
+def copy_softmax(Q: np.ndarray, K: np.ndarray, V: np.ndarray, rating: np.ndarray, *, rho: float,
+                 delta: float, M: float, n: int, eps: float | None = None,
+                 lam: float | None = None) -> HandSet:  # fmt: skip
+    """Lemma A.11: one standard-attention head with u_i = v_{pos(i)}, pos(i) = argmax_{j ∈ S_i}
+    r_j, S_i = {j ≤ i : |q_i·k_j| ≤ ρ}, up to ε, for inputs x ∈ [−M, M]^{d_x} (subspace `x`)
+    satisfying Assumption A.10 with ρ ≤ δ²/(8M) and ‖V‖∞ ≤ 1; the output lands in `out`.
+
+    Our S_i includes j = i, which a causal head sees; the paper's j < i is the case of a token
+    that never matches itself. λ = (ln(2Mn/ε))/gap ≤ 8M·ln(2Mn/ε)/δ² (`copy_gap`), so the
+    parameters are O(poly(M, 1/δ, log n, log 1/ε)) as the lemma states.
+    """
+    dq, dx = Q.shape
+    dv = V.shape[0]
+    layout = Layout(x=dx, out=dv)
+    layout = Layout(x=dx, out=dv, spare=dq + 1 - layout.dim) if layout.dim < dq + 1 else layout
+    embed = lambda A: np.pad(A, ((0, 0), (0, layout.dim - dx)))  # noqa: E731  (x comes first)
+    r = np.zeros(layout.dim)
+    r[:dx] = rating
+    M_v = M * max(1.0, float(np.abs(V).sum(axis=1).max()))
+    head, lam, bound, norm = copy_head(layout, embed(Q), embed(K), embed(V), r, "out", rho=rho,
+                                       delta=delta, rating_range=2.0 * M, M_v=M_v, n=n, eps=eps,
+                                       lam=lam)  # fmt: skip
+    cfg = construction_config(layout, 1, attention="standard", max_len=n)
+    params = block_params(attention_params(layout, 1, {0: head}), zero_ffn(layout, cfg.hidden_dim))
+    return HandSet("A.11", cfg, layout, (params,), lam, "λ", bound, norm)
+
+
+# ---------------------------------------------------------------------------------- A.12
+
+
+class _ReluNet:
+    """A ReLU MLP written unit by unit: `unit({input: weight}, bias)`, then `emit(out, unit, c)`."""
+
+    def __init__(self, d_in: int, d_out: int):
+        self.d_in, self.cols, self.bias, self.outs = d_in, [], [], []
+        self.b2 = np.zeros(d_out)
+
+    def unit(self, weights: dict[int, float], bias: float) -> int:
+        col = np.zeros(self.d_in)
+        for i, w in weights.items():
+            col[i] += w
+        self.cols.append(col)
+        self.bias.append(bias)
+        return len(self.cols) - 1
+
+    def emit(self, out: int, unit: int, coef: float) -> None:
+        self.outs.append((unit, out, coef))
+
+    def mlp(self) -> MLP:
+        w2 = np.zeros((len(self.cols), len(self.b2)))
+        for unit, out, coef in self.outs:
+            w2[unit, out] += coef
+        return MLP(np.stack(self.cols, axis=1), np.array(self.bias), w2, self.b2.copy())
+
+
+def _bits(n: int) -> int:
+    return max(1, int(n - 1).bit_length())
+
+
+def _slot_spread(d: int, B: int, M: float) -> MLP:
+    """Layer 1: (v, i mod B) -> B slots of size d, v in slot (i mod B), zeros elsewhere.
+
+    With the gate v·[r ≥ t] = ReLU(v + 2M + 4M(r − t)) − ReLU(2M + 4M(r − t)), slot
+    s = v·[r ≥ s] − v·[r ≥ s + 1]. For integer r and |v| ≤ M every pre-activation is at least M
+    away from 0."""
+    net = _ReluNet(d + 1, B * d)
+    r = d
+    for t in range(B):
+        shared = net.unit({r: 4 * M}, 2 * M - 4 * M * t)
+        for k in range(d):
+            u = net.unit({k: 1.0, r: 4 * M}, 2 * M - 4 * M * t)
+            for s, sign in ((t, 1.0), (t - 1, -1.0)):  # +gate_t into slot t, −gate_t into slot t−1
+                if 0 <= s < B:
+                    net.emit(s * d + k, u, sign), net.emit(s * d + k, shared, -sign)
+    return net.mlp()
+
+
+def _position_features(B: int, C: int) -> MLP:
+    """Layer 1: (r = i mod B, c = ⌈i/B⌉) -> (is_sum, sum_c, f, c², rating, bits of n_i − 1).
+
+    is_sum = [r = 0] (i is its block's summary token), sum_c = c·is_sum, f = ⌊i/B⌋ = c − 1 + is_sum,
+    rating = i's place in its block (1..B), n_i = min(i, B) (the size of i's local window). All
+    inputs are integers, so every pre-activation is an integer: 0 (where GeLU is exact) or ≥ 1."""
+    nb = _bits(B)
+    net = _ReluNet(2, 5 + nb)
+    r, c = 0, 1
+    u_r, u_r1 = net.unit({r: 1.0}, 0.0), net.unit({r: 1.0}, -1.0)
+    u_sc, u_c = net.unit({c: 1.0, r: -2.0 * C}, 0.0), net.unit({c: 1.0}, 0.0)
+    net.b2[0] = 1.0  # is_sum = 1 − ReLU(r) + ReLU(r − 1)
+    net.emit(0, u_r, -1.0), net.emit(0, u_r1, 1.0)
+    net.emit(1, u_sc, 1.0)  # sum_c = ReLU(c − 2C·r)
+    net.emit(2, u_c, 1.0), net.emit(2, u_r, -1.0), net.emit(2, u_r1, 1.0)  # f
+    net.emit(3, u_c, 1.0)  # c² = c + 2·Σ_{t≥1} ReLU(c − t) at integers
+    for t in range(1, C):
+        net.emit(3, net.unit({c: 1.0}, -float(t)), 2.0)
+    net.b2[4] = B  # rating = r + B·is_sum
+    net.emit(4, u_r, 1.0 - B), net.emit(4, u_r1, float(B))
+    # bit_b(n_i − 1) = bit_b(B − 1) + [c = 1 ∧ r ≥ 1]·(bit_b(r − 1) − bit_b(B − 1)), the product
+    # telescoped over steps [c = 1 ∧ r ≥ t] = ReLU(r − t + 1 − B(c − 1)) − ReLU(r − t − B(c − 1)).
+    bit = lambda x, b: float((x >> b) & 1)  # noqa: E731
+    for b in range(nb):
+        net.b2[5 + b] = bit(B - 1, b)
+    for t in range(1, B):
+        hi = net.unit({r: 1.0, c: -float(B)}, -t + 1.0 + B)
+        lo = net.unit({r: 1.0, c: -float(B)}, -t + 0.0 + B)
+        for b in range(nb):
+            step = bit(t - 1, b) - (bit(t - 2, b) if t >= 2 else bit(B - 1, b))
+            if step:
+                net.emit(5 + b, hi, step), net.emit(5 + b, lo, -step)
+    return net.mlp()
+
+
+def _gated_sum(d_u: int, nb: int, M: float) -> MLP:
+    """Layer 2: (o, bits) -> o·Σ_b 2^b·bit_b, with o·bit = ReLU(o + 2M' + 4M'(bit − 1)) −
+    ReLU(2M' + 4M'(bit − 1)), M' = 2M: rescales the window average by n_i − 1 (added to o)."""
+    Mp = 2.0 * M
+    net = _ReluNet(d_u + nb, d_u)
+    for b in range(nb):
+        shared = net.unit({d_u + b: 4 * Mp}, 2 * Mp - 4 * Mp)
+        for k in range(d_u):
+            u = net.unit({k: 1.0, d_u + b: 4 * Mp}, 2 * Mp - 4 * Mp)
+            net.emit(k, u, 2.0**b), net.emit(k, shared, -(2.0**b))
+    return net.mlp()
+
+
+def _ceil_square(B: int, C: int) -> MLP:
+    """Layer 2: p -> ⌈p/B⌉² = 1 + Σ_{j=1}^{C−1} (2j + 1)·[p ≥ jB + 1], with the ramps of A.7."""
+    net = _ReluNet(1, 1)
+    net.b2[0] = 1.0
+    for j in range(1, C):
+        hi, lo = net.unit({0: 2.0}, -2.0 * j * B - 0.5), net.unit({0: 2.0}, -2.0 * j * B - 1.5)
+        net.emit(0, hi, 2.0 * j + 1), net.emit(0, lo, -(2.0 * j + 1))
+    return net.mlp()
+
+
+def _select_slot(d: int, B: int, M: float) -> MLP:
+    """Layer 3: (B slots u_s, pr) -> u_s for the s with s ≡ pr (mod B), pr ∈ [1, B]: the gates
+    u·[pr ≥ t] of `_slot_spread` with M' = 2M, slot s ↔ t_s = s (s ≥ 1), t_0 = B."""
+    Mp = 2.0 * M
+    net = _ReluNet(B * d + 1, d)
+    pr = B * d
+    shared = {t: net.unit({pr: 4 * Mp}, 2 * Mp - 4 * Mp * t) for t in range(1, B + 1)}
+    for s in range(B):
+        t_s = s if s else B
+        for t, sign in ((t_s, 1.0), (t_s + 1, -1.0)):
+            if t > B:
+                continue
+            for k in range(d):
+                u = net.unit({s * d + k: 1.0, pr: 4 * Mp}, 2 * Mp - 4 * Mp * t)
+                net.emit(k, u, sign), net.emit(k, shared[t], -sign)
+    return net.mlp()
+
+
+def copy_sparse(L: int, d: int, M: float, eps: float, B: int | None = None) -> HandSet:
+    """Lemma A.12: three sparse-attention layers (eq. (6), block size B, one summary token per
+    block, local window B) that give token i the value v_{p_i} of any target p_i ≤ i, up to ε.
+
+    Input x_i = (v_i, p_i, i mod B, ⌈i/B⌉) with v_i ∈ [−M, M]^d. Our realisation of the proof:
+
+    1. FFN (`_slot_spread`, `_position_features`): v_i into slot (i mod B) of B slots; integer
+       position features (summary flag, ⌊i/B⌋, ⌈i/B⌉², place in block, bits of min(i, B) − 1).
+    2. Attention: uniform over the local window (score 0), older summary tokens scored
+       −λ₂·(⌊i/B⌋ − ⌈j/B⌉) ≤ −λ₂; FFN: rescale the average to the window's sum. The paper
+       multiplies by B; a window holds min(i, B) tokens, so we multiply by that (`_gated_sum`),
+       else the first block's tokens come out scaled by B/i. Also ⌈p/B⌉, p's place in its block
+       (Lemma A.7, `ceil_div_relu`) and ⌈p/B⌉².
+    3. Attention: COPY (Lemma A.11, `copy_head`) from the latest visible token j of block ⌈p/B⌉
+       (q·k = −(⌈j/B⌉ − ⌈p/B⌉)², rating = j's place in its block): that is the block's summary
+       token, whose window is the whole block, or i itself when p is in i's block. FFN: pick
+       the slot of p (`_select_slot`).
+
+    Every MLP is a ReLU net with a margin turned into GeLU by Lemma A.2 (Gaussian-tail error).
+    The bound adds the parts' errors; the scale reported is the COPY head's λ.
+    """
+    B = default_block_size(L) if B is None else B
+    if B < 2:
+        raise ValueError(f"copy_sparse: block size B={B} must be at least 2")
+    C, nb = -(-L // B), _bits(B)
+    layout = Layout(v=d, p=1, rmod=1, cblk=1, slots=B * d, is_sum=1, sum_c=1, f=1, c2=1, rating=1,
+                    nbits=nb, window=B * d, b=1, bm1=1, pr=1, b2=1, copied=B * d, out=d)  # fmt: skip
+    D = layout.dim
+    # Error budget: slots and selection ε/8 each, rescale ε/8, the two attentions ε/4 each;
+    # the integer features get a share so small that their errors only matter through ρ.
+    eta_f = eps * 1e-6 / (8.0 * (C + 3))
+    spread = relu_to_gelu(_slot_spread(d, B, M), eps / (8.0 * B), margin=M)
+    feats = relu_to_gelu(_position_features(B, C), eta_f, margin=1.0)
+    rescale = relu_to_gelu(_gated_sum(B * d, nb, M), eps / 8.0, margin=M)
+    ceil_p = relu_to_gelu(ceil_div_relu(B, C), eta_f, margin=0.5)
+    square_p = relu_to_gelu(_ceil_square(B, C), eta_f, margin=0.5)
+    select = relu_to_gelu(_select_slot(d, B, M), eps / 8.0, margin=M)
+    mlps = (spread, feats, rescale, ceil_p, square_p, select)
+    eta = max(feats.error_bound, ceil_p.error_bound, square_p.error_bound)
+    hidden = max(spread.mlp.hidden + feats.mlp.hidden,
+                 rescale.mlp.hidden + ceil_p.mlp.hidden + square_p.mlp.hidden, select.mlp.hidden)
+    cfg = construction_config(layout, hidden, attention="sparse", max_len=L, block_size=B,
+                              local_blocks=1, global_tokens=1, num_layers=3)  # fmt: skip
+    s = math.sqrt(D)
+
+    # Layer 2: uniform over the window; older summaries (⌈j/B⌉ < ⌊i/B⌋) at most −λ₂.
+    lam2 = math.log(2.0 * M * C / (eps / 4.0))
+    query, key = np.zeros((D, D)), np.zeros((D, D))
+    query[layout.indices("f"), 1] = -s * lam2
+    qb = np.zeros(D)
+    qb[0] = s * lam2
+    key[layout.indices("sum_c"), 0] = key[layout.indices("is_sum"), 1] = 1.0
+    value, out = np.zeros((D, D)), np.zeros((D, D))
+    value[layout.indices("slots"), np.arange(B * d)] = 1.0
+    out[np.arange(B * d), layout.indices("window")] = 1.0
+    attn2 = attention_params(layout, 1, {0: dict(query=query, key=key, value=value, out=out, query_bias=qb)})
+    err2 = 2.0 * M * C * math.exp(-lam2)
+    delta2 = lam2 * eta * (C + 3)  # feature errors move the window's scores by at most this
+    err2 += M * (math.exp(2 * delta2) - 1.0)
+
+    # Layer 3: COPY from the latest visible token of block b = ⌈p/B⌉: q = (2b, −b², −1),
+    # k = (c, 1, c²) so q·k = −(c − b)²; rating = place in block (1..B).
+    rows = lambda *names: layout.indices(list(names))  # noqa: E731
+    Q, K = np.zeros((3, D)), np.zeros((3, D))
+    Q[0, rows("b")], Q[1, rows("b2")] = 2.0, -1.0
+    K[0, rows("cblk")], K[2, rows("c2")] = 1.0, 1.0
+    V = np.zeros((B * d, D))
+    V[np.arange(B * d), rows("window")] = 1.0
+    rating = np.zeros(D)
+    rating[rows("rating")] = 1.0
+    rho = eta * (2.0 * C + 3.0)
+    M_v = M + eps
+    head3, lam3, err3, norm3 = copy_head(layout, Q, K, V, rating, "copied", rho=rho, delta=1.0 - 2 * rho,
+                                         rating_range=max(B - 1, 1), M_v=M_v, n=B + C, eps=eps / 4.0,
+                                         q_bias=[0.0, 0.0, -1.0], k_bias=[0.0, 1.0, 0.0])  # fmt: skip
+    attn3 = attention_params(layout, 1, {0: head3})
+
+    H = cfg.hidden_dim
+    blocks = (
+        block_params(inert_attention(D), ffn_params(layout, H, [
+            (spread.mlp, ["v", "rmod"], "slots"),
+            (feats.mlp, ["rmod", "cblk"], ["is_sum", "sum_c", "f", "c2", "rating", "nbits"])])),
+        block_params(attn2, ffn_params(layout, H, [
+            (rescale.mlp, ["window", "nbits"], "window"),
+            (ceil_p.mlp, "p", ["b", "bm1", "pr"]),
+            (square_p.mlp, "p", "b2")])),
+        block_params(attn3, ffn_params(layout, H, [(select.mlp, ["copied", "pr"], "out")])),
+    )  # fmt: skip
+    # The window's per-coordinate error: B slot errors, the rescale, the layer-2 leak, and the
+    # bit errors through the gates; the COPY and the selection add theirs.
+    err_bits = 8.0 * M * B * eta * nb
+    bound = B * spread.error_bound + rescale.error_bound + err2 + err_bits + err3 + select.error_bound
+    norm = max([m.norm_bound for m in mlps] + [s * lam2, norm3])
+    return HandSet("A.12", cfg, layout, blocks, lam3, "λ", bound, norm)
+
+
+def copy_sparse_inputs(layout: Layout, v_BxLxd: np.ndarray, p_BxL: np.ndarray, B: int) -> np.ndarray:
+    """The residual stream x_i = (v_i, p_i, i mod B, ⌈i/B⌉) for `copy_sparse` (1-indexed i)."""
+    Bt, L, _ = v_BxLxd.shape
+    i = np.arange(1, L + 1, dtype=np.float64)
+    pos = lambda a: np.broadcast_to(a[None, :, None], (Bt, L, 1))  # noqa: E731
+    return layout.embed(v=v_BxLxd, p=np.asarray(p_BxL, np.float64)[..., None],
+                        rmod=pos(i % B), cblk=pos(np.ceil(i / B)))  # fmt: skip

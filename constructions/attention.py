@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from constructions.handset import HandSet, construction_config, inert_attention
+from constructions.handset import HandSet, construction_config
 from constructions.mlp import ceil_div_relu, relu_to_gelu
 from constructions.residual import MLP, Layout, attention_params, block_params, ffn_params, zero_ffn
 from jaxdp.models import default_block_size
@@ -400,7 +400,7 @@ def copy_sparse(L: int, d: int, M: float, eps: float, B: int | None = None) -> H
 
     H = cfg.hidden_dim
     blocks = (
-        block_params(inert_attention(D), ffn_params(layout, H, [
+        block_params(attention_params(layout, 1, {}), ffn_params(layout, H, [
             (spread.mlp, ["v", "rmod"], "slots"),
             (feats.mlp, ["rmod", "cblk"], ["is_sum", "sum_c", "f", "c2", "rating", "nbits"])])),
         block_params(attn2, ffn_params(layout, H, [

@@ -217,6 +217,11 @@ def _copy_problem(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return Q, K, V, rating, rho, M
 
 
+def _copy_build(n, eps, lam):
+    Q, K, V, rating, rho, M = _copy_problem(n)
+    return att.copy_softmax(Q, K, V, rating, rho=rho, delta=COPY_DELTA, M=M, n=n, eps=eps, lam=lam)
+
+
 def _copy_sample(hs, n, rng):
     _, _, _, _, rho, M = _copy_problem(n)
     rows = 4
@@ -286,8 +291,7 @@ CHECKS: dict[str, Check] = {c.name: c for c in [
           _agg_sample, _out("out"), (2, 4, 8, 16), 1e-3,
           "one linear head averages block q_i, μ = ln(2Mm³/ε) (size: m, L = m²)"),
     Check("copy_softmax", "A.11",
-          lambda n, eps, s: att.copy_softmax(*_copy_problem(n)[:4], rho=_copy_problem(n)[4], delta=COPY_DELTA,
-                                             M=_copy_problem(n)[5], n=n, eps=eps, lam=s),
+          _copy_build,
           _copy_sample, _out("out"), (8, 32, 128, 512), 1e-3,
           "one softmax head copies the best-rated match under A.10 (size: L)"),
     Check("copy_sparse", "A.12",

@@ -16,7 +16,7 @@ import numpy as np
 from flax import nnx
 
 from constructions.mlp import LemmaMLP
-from constructions.residual import Layout, block_params, ffn_params, write_params
+from constructions.residual import Layout, attention_params, block_params, ffn_params, write_params
 from jaxdp.models import Block, ModelConfig
 
 
@@ -71,18 +71,12 @@ class HandSet:
         return np.asarray(x.astype(jnp.float32 if dtype == "bfloat16" else x.dtype), np.float64)
 
 
-def inert_attention(D: int) -> dict:
-    """Attention parameters that add nothing (zero out-projection and everything else)."""
-    return {f"{m}.{p}": np.zeros((D, D) if p == "kernel" else D)
-            for m in ("query", "key", "value", "out") for p in ("kernel", "bias")}  # fmt: skip
-
-
 def mlp_handset(lemma: LemmaMLP) -> HandSet:
     """One block whose FFN is the lemma's MLP (reading subspace `x`, writing `y`) and whose
     attention is inert: block(x ⊕ 0) = x ⊕ f(x)."""
     layout = Layout(x=lemma.mlp.d_in, y=lemma.mlp.d_out)
     cfg = construction_config(layout, lemma.mlp.hidden)
     ffn = ffn_params(layout, cfg.hidden_dim, [(lemma.mlp, "x", "y")])
-    params = block_params(inert_attention(layout.dim), ffn)
+    params = block_params(attention_params(layout, 1, {}), ffn)  # no head: the attention adds 0
     return HandSet(lemma.lemma, cfg, layout, (params,), lemma.scale, lemma.scale_name,
                    lemma.error_bound, lemma.norm_bound)  # fmt: skip

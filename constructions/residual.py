@@ -12,7 +12,7 @@ named subspaces of the D-dimensional residual stream (tracr's idea) — and says
 ([[1.0, 2.0, 7.0, 0.0, 0.0]], [[7.0]])
 
 Two-layer MLPs are plain arrays (`MLP`: x -> W2 act(W1 x + b1) + b2); several act side by side
-in one FFN by `ffn_params`, which stacks their hidden units. `attention_params` places one
+in one FFN by `ffn_params`, which places their hidden units one after another. `attention_params` places one
 head's query/key/value/out maps. `write_params` copies a complete `{path: array}` dict into an
 nnx module, refusing unknown paths, missing paths and wrong shapes, so a construction can never
 silently leave a random initial weight in place.
@@ -120,22 +120,6 @@ class MLP:
         return float(max(np.abs(a).max(initial=0.0) for a in (self.w1, self.b1, self.w2, self.b2)))
 
 
-def stack(mlps: Sequence[MLP]) -> MLP:
-    """MLPs side by side: inputs and outputs concatenated, hidden units stacked block-diagonally."""
-    w1 = _block_diag([m.w1 for m in mlps])
-    w2 = _block_diag([m.w2 for m in mlps])
-    return MLP(w1, np.concatenate([m.b1 for m in mlps]), w2, np.concatenate([m.b2 for m in mlps]))
-
-
-def _block_diag(blocks: Sequence[np.ndarray]) -> np.ndarray:
-    out = np.zeros((sum(b.shape[0] for b in blocks), sum(b.shape[1] for b in blocks)))
-    r = c = 0
-    for b in blocks:
-        out[r:r + b.shape[0], c:c + b.shape[1]] = b
-        r, c = r + b.shape[0], c + b.shape[1]
-    return out
-
-
 def ffn_params(layout: Layout, hidden_dim: int,
                parts: Sequence[tuple[MLP, str | Sequence[str], str | Sequence[str]]]) -> dict:
     """FFN parameters (paths `fc1.kernel` … `fc2.bias`) running each `(mlp, reads, writes)` in
@@ -200,16 +184,21 @@ def block_params(attention: dict, ffn: dict) -> dict:
     return {**{f"attn.{k}": v for k, v in attention.items()}, **{f"ffn.{k}": v for k, v in ffn.items()}}
 
 
+def _dotted(path) -> str:
+    """A pytree key path as `attn.query.kernel`."""
+    return ".".join(str(getattr(k, "key", k)) for k in path)
+
+
 def param_paths(module: nnx.Module) -> dict[str, tuple[int, ...]]:
     """Every parameter of `module` as a dotted path (`attn.query.kernel`) and its shape."""
     pure = nnx.to_pure_dict(nnx.state(module, nnx.Param))
     leaves = jax.tree_util.tree_flatten_with_path(pure)[0]
-    return {".".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape) for path, leaf in leaves}
+    return {_dotted(path): tuple(leaf.shape) for path, leaf in leaves}
 
 
-def write_params(module: nnx.Module, values: Mapping[str, np.ndarray], dtype=None) -> None:
+def write_params(module: nnx.Module, values: Mapping[str, np.ndarray]) -> None:
     """Set every parameter of `module` from `values` (dotted path -> array), cast to the
-    parameter dtype (or `dtype`). Unknown paths, missing paths and wrong shapes are errors."""
+    parameter dtype. Unknown paths, missing paths and wrong shapes are errors."""
     shapes = param_paths(module)
     unknown = sorted(set(values) - set(shapes))
     missing = sorted(set(shapes) - set(values))
@@ -221,9 +210,6 @@ def write_params(module: nnx.Module, values: Mapping[str, np.ndarray], dtype=Non
     state = nnx.state(module, nnx.Param)
     pure = nnx.to_pure_dict(state)
 
-    def fill(path, leaf):
-        key = ".".join(str(getattr(k, "key", k)) for k in path)
-        return jnp.asarray(values[key], dtype or leaf.dtype)
-
+    fill = lambda path, leaf: jnp.asarray(values[_dotted(path)], leaf.dtype)  # noqa: E731
     nnx.replace_by_pure_dict(state, jax.tree_util.tree_map_with_path(fill, pure))
     nnx.update(module, state)

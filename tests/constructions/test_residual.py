@@ -5,7 +5,7 @@ import pytest
 from flax import nnx
 
 from constructions.handset import construction_config
-from constructions.residual import MLP, Layout, attention_params, block_params, ffn_params, stack, write_params
+from constructions.residual import MLP, Layout, attention_params, block_params, ffn_params, write_params
 from jaxdp.models import Block
 
 
@@ -23,14 +23,12 @@ def test_layout_places_names_in_order_and_refuses_bad_declarations():
         layout.embed(b=[1.0, 2.0])
 
 
-def test_stacked_mlps_compute_each_part_on_its_own_subspaces():
+def test_mlps_side_by_side_compute_each_part_on_its_own_subspaces():
     rng = np.random.default_rng(0)
     parts = [MLP(rng.normal(size=(2, 3)), rng.normal(size=3), rng.normal(size=(3, 1)), rng.normal(size=1)),
              MLP(rng.normal(size=(1, 2)), rng.normal(size=2), rng.normal(size=(2, 2)), rng.normal(size=2))]
     relu = lambda m, x: np.maximum(x @ m.w1 + m.b1, 0) @ m.w2 + m.b2  # noqa: E731
     x = rng.normal(size=(5, 3))
-    both = stack(parts)
-    np.testing.assert_allclose(relu(both, x), np.concatenate([relu(parts[0], x[:, :2]), relu(parts[1], x[:, 2:])], 1))
     layout = Layout(u=2, w=1, out1=1, out2=2)
     ffn = ffn_params(layout, 8, [(parts[0], "u", "out1"), (parts[1], "w", "out2")])
     h = np.maximum(layout.embed(u=x[:, :2], w=x[:, 2:]) @ ffn["fc1.kernel"] + ffn["fc1.bias"], 0)

@@ -96,19 +96,29 @@ def agg(d: int, m: int, M: float, eps: float | None = None, *, mu: float | None 
     if mu is None:
         mu = agg_scale(M, m, K, eps)
     layout = Layout(xhat=d, block=m, query=m, out=d).padded(K)
-    D, H = layout.dim, layout.dim // K
-    query, key, value = np.zeros((D, K)), np.zeros((D, K)), np.zeros((D, K))
-    query[layout.indices("query"), np.arange(m)] = mu
-    key[layout.indices("block"), np.arange(m)] = mu
-    value[layout.indices("xhat"), np.arange(d)] = 1.0
-    out = np.zeros((K, D))
-    out[np.arange(d), layout.indices("out")] = 1.0
-    head = dict(query=query, key=key, value=value, out=out,
-                query_bias=np.full(K, -mu), key_bias=np.full(K, -mu))  # fmt: skip
+    H = layout.dim // K
+    head = agg_head(layout, mu, K, query="query", key="block", values=layout.indices("xhat"), out="out")
     cfg = construction_config(layout, 1, attention="linear", num_heads=H, max_len=m * m)
     params = block_params(attention_params(layout, H, {0: head}), zero_ffn(layout, cfg.hidden_dim))
     bound = 2.0 * M * m * m * K * math.exp(-mu)
     return HandSet("A.9", cfg, layout, (params,), mu, "μ", bound, max(mu, 1.0))
+
+
+def agg_head(layout: Layout, mu: float, head_size: int, *, query: str, key: str, values: np.ndarray,
+             out: str) -> dict:  # fmt: skip
+    """One AGG head (Lemma A.9): query μ·e_q − μ from the one-hot subspace `query`, key
+    μ·e_b − μ from the one-hot subspace `key`, value the residual coordinates `values`, added
+    into subspace `out`."""
+    D, K, m = layout.dim, head_size, layout.size(query)
+    if layout.size(key) != m or K < max(m, len(values)):
+        raise ValueError(f"agg_head: one-hots {m}/{layout.size(key)} and {len(values)} values need a head "
+                         f"of size at least {max(m, len(values))}, got {K}")  # fmt: skip
+    q, k, v, o = np.zeros((D, K)), np.zeros((D, K)), np.zeros((D, K)), np.zeros((K, D))
+    q[layout.indices(query), np.arange(m)] = mu
+    k[layout.indices(key), np.arange(m)] = mu
+    v[values, np.arange(len(values))] = 1.0
+    o[np.arange(len(values)), layout.indices(out)] = 1.0
+    return dict(query=q, key=k, value=v, out=o, query_bias=np.full(K, -mu), key_bias=np.full(K, -mu))
 
 
 # ---------------------------------------------------------------------------------- A.11
@@ -135,32 +145,34 @@ def copy_scale(rho: float, delta: float, rating_range: float, M_v: float, n: int
 def copy_head(layout: Layout, Q: np.ndarray, K: np.ndarray, V: np.ndarray, rating: np.ndarray,
               out: str, *, rho: float, delta: float, rating_range: float, M_v: float, n: int,
               eps: float | None = None, lam: float | None = None, q_bias=None, k_bias=None,
-              ) -> tuple[dict, float, float, float]:  # fmt: skip
+              head_size: int | None = None) -> tuple[dict, float, float, float]:  # fmt: skip
     """One softmax head (H = 1, head size D) doing COPY (Lemma A.11) on the residual stream.
 
     q_i = Q x_i + q_bias, k_j = K x_j + k_bias ([d', D] maps), v_j = V x_j ([d_v, D]),
     r_j = rating · x_j; the head scores λ·(q_i·k_j + θ·r_j) (`copy_gap`) and adds v_{pos(i)}
     into subspace `out`. With at most n keys per query and ‖v‖∞ ≤ M_v the error is at most
-    2·M_v·(n − 1)·e^{−λ·gap}. Returns (head dict, λ, error bound, parameter ℓ∞ norm).
+    2·M_v·(n − 1)·e^{−λ·gap}. The head has size `head_size` (default D, one head).
+    Returns (head dict, λ, error bound, parameter ℓ∞ norm).
     """
     D = layout.dim
+    Kh = D if head_size is None else head_size
     dq, dv = Q.shape[0], V.shape[0]
-    if D < dq + 1 or D < dv:
-        raise ValueError(f"copy_head: D={D} cannot hold {dq}+1 query features and {dv} values")
+    if Kh < dq + 1 or Kh < dv:
+        raise ValueError(f"copy_head: a head of size {Kh} cannot hold {dq}+1 query features and {dv} values")
     theta, gap = copy_gap(rho, delta, rating_range)
     if lam is None:
         lam = copy_scale(rho, delta, rating_range, M_v, n, eps)
-    s = math.sqrt(D)
+    s = math.sqrt(Kh)
     q_bias = np.zeros(dq) if q_bias is None else np.asarray(q_bias, np.float64)
     k_bias = np.zeros(dq) if k_bias is None else np.asarray(k_bias, np.float64)
-    query, key, value = np.zeros((D, D)), np.zeros((D, D)), np.zeros((D, D))
+    query, key, value = np.zeros((D, Kh)), np.zeros((D, Kh)), np.zeros((D, Kh))
     query[:, :dq] = s * lam * Q.T
     key[:, :dq], key[:, dq] = K.T, rating
     value[:, :dv] = V.T
-    qb, kb = np.zeros(D), np.zeros(D)
+    qb, kb = np.zeros(Kh), np.zeros(Kh)
     qb[:dq], qb[dq] = s * lam * q_bias, s * lam * theta
     kb[:dq] = k_bias
-    out_map = np.zeros((D, D))
+    out_map = np.zeros((Kh, D))
     out_map[np.arange(dv), layout.indices(out)] = 1.0
     head = dict(query=query, key=key, value=value, out=out_map, query_bias=qb, key_bias=kb)
     bound = 2.0 * M_v * (max(n, 1) - 1) * math.exp(-lam * gap)
@@ -321,6 +333,47 @@ def _select_slot(d: int, B: int, M: float) -> MLP:
     return net.mlp()
 
 
+def window_head(layout: Layout, lam2: float, head_size: int | None = None, *,
+                slots: str = "slots", window: str = "window") -> dict:  # fmt: skip
+    """A.12 layer 2 as one head: uniform attention over the local window (score 0); summary
+    tokens of older blocks (⌈j/B⌉ < ⌊i/B⌋) scored at most −λ₂. It averages subspace `slots`
+    into `window`, reading the position features `f`, `sum_c`, `is_sum` (`_position_features`)."""
+    D = layout.dim
+    Kh = D if head_size is None else head_size
+    s, n = math.sqrt(Kh), layout.size(slots)
+    query, key, value, out = np.zeros((D, Kh)), np.zeros((D, Kh)), np.zeros((D, Kh)), np.zeros((Kh, D))
+    query[layout.indices("f"), 1] = -s * lam2
+    qb = np.zeros(Kh)
+    qb[0] = s * lam2
+    key[layout.indices("sum_c"), 0] = key[layout.indices("is_sum"), 1] = 1.0
+    value[layout.indices(slots), np.arange(n)] = 1.0
+    out[np.arange(n), layout.indices(window)] = 1.0
+    return dict(query=query, key=key, value=value, out=out, query_bias=qb)
+
+
+def block_copy_head(layout: Layout, *, B: int, C: int, eta: float, M: float, eps: float,
+                    values: np.ndarray, out: str, b: str = "b", b2: str = "b2",
+                    head_size: int | None = None) -> tuple[dict, float, float, float]:  # fmt: skip
+    """A.12 layer 3 as one COPY head (Lemma A.11, `copy_head`): from the latest visible token j
+    of block `b` = ⌈p/B⌉ (q = (2b, −b², −1), k = (c, 1, c²), so q·k = −(c − b)²; rating = j's
+    place in its block, 1..B), copy the residual coordinates `values` into subspace `out`.
+    `eta` bounds the errors of the integer features, which only enter through ρ; `M` bounds
+    the copied values."""
+    D = layout.dim
+    rows = lambda *names: layout.indices(list(names))  # noqa: E731
+    Q, K = np.zeros((3, D)), np.zeros((3, D))
+    Q[0, rows(b)], Q[1, rows(b2)] = 2.0, -1.0
+    K[0, rows("cblk")], K[2, rows("c2")] = 1.0, 1.0
+    V = np.zeros((len(values), D))
+    V[np.arange(len(values)), values] = 1.0
+    rating = np.zeros(D)
+    rating[rows("rating")] = 1.0
+    rho = eta * (2.0 * C + 3.0)
+    return copy_head(layout, Q, K, V, rating, out, rho=rho, delta=1.0 - 2 * rho, rating_range=max(B - 1, 1),
+                     M_v=M, n=B + C, eps=eps, q_bias=[0.0, 0.0, -1.0], k_bias=[0.0, 1.0, 0.0],
+                     head_size=head_size)  # fmt: skip
+
+
 def copy_sparse(L: int, d: int, M: float, eps: float, B: int | None = None) -> HandSet:
     """Lemma A.12: three sparse-attention layers (eq. (6), block size B, one summary token per
     block, local window B) that give token i the value v_{p_i} of any target p_i ≤ i, up to ε.
@@ -348,7 +401,6 @@ def copy_sparse(L: int, d: int, M: float, eps: float, B: int | None = None) -> H
     C, nb = -(-L // B), _bits(B)
     layout = Layout(v=d, p=1, rmod=1, cblk=1, slots=B * d, is_sum=1, sum_c=1, f=1, c2=1, rating=1,
                     nbits=nb, window=B * d, b=1, bm1=1, pr=1, b2=1, copied=B * d, out=d)  # fmt: skip
-    D = layout.dim
     # Error budget: slots and selection ε/8 each, rescale ε/8, the two attentions ε/4 each;
     # the integer features get a share so small that their errors only matter through ρ.
     eta_f = eps * 1e-6 / (8.0 * (C + 3))
@@ -364,38 +416,14 @@ def copy_sparse(L: int, d: int, M: float, eps: float, B: int | None = None) -> H
                  rescale.mlp.hidden + ceil_p.mlp.hidden + square_p.mlp.hidden, select.mlp.hidden)
     cfg = construction_config(layout, hidden, attention="sparse", max_len=L, block_size=B,
                               local_blocks=1, global_tokens=1, num_layers=3)  # fmt: skip
-    s = math.sqrt(D)
 
-    # Layer 2: uniform over the window; older summaries (⌈j/B⌉ < ⌊i/B⌋) at most −λ₂.
     lam2 = math.log(2.0 * M * C / (eps / 4.0))
-    query, key = np.zeros((D, D)), np.zeros((D, D))
-    query[layout.indices("f"), 1] = -s * lam2
-    qb = np.zeros(D)
-    qb[0] = s * lam2
-    key[layout.indices("sum_c"), 0] = key[layout.indices("is_sum"), 1] = 1.0
-    value, out = np.zeros((D, D)), np.zeros((D, D))
-    value[layout.indices("slots"), np.arange(B * d)] = 1.0
-    out[np.arange(B * d), layout.indices("window")] = 1.0
-    attn2 = attention_params(layout, 1, {0: dict(query=query, key=key, value=value, out=out, query_bias=qb)})
+    attn2 = attention_params(layout, 1, {0: window_head(layout, lam2)})
     err2 = 2.0 * M * C * math.exp(-lam2)
     delta2 = lam2 * eta * (C + 3)  # feature errors move the window's scores by at most this
     err2 += M * (math.exp(2 * delta2) - 1.0)
-
-    # Layer 3: COPY from the latest visible token of block b = ⌈p/B⌉: q = (2b, −b², −1),
-    # k = (c, 1, c²) so q·k = −(c − b)²; rating = place in block (1..B).
-    rows = lambda *names: layout.indices(list(names))  # noqa: E731
-    Q, K = np.zeros((3, D)), np.zeros((3, D))
-    Q[0, rows("b")], Q[1, rows("b2")] = 2.0, -1.0
-    K[0, rows("cblk")], K[2, rows("c2")] = 1.0, 1.0
-    V = np.zeros((B * d, D))
-    V[np.arange(B * d), rows("window")] = 1.0
-    rating = np.zeros(D)
-    rating[rows("rating")] = 1.0
-    rho = eta * (2.0 * C + 3.0)
-    M_v = M + eps
-    head3, lam3, err3, norm3 = copy_head(layout, Q, K, V, rating, "copied", rho=rho, delta=1.0 - 2 * rho,
-                                         rating_range=max(B - 1, 1), M_v=M_v, n=B + C, eps=eps / 4.0,
-                                         q_bias=[0.0, 0.0, -1.0], k_bias=[0.0, 1.0, 0.0])  # fmt: skip
+    head3, lam3, err3, norm3 = block_copy_head(layout, B=B, C=C, eta=eta, M=M + eps, eps=eps / 4.0,
+                                               values=layout.indices("window"), out="copied")  # fmt: skip
     attn3 = attention_params(layout, 1, {0: head3})
 
     H = cfg.hidden_dim
@@ -413,7 +441,7 @@ def copy_sparse(L: int, d: int, M: float, eps: float, B: int | None = None) -> H
     # bit errors through the gates; the COPY and the selection add theirs.
     err_bits = 8.0 * M * B * eta * nb
     bound = B * spread.error_bound + rescale.error_bound + err2 + err_bits + err3 + select.error_bound
-    norm = max([m.norm_bound for m in mlps] + [s * lam2, norm3])
+    norm = max([m.norm_bound for m in mlps] + [math.sqrt(layout.dim) * lam2, norm3])
     return HandSet("A.12", cfg, layout, blocks, lam3, "λ", bound, norm)
 
 

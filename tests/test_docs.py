@@ -9,7 +9,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULES = ["jaxdp.tasks", "jaxdp.models", "jaxdp.models.config", "jaxdp.models.masks", "jaxdp.flops",
-           "constructions.residual"]
+           "constructions.residual", "constructions.program"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,60 @@
+"""The pigeonhole lower bounds against hand-computed values, and the scaling table's exponents."""
+
+import itertools
+import math
+
+import pytest
+
+from constructions import bounds, scaling
+from constructions.dp import edit_distance
+
+
+def test_linear_bound_by_hand():
+    # 1000 bits, depth 2, H = 1, 10 bits: K² + K ≥ 50 -> K = 7 (42 < 50 ≤ 56).
+    assert bounds.min_dim_linear(1000, depth=2, heads=1, bits=10) == 7
+    # H = 2: K² + K ≥ 25 -> K = 5, D = 10; and D = 8 would hold only 800 bits.
+    assert bounds.min_dim_linear(1000, depth=2, heads=2, bits=10) == 10
+    assert bounds.linear_state_bits(10, 2, 2, 10) == 1200 and bounds.linear_state_bits(8, 2, 2, 10) == 800
+    assert bounds.b5_linear(1000, depth=2, heads=1, bits=10) == 7  # family 2^L by default
+
+
+def test_sparse_bound_by_hand():
+    # P = 20, B = 4: summaries at 3, 7, 11, 15, 19 and the last block 16..19 -> 8 tokens.
+    assert bounds.sparse_visible_tokens(20, 4) == 8
+    assert bounds.min_dim_sparse(1000, depth=2, visible=8, bits=10) == 7  # ⌈1000/160⌉
+    assert bounds.b6_sparse(1000, prompt_len=20, block_size=4, depth=2, bits=10) == 7
+
+
+def test_arithmetic_and_locality_bounds_by_hand():
+    assert bounds.arithmetic_family_bits(3, 11) == pytest.approx(3 * math.log2(11) + 2)
+    assert bounds.c1_arithmetic_linear(3, depth=1, heads=1, bits=1) == 4  # K² + K ≥ 12.38 -> 4
+    assert bounds.c4_local_linear(40, depth=1, heads=2, bits=2) == 6  # K² + K ≥ 10 -> K = 3
+
+
+@pytest.mark.parametrize("N,M", [(2, 2), (3, 3), (3, 4), (4, 4), (4, 5)])
+def test_the_ed_family_has_distinct_tables(N, M):
+    spec = edit_distance(N, M)
+    tables = {spec.table((1,) + a, b)[1:, 1:].tobytes()
+              for a in itertools.product((1, 2), repeat=N - 1) for b in itertools.product((1, 2), repeat=M)}  # fmt: skip
+    assert len(tables) == 2 ** bounds.ed_family_bits(N, M)
+
+
+def test_bounds_refuse_bad_arguments():
+    with pytest.raises(ValueError, match="bits must be a positive integer"):
+        bounds.min_dim_linear(10, depth=1, heads=1, bits=0)
+
+
+def test_fitted_exponents():
+    table = scaling.rows(scaling.sizes(400))
+    fits = scaling.fits(table, 1000)
+    assert abs(fits["standard"][0]) < 0.02 and abs(fits["local"][0]) < 0.02
+    for compiler in ("sparse", "linear"):
+        assert abs(fits[compiler][0] - 0.5) <= 0.15, (compiler, fits[compiler])
+    assert 0.3 < fits["B.5"][0] < 0.5  # √(L / log L)
+
+
+def test_scaling_command(tmp_path, capsys):
+    assert scaling.main(["--max-n", "20", "--no-plot"]) == 0
+    assert "fitted exponent" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        scaling.main(["--max-n", "2"])

@@ -145,7 +145,7 @@ class CompiledDP:
             raise ValueError(f"generate: mode {mode!r} is not one of {', '.join(MODES)}")
         spec, layout = self.spec, self.handset.layout
         P, L = spec.prompt_len, spec.length
-        prompts = np.stack([spec.tokens(x, y)[:P] for x, y in zip(a, b)])
+        prompts = np.stack([spec.prompt(x, y) for x, y in zip(a, b)])
         tokens0 = np.zeros((len(prompts), L, spec.width))
         tokens0[:, :P] = prompts
         with jax.default_matmul_precision("highest"):
@@ -233,10 +233,10 @@ def compile_dp(spec: GridDP, compiler: str, eps: float = EPS) -> CompiledDP:
     Mv = float(spec.value_bound)
     fields = _spread_fields(spec)
     d = len(fields)
-    gelu = lambda net, margin=1.0, e=ETA: relu_to_gelu(net.relu_net(), e, margin=margin)  # noqa: E731
     stages: list[tuple[dict, list]] = []  # (heads, [(LemmaMLP, reads, writes)]) per block
+    copy_heads: dict = {}  # standard/local: the COPY heads, which share the first transition block
 
-    first = [(gelu(spec.next_state(layout)), ["state"], ["nstate", "fin"])]
+    first = [spec.next_state(layout).part(ETA)]
     if compiler in ("sparse", "linear"):
         spread = relu_to_gelu(_slot_spread(d, P, Mv), eps / (8.0 * P), margin=Mv)
         first.append((spread, fields + ["rmod"], ["slots"]))
@@ -246,7 +246,7 @@ def compile_dp(spec: GridDP, compiler: str, eps: float = EPS) -> CompiledDP:
                       ["is_sum", "sum_c", "f", "c2", "rating", "nbits"]))  # fmt: skip
     stages.append(({}, first))
     tnet = _targets(spec, layout, squares=compiler in ("standard", "local"))
-    stages.append(({}, [(gelu(tnet), tnet.reads, tnet.writes)]))
+    stages.append(({}, [tnet.part(ETA)]))
 
     got: dict[tuple[str, str], tuple[str, int]] = {}
     for f in R:
@@ -256,19 +256,16 @@ def compile_dp(spec: GridDP, compiler: str, eps: float = EPS) -> CompiledDP:
                                            for s in range(P) for x in f.fields])  # fmt: skip
 
     if compiler in ("standard", "local"):
-        heads = {}
         for h, f in enumerate(R):
             Q, Kx, V = np.zeros((3, D)), np.zeros((3, D)), np.zeros((len(f.fields), D))
             Q[0, layout.indices(f"t_{f.name}")], Q[1, layout.indices(f"t2_{f.name}")] = 2.0, -1.0
             Kx[0, layout.indices("k")], Kx[2, layout.indices("k2")] = 1.0, 1.0
             V[np.arange(len(f.fields)), layout.indices(list(f.fields))] = 1.0
-            heads[h] = copy_head(layout, Q, Kx, V, np.zeros(D), f"got_{f.name}", rho=1e-6, delta=1.0,
-                                 rating_range=1.0, M_v=Mv, n=L, eps=eps, q_bias=[0.0, 0.0, -1.0],
-                                 k_bias=[0.0, 1.0, 0.0], head_size=K)[0]  # fmt: skip
-        pending = heads
+            copy_heads[h] = copy_head(layout, Q, Kx, V, np.zeros(D), f"got_{f.name}", rho=1e-6, delta=1.0,
+                                      rating_range=1.0, M_v=Mv, n=L, eps=eps, q_bias=[0.0, 0.0, -1.0],
+                                      k_bias=[0.0, 1.0, 0.0], head_size=K)[0]  # fmt: skip
     elif compiler == "sparse":
         C, nb = -(-L // P), _bits(P)
-        eta = ETA
         lam2 = math.log(2.0 * Mv * C / (eps / 4.0))
         parts = [(relu_to_gelu(_gated_sum(P * d, nb, Mv), eps / 8.0, margin=Mv), ["window", "nbits"], ["window"])]
         for f in R:
@@ -278,13 +275,12 @@ def compile_dp(spec: GridDP, compiler: str, eps: float = EPS) -> CompiledDP:
         stages.append(({0: window_head(layout, lam2, K)}, parts))
         heads, parts = {}, []
         for h, f in enumerate(R):
-            heads[h] = block_copy_head(layout, B=P, C=C, eta=eta, M=Mv + eps, eps=eps / 4.0,
+            heads[h] = block_copy_head(layout, B=P, C=C, eta=ETA, M=Mv + eps, eps=eps / 4.0,
                                        values=field_rows("window", f), out=f"copied_{f.name}",
                                        b=f"b_{f.name}", b2=f"b2_{f.name}", head_size=K)[0]  # fmt: skip
             parts.append((relu_to_gelu(_select_slot(len(f.fields), P, Mv), eps / 8.0, margin=Mv),
                           [f"copied_{f.name}", f"pr_{f.name}"], [f"got_{f.name}"]))  # fmt: skip
         stages.append((heads, parts))
-        pending = None
     else:  # linear
         W = P
         parts = [(relu_to_gelu(ceil_div_relu(W, W), ETA, margin=0.5), [f"t_{f.name}"],
@@ -301,7 +297,7 @@ def compile_dp(spec: GridDP, compiler: str, eps: float = EPS) -> CompiledDP:
             a = {"k": 1.0, f"bm1_{f.name}": -float(W)}  # tokens of block b up to k: min(W, k − W(b − 1))
             net.affine(f"cnt_{f.name}", a)
             net.relu(f"cnt_{f.name}", a, -float(W), coef=-1.0)
-        stages.append(({}, [(gelu(net), net.reads, net.writes)]))
+        stages.append(({}, [net.part(ETA)]))
         eps_agg = eps / (4.0 * W)
         mu = agg_scale(Mv, W, K, eps_agg)
         heads = {h: agg_head(layout, mu, K, query=f"qhot_{f.name}", key="khot", values=field_rows("slots", f),
@@ -315,15 +311,10 @@ def compile_dp(spec: GridDP, compiler: str, eps: float = EPS) -> CompiledDP:
                 for c in range(1, W + 1):  # v·cnt = Σ_c v·[cnt ≥ c]
                     net.gate((f"got_{f.name}", t), {(f"sel_{f.name}", t): 1.0}, {f"cnt_{f.name}": 1.0},
                              cond_bias=-float(c), G=8.0 * Mv)  # fmt: skip
-        stages.append(({}, [(gelu(net), net.reads, net.writes)]))
-        pending = None
+        stages.append(({}, [net.part(ETA)]))
 
     for t, net in enumerate(spec.transition(layout, got)):
-        part = (gelu(net), net.reads, net.writes)
-        if t == 0 and pending is not None:
-            stages.append((pending, [part]))
-        else:
-            stages.append(({}, [part]))
+        stages.append((copy_heads if t == 0 else {}, [net.part(ETA)]))
 
     hidden = max(sum(p[0].mlp.hidden for p in parts) for _, parts in stages)
     fields_cfg = dict(attention={"standard": "standard", "local": "sparse", "sparse": "sparse",

@@ -130,16 +130,23 @@ class GridDP:
                     dp[i, j] = dp[i - 1, j - 1] + 1 if a[i - 1] == b[j - 1] else max(dp[i - 1, j], dp[i, j - 1])
         return dp
 
+    def _columns(self) -> dict[str, int]:
+        return {name: len(STATE) + t for t, name in enumerate(self.fields)}
+
+    def prompt(self, a, b) -> np.ndarray:
+        """The prompt [N + M + 1, width]: the letters of a and b, then the separator."""
+        N, M, col = self.N, self.M, self._columns()
+        out = np.zeros((self.prompt_len, self.width))
+        out[np.arange(N), col["c" if self.local else "val"]] = a
+        out[N + np.arange(M), col["bj" if self.local else "val"]] = b
+        out[N + M, :4] = (1, 0, 1, 0)  # the separator: the state before (1, 1)
+        return out
+
     def tokens(self, a, b) -> np.ndarray:
         """The whole sequence [L, width] for letters a (N) and b (M): eq. (10) as vectors."""
-        N, M, F = self.N, self.M, self.fields
-        col = {name: len(STATE) + t for t, name in enumerate(F)}
+        N, M, col = self.N, self.M, self._columns()
         out = np.zeros((self.length, self.width))
-        for t in range(N):
-            out[t, col["c" if self.local else "val"]] = a[t]
-        for t in range(M):
-            out[N + t, col["bj" if self.local else "val"]] = b[t]
-        out[N + M, :4] = (1, 0, 1, 0)  # the separator
+        out[: self.prompt_len] = self.prompt(a, b)
         dp = self.table(a, b)
         for i in range(1, N + 1):
             for j in range(1, M + 1):

@@ -3,7 +3,7 @@ pigeonhole lower bounds, and — when a scaling/fig1 run's results are present �
 that trained models needed, on one log-log plot with fitted exponents.
 
     python -m constructions.scaling                      # table + docs/scaling.png
-    python -m constructions.scaling --results runs/fig1/results.csv --out scaling.png
+    python -m constructions.scaling --results runs/fig1/quick/results.csv --out scaling.png
 
 Exponents are fitted over L ≥ `--fit-from` (default 1000), where the √L term of the sparse and
 linear constructions dominates their constant part (scratch space, state, flags).
@@ -59,14 +59,29 @@ def fits(table: list[dict], fit_from: int) -> dict[str, tuple[float, float]]:
     return {k: plots.fit_exponent([r["L"] for r in big], [r[k] for r in big]) for k in SERIES}
 
 
-def empirical(results: Path | None) -> dict[str, list[tuple[int, int]]]:
-    """model -> [(L, smallest D reaching the threshold)] for task ED from a sweep's results.csv."""
+PRESETS_FIRST = ("paper", "quick", "tiny")  # the fig1 sweep's results, most complete protocol first
+
+
+def find_results(*roots: Path) -> Path | None:
+    """The first ``runs/fig1/<preset>/results.csv`` (paper, quick, tiny) under `roots` (default:
+    the working directory), or None."""
+    for root in roots or (Path.cwd(),):
+        for preset in PRESETS_FIRST:
+            path = Path(root) / "runs" / "fig1" / preset / "results.csv"
+            if path.exists():
+                return path
+    return None
+
+
+def empirical(results: Path | None, task: str = "ed") -> dict[str, list[tuple[int, int]]]:
+    """"<model> on <task>" -> [(L, smallest D reaching the threshold)] from a sweep's results.csv.
+    The constructions drawn beside them are ED's; B.5 and B.6 hold for any DP with 2^Θ(L) inputs."""
     if results is None or not Path(results).exists():
         return {}
     from jaxdp import sweep
 
     found = plots.min_dims(sweep.read_csv(results))
-    return {model: pts for (task, model), pts in found.items() if task == "ed" and pts}
+    return {f"{model} on {name}": pts for (name, model), pts in found.items() if name == task and pts}
 
 
 def table_text(table: list[dict], fitted: dict) -> str:
@@ -87,12 +102,12 @@ def plot(table: list[dict], fitted: dict, found: dict, path: Path) -> Path:
     for k, style in (("B.5", "--"), ("B.6", ":"), ("C.4", "-."), ("ED family", (0, (1, 3)))):
         ax.plot(L, [r[k] for r in table], linestyle=style, color="gray",
                 label=f"lower bound {k}: {fitted[k][0]:.2f}")  # fmt: skip
-    for model, pts in found.items():
+    for name, pts in found.items():
         b, _ = plots.fit_exponent(*zip(*pts)) if len(pts) >= 2 else (math.nan, math.nan)
-        ax.plot(*zip(*pts), "s", ms=6, label=f"trained {model} (min D at 90%)" + ("" if math.isnan(b) else f": {b:.2f}"))
+        ax.plot(*zip(*pts), "s", ms=6, label=f"trained {name} (min D at 90%)" + ("" if math.isnan(b) else f": {b:.2f}"))
     ax.set_xscale("log"), ax.set_yscale("log")
-    ax.set_xlabel("sequence length L (ED(n, n))"), ax.set_ylabel("hidden size D")
-    ax.set_title("D needed vs L: constructions, pigeonhole bounds, training", fontsize=10)
+    ax.set_xlabel("sequence length L"), ax.set_ylabel("hidden size D")
+    ax.set_title("D needed vs L: constructions for ED(n, n), pigeonhole bounds, training", fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
     return plots.save_figure(fig, path)
 
@@ -101,8 +116,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--max-n", type=int, default=400, help="largest ED size n (default 400, L ≈ 161k)")
     p.add_argument("--fit-from", type=int, default=1000, help="fit exponents over L >= this (default 1000)")
-    p.add_argument("--results", type=Path, default=Path("runs/fig1/results.csv"),
-                   help="a sweep's results.csv with ED rows (default runs/fig1/results.csv, if present)")
+    p.add_argument("--results", type=Path, default=None,
+                   help="a sweep's results.csv with ED rows (default: runs/fig1/<preset>/results.csv, "
+                        "preset paper, quick or tiny, the first present)")
     p.add_argument("--out", type=Path, default=Path("docs/scaling.png"), help="the plot (default docs/scaling.png)")
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
@@ -112,7 +128,8 @@ def main(argv=None) -> int:
     fitted = fits(table, args.fit_from)
     print(table_text(table, fitted))
     if not args.no_plot:
-        print(f"plot: {plot(table, fitted, empirical(args.results), args.out)}")
+        results = args.results or find_results()
+        print(f"plot: {plot(table, fitted, empirical(results), args.out)}" + (f" (trained: {results})" if results else ""))
     return 0
 
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -20,9 +21,12 @@ THRESHOLD = 0.9
 
 
 def pyplot():
+    """matplotlib.pyplot drawing off-screen (Agg), except inside Jupyter, whose inline backend
+    (set by ipykernel through MPLBACKEND) stays so that a notebook's own figures still show."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "inline" not in os.environ.get("MPLBACKEND", ""):
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

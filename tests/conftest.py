@@ -1,7 +1,13 @@
 """Markers: `slow` tests are deselected by default (run with -m slow); `gpu` tests are skipped
-when jax sees no GPU."""
+when jax sees no GPU. The default run spreads test files over two workers (pytest-xdist, see
+pyproject's addopts; `-n 0` runs in one process)."""
+
+import os
 
 import pytest
+
+# The default run has two pytest workers (-n 2): on a GPU, neither may grab most of its memory.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -62,6 +62,12 @@ def masked_softmax_attention(q, k, v, mask_LxS, probs_fn: ProbsFn = None) -> Arr
     return jnp.einsum("bhls,bshk->blhk", probs_BxHxLxS, v)
 
 
+def softmax_weights(q, k, mask_LxS) -> Array:
+    """probs_BxHxLxS: the softmax attention matrix of eq. (4) under `mask_LxS` (standard: causal;
+    sparse: eq. (6)), for drawing and inspecting; the kernels apply it as ``probs @ v``."""
+    return _masked_softmax(_scores(q, k), mask_LxS, None, jnp.promote_types(q.dtype, jnp.float32))
+
+
 def standard(q, k, v, probs_fn: ProbsFn = None) -> Array:
     """Causal softmax attention, eq. (3)-(4)."""
     return masked_softmax_attention(q, k, v, causal_mask(q.shape[1]), probs_fn)
@@ -154,6 +160,13 @@ def linear_quadratic(q, k, v) -> Array:
     num = jnp.einsum("bhls,bshk->blhk", a_BxHxLxS, v)
     den_BxLxH = jnp.einsum("bhls->blh", a_BxHxLxS)
     return num / den_BxLxH[..., None]
+
+
+def linear_weights(q, k) -> Array:
+    """weights_BxHxLxS: eq. (8)'s normalised φ(q_i)·φ(k_j) / Σ_{j'≤i} φ(q_i)·φ(k_j'), j ≤ i; every
+    linear form computes ``weights @ v`` without building this matrix (for inspection only)."""
+    a = jnp.einsum("blhk,bshk->bhls", feature_map(q), feature_map(k)) * causal_mask(q.shape[1])
+    return a / a.sum(-1, keepdims=True)
 
 
 def linear_chunked(q, k, v, *, chunk_size: int) -> Array:

@@ -25,6 +25,7 @@ from flax import nnx
 
 from jaxdp.models import attention as kernels
 from jaxdp.models.config import ConfigError, ModelConfig
+from jaxdp.models.masks import causal_mask, sparse_mask
 
 Array = jax.Array
 xavier = nnx.initializers.xavier_uniform()
@@ -100,6 +101,17 @@ class Attention(nnx.Module):
 
     def __call__(self, x_BxLxD: Array, deterministic: bool | None = None) -> Array:
         return self._merge(self.mix(*self._heads(x_BxLxD), deterministic=deterministic))
+
+    def weights(self, x_BxLxD: Array) -> Array:
+        """w_BxHxLxL: how much query i takes from value j in each head (no dropout); the kernel
+        computes ``w @ v`` (any form) without materialising it. For drawing attention maps."""
+        q, k, _ = self._heads(x_BxLxD)
+        cfg, L = self.config, x_BxLxD.shape[1]
+        if cfg.attention == "linear":
+            return kernels.linear_weights(q, k)
+        mask = sparse_mask(L, cfg.block_size, cfg.local_blocks, cfg.global_tokens) if cfg.attention == "sparse" \
+            else causal_mask(L)  # fmt: skip
+        return kernels.softmax_weights(q, k, mask)
 
     # --- decoding: one state per layer (see attention.py)
 
@@ -214,6 +226,15 @@ class Transformer(nnx.Module):
 
     def readout(self, x: Array) -> Array:
         return self.head(_apply(self.final_norm, x))
+
+    def attention_weights(self, tokens_BxL: Array) -> list[Array]:
+        """Per layer, the attention matrix w_BxHxLxL of each head (`Attention.weights`), no dropout."""
+        x = self.embed_tokens(tokens_BxL, sinusoids(tokens_BxL.shape[1], self.config.dim), True)
+        out = []
+        for block in self.blocks:
+            out.append(block.attn.weights(_apply(block.attn_norm, x)))
+            x = block(x, deterministic=True)
+        return out
 
     def run_blocks(self, x_BxLxD: Array, deterministic: bool | None = None) -> Array:
         """The M blocks on a residual stream (no embedding, no read-out)."""

@@ -2,6 +2,7 @@
 
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,31 @@ def test_scaling_command(tmp_path, capsys):
     assert "fitted exponent" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         scaling.main(["--max-n", "2"])
+
+
+def test_trained_results_are_found_paper_preset_first(tmp_path, monkeypatch):
+    """The fig1 sweep writes runs/fig1/<preset>/results.csv; the most complete preset wins."""
+    assert scaling.find_results(tmp_path) is None
+    for preset in ("tiny", "quick"):
+        path = tmp_path / "runs" / "fig1" / preset / "results.csv"
+        path.parent.mkdir(parents=True)
+        path.write_text("task,size,L,model,dim,seed,accuracy\n")
+    assert scaling.find_results(tmp_path / "elsewhere", tmp_path) == tmp_path / "runs/fig1/quick/results.csv"
+    monkeypatch.chdir(tmp_path)
+    assert scaling.find_results() == Path("runs/fig1/quick/results.csv").absolute()
+
+
+def test_trained_min_dims_are_read_per_task(tmp_path):
+    from jaxdp import sweep
+
+    def row(task, size, L, model, dim, accuracy):
+        return dict(task=task, size=size, L=L, model=model, dim=dim, seed=0, accuracy=accuracy, cot_exact_match=0.0,
+                    token_accuracy=0.0, final_loss=1.0, steps=1, examples=10, paper_gflops=0.0, forward_gflops=0.0)
+
+    rows = [row("ed", 3, 30, "standard", 8, 0.5), row("ed", 3, 30, "standard", 16, 0.95),
+            row("ed", 4, 42, "standard", 16, 0.8), row("ed", 4, 42, "standard", 32, 0.92),
+            row("ed", 4, 42, "linear", 32, 0.2), row("lis", 4, 11, "standard", 8, 1.0)]  # fmt: skip
+    path = sweep.write_csv(rows, tmp_path / "results.csv")
+    assert scaling.empirical(path) == {"standard on ed": [(30, 16), (42, 32)]}
+    assert scaling.empirical(path, task="lis") == {"standard on lis": [(11, 8)]}
+    assert scaling.empirical(tmp_path / "missing.csv") == {}

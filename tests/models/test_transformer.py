@@ -202,6 +202,25 @@ def test_one_attention_layer_sees_exactly_its_keys(kernel):
     assert np.all(jac[allowed] > 0)
 
 
+@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+def test_attention_weights_are_what_the_kernel_mixes_with(kernel):
+    """`weights` (for drawing) against the kernel itself: w @ v through the output map is the
+    layer's output, rows sum to 1 and vanish outside the keys the layer may see."""
+    cfg = config(**kernel)
+    model = build(cfg)
+    attn, L = model.blocks[0].attn, 22
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, L, 32)), jnp.float32)
+    w = attn.weights(x)
+    _, _, v = attn._heads(x)
+    np.testing.assert_allclose(attn._merge(jnp.einsum("bhls,bshk->blhk", w, v)), attn(x), **F32)
+    np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-5)
+    allowed = sparse_mask(L, cfg.block_size, cfg.local_blocks, cfg.global_tokens) \
+        if cfg.attention == "sparse" else np.tril(np.ones((L, L), bool))  # fmt: skip
+    assert np.all(np.asarray(w)[..., ~allowed] == 0) and np.all(np.asarray(w)[..., allowed] > 0)
+    per_layer = model.attention_weights(tokens((2, L)))
+    assert [m.shape for m in per_layer] == [(2, cfg.num_heads, L, L)] * cfg.num_layers
+
+
 # ----------------------------------------------------------------------------------- dropout
 
 

@@ -29,6 +29,7 @@ import statistics
 import time
 
 import jax
+import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown
@@ -69,8 +70,8 @@ fig.tight_layout()
 
 # %%
 rng = np.random.default_rng(0)
-B_, L, H, K = 2, 96 if SMOKE else 512, 4, 16
-q, k, v = (jax.numpy.asarray(rng.normal(size=(B_, L, H, K)), jax.numpy.float32) for _ in range(3))
+batch, L, H, K = 2, 96 if SMOKE else 512, 4, 16
+q, k, v = (jnp.asarray(rng.normal(size=(batch, L, H, K)), jnp.float32) for _ in range(3))
 forms = {
     "quadratic": kernels.linear_quadratic(q, k, v),
     "chunked (C = 32)": kernels.linear_chunked(q, k, v, chunk_size=32),
@@ -137,7 +138,7 @@ def seconds(fn, *args, repeats=3):
 timed_lengths = [128, 256, 512] if SMOKE else [256, 512, 1024, 2048, 4096]
 timed = {name: [] for name in KERNELS}
 for L in timed_lengths:
-    q, k, v = (jax.numpy.asarray(rng.normal(size=(1, L, 4, 64)), jax.numpy.float32) for _ in range(3))
+    q, k, v = (jnp.asarray(rng.normal(size=(1, L, 4, 64)), jnp.float32) for _ in range(3))
     for name, fn in KERNELS.items():
         timed[name].append(seconds(jax.jit(fn), q, k, v))
 

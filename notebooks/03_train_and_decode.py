@@ -122,8 +122,8 @@ print(" ".join(generated), "| same as above:", generated == [t for t, _, _ in wr
 # ## The accuracy grid
 #
 # Final-answer accuracy of greedy decoding on the test set, per model and D — the layout of the
-# paper's Figure 1. With longer training and larger sizes the gap between standard and the
-# efficient models widens as L grows (see notebook 5 and `python -m experiments.fig1`).
+# paper's Figure 1, where the gap between the standard and the efficient models widens as L
+# grows (notebook 5 draws the smallest D per L; `python -m experiments.fig1` runs the full grid).
 
 # %%
 Image(plots.heatmaps(rows, RUNS / "accuracy.png", title=f"{task_name}({size}): final-answer accuracy (%)"))

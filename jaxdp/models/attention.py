@@ -65,7 +65,7 @@ def masked_softmax_attention(q, k, v, mask_LxS, probs_fn: ProbsFn = None) -> Arr
 def softmax_weights(q, k, mask_LxS) -> Array:
     """probs_BxHxLxS: the softmax attention matrix of eq. (4) under `mask_LxS` (standard: causal;
     sparse: eq. (6)), for drawing and inspecting; the kernels apply it as ``probs @ v``."""
-    return _masked_softmax(_scores(q, k), mask_LxS, None, jnp.promote_types(q.dtype, jnp.float32))
+    return _masked_softmax(_scores(q, k), mask_LxS, None, _softmax_dtype(q.dtype))
 
 
 def standard(q, k, v, probs_fn: ProbsFn = None) -> Array:
@@ -152,11 +152,15 @@ def feature_map(x: Array) -> Array:
     return jnp.where(x > 0, x + 1.0, jnp.exp(jnp.minimum(x, 0.0)))
 
 
+def _linear_scores(q, k) -> Array:
+    """a_BxHxLxS = φ(q_i)·φ(k_j) for j ≤ i, else 0."""
+    return jnp.einsum("blhk,bshk->bhls", feature_map(q), feature_map(k)) * causal_mask(q.shape[1])
+
+
 def linear_quadratic(q, k, v) -> Array:
     """Reference linear attention, eq. (8) as one masked L x L product:
     o_i = sum_{j<=i} (phi(q_i)·phi(k_j)) v_j / sum_{j<=i} phi(q_i)·phi(k_j)."""
-    fq, fk = feature_map(q), feature_map(k)
-    a_BxHxLxS = jnp.einsum("blhk,bshk->bhls", fq, fk) * causal_mask(q.shape[1])
+    a_BxHxLxS = _linear_scores(q, k)
     num = jnp.einsum("bhls,bshk->blhk", a_BxHxLxS, v)
     den_BxLxH = jnp.einsum("bhls->blh", a_BxHxLxS)
     return num / den_BxLxH[..., None]
@@ -165,8 +169,8 @@ def linear_quadratic(q, k, v) -> Array:
 def linear_weights(q, k) -> Array:
     """weights_BxHxLxS: eq. (8)'s normalised φ(q_i)·φ(k_j) / Σ_{j'≤i} φ(q_i)·φ(k_j'), j ≤ i; every
     linear form computes ``weights @ v`` without building this matrix (for inspection only)."""
-    a = jnp.einsum("blhk,bshk->bhls", feature_map(q), feature_map(k)) * causal_mask(q.shape[1])
-    return a / a.sum(-1, keepdims=True)
+    a_BxHxLxS = _linear_scores(q, k)
+    return a_BxHxLxS / a_BxHxLxS.sum(-1, keepdims=True)
 
 
 def linear_chunked(q, k, v, *, chunk_size: int) -> Array:

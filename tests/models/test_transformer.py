@@ -39,6 +39,13 @@ def tokens(shape, vocab=13, seed=1):
     return jnp.asarray(np.random.default_rng(seed).integers(0, vocab, size=shape), jnp.int32)
 
 
+def keys_seen(cfg: ModelConfig, L: int) -> np.ndarray:
+    """bool[L, L]: the keys a query may see — I_i of eq. (6) for sparse, j <= i otherwise."""
+    if cfg.attention == "sparse":
+        return sparse_mask(L, cfg.block_size, cfg.local_blocks, cfg.global_tokens)
+    return np.tril(np.ones((L, L), bool))
+
+
 def jit_forward(model):
     graphdef, state = nnx.split(model)
     return lambda t: jax.jit(lambda s, t: nnx.merge(graphdef, s)(t))(state, t)
@@ -196,8 +203,7 @@ def test_one_attention_layer_sees_exactly_its_keys(kernel):
     attn = build(cfg).blocks[0].attn
     L = 22
     jac = _jacobian_norms(attn, L, 32)
-    allowed = sparse_mask(L, cfg.block_size, cfg.local_blocks, cfg.global_tokens) \
-        if cfg.attention == "sparse" else np.tril(np.ones((L, L), bool))  # fmt: skip
+    allowed = keys_seen(cfg, L)
     assert np.all(jac[~allowed] == 0)
     assert np.all(jac[allowed] > 0)
 
@@ -214,8 +220,7 @@ def test_attention_weights_are_what_the_kernel_mixes_with(kernel):
     _, _, v = attn._heads(x)
     np.testing.assert_allclose(attn._merge(jnp.einsum("bhls,bshk->blhk", w, v)), attn(x), **F32)
     np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-5)
-    allowed = sparse_mask(L, cfg.block_size, cfg.local_blocks, cfg.global_tokens) \
-        if cfg.attention == "sparse" else np.tril(np.ones((L, L), bool))  # fmt: skip
+    allowed = keys_seen(cfg, L)
     assert np.all(np.asarray(w)[..., ~allowed] == 0) and np.all(np.asarray(w)[..., allowed] > 0)
     per_layer = model.attention_weights(tokens((2, L)))
     assert [m.shape for m in per_layer] == [(2, cfg.num_heads, L, L)] * cfg.num_layers

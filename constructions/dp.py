@@ -26,7 +26,6 @@ token depends only on the last m = N + M + 1 tokens, against m ≈ L for the pla
 from __future__ import annotations
 
 import dataclasses
-import math
 import string
 
 import numpy as np
@@ -320,7 +319,3 @@ def edit_distance(N: int, M: int | None = None, *, local: bool = False) -> GridD
 def lcs(N: int, M: int | None = None, *, local: bool = False) -> GridDP:
     return GridDP("lcs", N, N if M is None else M, local=local)
 
-
-def size_for_length(L: int) -> int:
-    """The n with ED(n, n)'s sequence length n² + 2n + 2 closest to L from below (at least 2)."""
-    return max(2, int(math.isqrt(max(L - 1, 1))) - 1)

@@ -1,103 +1,114 @@
-"""The command line shared by the experiment scripts: preset, overrides, sharding, outputs."""
+"""The command line shared by the experiment scripts: preset, settings, sharding, outputs.
+
+Every script runs the same way: build the grid from a preset (``--preset``; without a GPU the
+default is ``tiny``), change any protocol field with ``--set FIELD=VALUE``, print the estimated
+cost, train the cells that have no result (``jaxdp.sweep``), collect ``results.csv`` for exactly
+the cells asked for, and write the script's tables and figures beside it.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Callable
 
 from experiments.presets import PRESETS, Preset
 from jaxdp import sweep
+from jaxdp.cli import int_at_least
+from jaxdp.errors import JaxdpError
+from jaxdp.evaluate import METRICS
 from jaxdp.models.config import ATTENTIONS
-from jaxdp.train import TrainConfig
+from jaxdp.protocol import SETTABLE, parse_settings
 
-SETTABLE = ("train_examples", "test_examples", "epochs", "batch_size", "lr", "warmup_epochs", "eval_examples",
-            "dropout", "num_layers", "num_heads", "data_seed")  # fmt: skip
+#: report(rows, exp_dir, args, plans, preset) -> the text printed after the accuracy tables
+Report = Callable[..., str]
 
 
-def parser(description: str, tasks: tuple[str, ...], models: tuple[str, ...]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+def gpu_present() -> bool:
+    import jax
+
+    return jax.default_backend() == "gpu"
+
+
+def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[str, ...]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description, allow_abbrev=False,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="protocol and grid (default: quick on a GPU, tiny otherwise)")  # fmt: skip
     p.add_argument("--tasks", nargs="+", default=list(tasks), help=f"default: {' '.join(tasks)}")
-    p.add_argument("--models", nargs="+", default=list(models), choices=ATTENTIONS)
-    p.add_argument("--sizes", nargs="+", type=int, default=None, help="override every task's sizes")
-    p.add_argument("--dims", nargs="+", type=int, default=None, help="override every task's D grid")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--models", nargs="+", default=list(models), choices=ATTENTIONS, help=f"default: {' '.join(models)}")
+    p.add_argument("--sizes", nargs="+", type=int_at_least(1), default=None, help="override every task's sizes")
+    p.add_argument("--dims", nargs="+", type=int_at_least(1), default=None, help="override every task's D grid")
+    p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=[0], help="training seeds (default: 0)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help=f"override a preset field: {', '.join(SETTABLE)}")  # fmt: skip
+                   help=f"change a protocol field (repeatable): {', '.join(SETTABLE)}, or <task>.<option>")  # fmt: skip
     p.add_argument("--shard", default=None, metavar="I/N", help="run cells I, I+N, I+2N, … only")
-    p.add_argument("--max-cells", type=int, default=None, help="stop after training this many cells")
-    p.add_argument("--out", default="runs", help="results root (default runs/)")
-    p.add_argument("--data-root", default="data")
-    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--max-cells", type=int_at_least(0), default=None, help="stop after training this many cells")
+    p.add_argument("--metric", choices=METRICS[:2], default="accuracy",
+                   help="what the heatmaps draw: accuracy (paper: greedy final answer, the default) or "
+                        "teacher_forced_exact (benchmark)")  # fmt: skip
+    p.add_argument("--out", default="runs", help="results root (default: runs/)")
+    p.add_argument("--data-root", default="data", help="datasets root (default: data/)")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and the estimated cost, then exit")
+    p.add_argument("--yes", action="store_true", help="start a GPU-scale preset (quick, paper) on a CPU anyway")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
 def preset_from_args(args) -> Preset:
-    preset = PRESETS[args.preset]
-    changes = {}
-    for item in args.set:
-        field, _, value = item.partition("=")
-        if field not in SETTABLE or not value:
-            raise ValueError(f"--set {item!r}: use FIELD=VALUE with FIELD one of {', '.join(SETTABLE)}")
-        current = getattr(preset, field)
-        if value == "none" and field == "eval_examples":
-            changes[field] = None
-        else:
-            kind = float if isinstance(current, float) else int
-            try:
-                changes[field] = kind(value)
-            except ValueError:
-                raise ValueError(f"--set {field}: {value!r} is not a {kind.__name__}") from None
-    return dataclasses.replace(preset, **changes)
+    preset = PRESETS[args.preset or ("quick" if gpu_present() else "tiny")]
+    protocol = preset.protocol.set(**parse_settings(args.set))
+    return Preset(preset.name, protocol, preset.sizes, preset.dims, preset.gpu_scale)
 
 
-def cells_and_protocol(args, preset: Preset) -> tuple[list[sweep.Cell], sweep.Protocol]:
+def grid_from_args(args, preset: Preset) -> list[sweep.Cell]:
     unknown = [t for t in args.tasks if t not in preset.sizes]
     if unknown:
-        raise ValueError(f"--tasks: unknown task {unknown[0]!r}; choose from {', '.join(preset.sizes)}")
+        raise JaxdpError(f"--tasks: unknown task {unknown[0]!r}; choose from {', '.join(preset.sizes)}")
     sizes = {t: tuple(args.sizes) if args.sizes else preset.sizes[t] for t in args.tasks}
     dims = {t: tuple(args.dims) if args.dims else preset.dims[t] for t in args.tasks}
-    cells = sweep.shard(sweep.grid(sizes, args.models, dims, args.seeds), args.shard)
-    train = TrainConfig(epochs=preset.epochs, batch_size=preset.batch_size, lr=preset.lr,
-                        warmup_epochs=min(preset.warmup_epochs, preset.epochs), eval_examples=preset.eval_examples)  # fmt: skip
-    protocol = sweep.Protocol(train_examples=preset.train_examples, test_examples=preset.test_examples, train=train,
-                              data_seed=preset.data_seed, num_layers=preset.num_layers, num_heads=preset.num_heads,
-                              dropout=preset.dropout, task_options=preset.task_options)  # fmt: skip
-    return cells, protocol
+    return sweep.grid(sizes, args.models, dims, args.seeds)
 
 
-def main(name: str, description: str, tasks: tuple[str, ...], models: tuple[str, ...],
-         report: Callable[[list[dict], Path], str], argv: list[str] | None = None,
-         exp: str | None = None, dry_run: Callable[[object, Preset], str] | None = None) -> int:  # fmt: skip
-    """Parse, run the sweep (skipping finished cells), collect results.csv, then `report`.
-    Results go to ``<out>/<exp or name>/<preset>/``."""
-    args = parser(description, tasks, models).parse_args(argv)
+def main(name: str, description: str, tasks: tuple[str, ...], models: tuple[str, ...], report: Report,
+         argv: list[str] | None = None, *, exp: str | None = None,
+         dry_run: Callable[[list[sweep.Plan], Preset], str] | None = None,
+         make_cells: Callable[[argparse.Namespace, Preset], list[sweep.Cell]] = grid_from_args) -> int:  # fmt: skip
+    """Parse, check, estimate, run the sweep (skipping finished cells), collect results.csv,
+    then `report`. Results go to ``<out>/<exp or name>/<preset>/``."""
+    args = parser(name, description, tasks, models).parse_args(argv)
     try:
         preset = preset_from_args(args)
-        cells, protocol = cells_and_protocol(args, preset)
-        sweep.validate(cells, protocol)
-    except ValueError as e:
+        cells = sweep.shard(make_cells(args, preset), args.shard)
+        plans = sweep.validate(cells, preset.protocol)
+    except (JaxdpError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     exp_dir = Path(args.out) / (exp or name) / preset.name
+    rate = sweep.measure_rate()
+    cost = sweep.describe_estimate(sweep.estimate(plans, preset.protocol, rate), rate, len(plans))
+    print(f"{name}, preset {preset.name}: {cost}", flush=True)
     if args.dry_run:
-        for cell in cells:
-            print(exp_dir / cell.path)
-        print(f"{len(cells)} cells, preset {preset.name}")
+        for p in plans:
+            print(f"{exp_dir / p.path}" + (f"  [{p.cell.variant}]" if p.cell.variant else ""))
+        print(f"{len(plans)} cells, preset {preset.name}")
         if dry_run is not None:
-            print(dry_run(args, preset))
+            print(dry_run(plans, preset))
         return 0
-    outcome = sweep.run(exp_dir, cells, protocol, data_root=args.data_root, progress=not args.quiet,
+    if preset.gpu_scale and rate["backend"] != "gpu" and not args.yes:
+        print(f"error: --preset {preset.name} is a GPU-scale protocol and this machine has no GPU; "
+              "pass --yes to start it anyway, or use --preset tiny", file=sys.stderr)  # fmt: skip
+        return 2
+    outcome = sweep.run(exp_dir, cells, preset.protocol, data_root=args.data_root, progress=not args.quiet,
                         max_cells=args.max_cells)  # fmt: skip
-    rows = sweep.collect(exp_dir)
+    rows = sweep.collect(exp_dir, cells, preset.protocol)
     sweep.write_csv(rows, exp_dir / "results.csv")
-    print(sweep.accuracy_table(rows))
-    print(report(rows, exp_dir))
-    missing = len(cells) - len(outcome["ran"]) - len(outcome["skipped"])
-    print(f"{name}: {len(outcome['ran'])} cells trained, {len(outcome['skipped'])} already done"
-          + (f", {missing} left (rerun to continue)" if missing else "") + f"; results in {exp_dir / 'results.csv'}")
+    for metric in METRICS[:2]:
+        print(sweep.accuracy_table(rows, metric) + "\n")
+    print(report(rows, exp_dir, args, plans, preset))
+    missing = len(cells) - sum(len(v) for v in outcome.values())
+    print(f"{name}: {len(outcome['ran'])} cells trained, {len(outcome['rescored'])} rescored, "
+          f"{len(outcome['skipped'])} already done" + (f", {missing} left (rerun to continue)" if missing else "")
+          + f"; results in {exp_dir / 'results.csv'}")  # fmt: skip
     return 0

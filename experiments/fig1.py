@@ -1,6 +1,7 @@
 """Figure 1: accuracy heatmaps (size × D) of the three models on Arithmetic, ED and LIS.
 
-    python -m experiments.fig1 --preset quick            # one GPU, under an hour (target)
+    python -m experiments.fig1                             # the tiny grid on a CPU (quick on a GPU)
+    python -m experiments.fig1 --preset quick              # one GPU, about an hour (target)
     python -m experiments.fig1 --preset paper --shard 0/8  # one of 8 workers at the paper's scale
 """
 
@@ -10,8 +11,9 @@ from experiments import common
 from jaxdp import plots
 
 
-def report(rows, exp_dir) -> str:
-    path = plots.heatmaps(rows, exp_dir / "fig1.png", title="Figure 1: final-answer accuracy (%)")
+def report(rows, exp_dir, args, plans, preset) -> str:
+    path = plots.heatmaps(rows, exp_dir / "fig1.png", metric=args.metric,
+                          title=f"Figure 1: {args.metric} (%)")  # fmt: skip
     return f"heatmaps: {path}"
 
 

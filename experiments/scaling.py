@@ -1,5 +1,6 @@
 """The view the paper lacks: the smallest D reaching 90% against L, per task and model, with a
 log-log fit of the exponent (theory: 1/2 for the efficient models). Shares its runs with fig1.
+L is each task's longest sequence without <eos> (our max_len − 1).
 
     python -m experiments.scaling --preset quick
 """
@@ -10,10 +11,11 @@ from experiments import common
 from jaxdp import plots
 
 
-def report(rows, exp_dir) -> str:
-    path = plots.scaling(rows, exp_dir / "scaling.png")
-    (exp_dir / "scaling.md").write_text(plots.scaling_table(rows) + "\n")
-    return plots.scaling_table(rows) + f"\n\nplot: {path}"
+def report(rows, exp_dir, args, plans, preset) -> str:
+    path = plots.scaling(rows, exp_dir / "scaling.png", metric=args.metric)
+    table = plots.scaling_table(rows, metric=args.metric)
+    (exp_dir / "scaling.md").write_text(table + "\n")
+    return table + f"\n\nplot: {path}"
 
 
 def main(argv=None) -> int:

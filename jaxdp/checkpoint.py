@@ -27,30 +27,31 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+def _differences(old: Any, new: Any, prefix: str = "", ignore: frozenset = frozenset()) -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
         for key in sorted(set(old) | set(new)):
-            out += _differences(old.get(key, "<missing>"), new.get(key, "<missing>"), f"{prefix}{key}.")
+            if f"{prefix}{key}" not in ignore:
+                out += _differences(old.get(key, "<missing>"), new.get(key, "<missing>"), f"{prefix}{key}.", ignore)
         return out
     return [] if old == new else [f"{prefix[:-1]}: {old!r} in the run, {new!r} now"]
 
 
-def check_run_config(run_dir: Path, config: dict) -> None:
-    """Record `config` in ``run_dir/config.json`` or refuse if a different one is there."""
+def check_run_config(run_dir: Path, config: dict, ignore: frozenset = frozenset()) -> None:
+    """Refuse if ``run_dir/config.json`` records a different `config` (dotted keys in `ignore`
+    may differ), then record `config` there."""
     path = run_dir / "config.json"
     if path.exists():
         try:
             old = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{path}: unreadable ({e}); remove the run folder to start over") from None
-        diff = _differences(old, json.loads(json.dumps(config)))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{path}: unreadable ({e}); restore it or use another --out") from None
+        diff = _differences(old, json.loads(json.dumps(config)), ignore=ignore)
         if diff:
             raise CheckpointError(f"{run_dir} holds a run of another config ({'; '.join(diff[:4])}); "
                                   "use another --out or remove the folder")  # fmt: skip
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, config)
 
 
 def _is_key(x) -> bool:

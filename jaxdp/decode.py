@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from tqdm.auto import tqdm
 
 
 def _prompts_only(tokens_BxT, prompt_len_B):
@@ -79,10 +80,20 @@ def greedy_full(graphdef, state, tokens_BxT, prompt_len_B, *, eos_id: int):
     return jax.lax.while_loop(cond, body, (jnp.int32(1), buf, jnp.zeros(B, bool)))[1]
 
 
+def padded_batches(n: int, batch_size: int):
+    """(rows, index) per batch: `rows` are the batch's rows, `index` the rows to feed, padded
+    with copies of row 0 to `batch_size` (when there is more than one batch) so that every batch
+    has one shape and compiles once."""
+    for start in range(0, n, batch_size):
+        rows = np.arange(start, min(start + batch_size, n))
+        index = np.concatenate([rows, np.zeros(batch_size - len(rows), int)]) if n > batch_size else rows
+        yield rows, index
+
+
 def generate(model: nnx.Module, tokens: np.ndarray, prompt_len: np.ndarray, *, eos_id: int,
-             batch_size: int = 256, full: bool = False, prefill_len: int | None = None) -> np.ndarray:  # fmt: skip
-    """Greedy completions of every row's prompt, in batches of `batch_size` (the last batch is
-    padded with copies of row 0 so that every batch has one shape). Returns int32 [N, T].
+             batch_size: int = 256, full: bool = False, prefill_len: int | None = None,
+             progress: bool = False) -> np.ndarray:  # fmt: skip
+    """Greedy completions of every row's prompt, in batches of `batch_size`. Returns int32 [N, T].
     Puts `model` in eval mode."""
     model.eval()
     graphdef, state = nnx.split(model)
@@ -91,13 +102,14 @@ def generate(model: nnx.Module, tokens: np.ndarray, prompt_len: np.ndarray, *, e
     n = len(tokens)
     prefill_len = int(prompt_len.min()) if prefill_len is None else prefill_len
     out = np.zeros_like(tokens)
-    for start in range(0, n, batch_size):
-        rows = np.arange(start, min(start + batch_size, n))
-        index = np.concatenate([rows, np.zeros(batch_size - len(rows), int)]) if n > batch_size else rows
+    bar = tqdm(total=n, unit="ex", desc="greedy decoding", disable=not progress, leave=False, dynamic_ncols=True)
+    for rows, index in padded_batches(n, batch_size):
         args = (graphdef, state, jnp.asarray(tokens[index]), jnp.asarray(prompt_len[index]))
         if full:
             result = greedy_full(*args, eos_id=eos_id)
         else:
             result = greedy(*args, prefill_len=prefill_len, eos_id=eos_id)
         out[rows] = np.asarray(result)[: len(rows)]
+        bar.update(len(rows))
+    bar.close()
     return out

@@ -1,9 +1,22 @@
-"""Errors that the command line reports as one line (kept free of jax imports)."""
+"""Errors that the command line reports as one line (kept free of jax imports).
+
+Every error jaxdp raises on purpose derives from `JaxdpError`, so a command line catches one
+class and prints ``error: <message>``; each message names the bad field or file.
+"""
 
 
-class TrainingError(Exception):
+class JaxdpError(Exception):
+    """A refusal with a one-line reason that names what is wrong."""
+
+
+class TrainingError(JaxdpError):
     """Training cannot start or cannot go on (bad settings, a non-finite loss, a missing run)."""
 
 
-class CheckpointError(Exception):
+class CheckpointError(JaxdpError):
     """A checkpoint does not belong to this run, or cannot be read."""
+
+
+class ProtocolError(JaxdpError, ValueError):
+    """A protocol or sweep setting is unknown or holds a value that cannot work."""
+

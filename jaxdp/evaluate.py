@@ -1,5 +1,14 @@
-"""Metrics (SPEC §4): final-answer accuracy of greedy decoding, the token before `<eos>`; as
-diagnostics, whole-CoT exact match and teacher-forced per-token accuracy."""
+"""Scores of a trained model on a test set, as the paper and as the benchmark define them.
+
+* ``accuracy`` (the paper's metric, §6.1): greedy decoding token by token until ``<eos>``; a
+  sample counts if its final answer, the token before the first generated ``<eos>``, equals the
+  reference's. A sample with no answer (no ``<eos>`` generated) never counts.
+* ``teacher_forced_exact`` (the Feng et al. benchmark's metric for LIS and ED): the reference
+  sequence is fed in and a sample counts only if the argmax prediction of *every* target token
+  (the CoT, the answer and ``<eos>``) is right.
+* Diagnostics: ``cot_exact_match`` (the whole greedily decoded sequence equals the reference)
+  and ``token_accuracy`` (teacher-forced, per target token).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +23,8 @@ from jaxdp import decode
 from jaxdp.tasks.base import EOS
 from jaxdp.tasks.dataset import Dataset
 
+METRICS = ("accuracy", "teacher_forced_exact", "cot_exact_match", "token_accuracy")
+
 
 def final_answers(tokens_BxT: np.ndarray, prompt_len_B: np.ndarray, eos_id: int) -> np.ndarray:
     """The token before each row's first generated `<eos>`, or -1 where there is none."""
@@ -26,6 +37,12 @@ def final_answers(tokens_BxT: np.ndarray, prompt_len_B: np.ndarray, eos_id: int)
     return np.where(has_eos & (first > prompt_len_B), answers, -1)
 
 
+def answer_correct(pred_BxT: np.ndarray, true_BxT: np.ndarray, prompt_len_B: np.ndarray, eos_id: int) -> np.ndarray:
+    """Per row: the final answers agree and the prediction has one (-1, no answer, never counts)."""
+    answers = final_answers(pred_BxT, prompt_len_B, eos_id)
+    return (answers == final_answers(true_BxT, prompt_len_B, eos_id)) & (answers >= 0)
+
+
 def cot_exact_match(pred_BxT: np.ndarray, true_BxT: np.ndarray, length_B: np.ndarray) -> np.ndarray:
     """Whether the whole sequence up to and including `<eos>` equals the reference."""
     upto = np.arange(true_BxT.shape[1])[None, :] < length_B[:, None]
@@ -33,32 +50,39 @@ def cot_exact_match(pred_BxT: np.ndarray, true_BxT: np.ndarray, length_B: np.nda
 
 
 @functools.partial(jax.jit, static_argnames="graphdef")
-def _teacher_forced_hits(graphdef, state, tokens_BxT, mask_BxT):
+def _teacher_forced(graphdef, state, tokens_BxT, mask_BxT):
+    """(hits per row, targets per row): argmax at t-1 against the token at t, on the targets."""
     logits = nnx.merge(graphdef, state)(tokens_BxT, deterministic=True)
-    hits = (jnp.argmax(logits[:, :-1], -1) == tokens_BxT[:, 1:]) & mask_BxT[:, 1:]
-    return hits.sum(), mask_BxT[:, 1:].sum()
+    targets = mask_BxT[:, 1:]
+    hits = (jnp.argmax(logits[:, :-1], -1) == tokens_BxT[:, 1:]) & targets
+    return hits.sum(axis=1), targets.sum(axis=1)
+
+
+def teacher_forced(model: nnx.Module, tokens: np.ndarray, mask: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, right target tokens and target tokens under teacher forcing."""
+    graphdef, state = nnx.split(model)
+    n = len(tokens)
+    hits, targets = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    for rows, index in decode.padded_batches(n, batch_size):
+        h, t = _teacher_forced(graphdef, state, jnp.asarray(tokens[index], jnp.int32), jnp.asarray(mask[index]))
+        hits[rows], targets[rows] = np.asarray(h)[: len(rows)], np.asarray(t)[: len(rows)]
+    return hits, targets
 
 
 def evaluate(model: nnx.Module, dataset: Dataset, *, batch_size: int = 256, limit: int | None = None,
-             full: bool = False) -> dict[str, float]:  # fmt: skip
-    """Greedy-decode the first `limit` examples (all by default) and score them."""
+             full: bool = False, progress: bool = False) -> dict[str, float]:  # fmt: skip
+    """Score the first `limit` examples (all by default) by every metric of the module docstring."""
     n = len(dataset) if limit is None else min(limit, len(dataset))
     tokens = dataset.tokens[:n].astype(np.int32)
     prompt_len, length = dataset.prompt_len[:n], dataset.length[:n]
     eos_id = dataset.task.vocab.index(EOS)
-    pred = decode.generate(model, tokens, prompt_len, eos_id=eos_id, batch_size=batch_size, full=full)
-    answers = final_answers(pred, prompt_len, eos_id)
-    truth = final_answers(tokens, prompt_len, eos_id)
-    graphdef, state = nnx.split(model)
-    hits = total = 0
-    mask = dataset.loss_mask[:n]
-    for start in range(0, n, batch_size):
-        h, t = _teacher_forced_hits(graphdef, state, jnp.asarray(tokens[start:start + batch_size]),
-                                    jnp.asarray(mask[start:start + batch_size]))  # fmt: skip
-        hits, total = hits + int(h), total + int(t)
+    pred = decode.generate(model, tokens, prompt_len, eos_id=eos_id, batch_size=batch_size, full=full,
+                           progress=progress)  # fmt: skip
+    hits, targets = teacher_forced(model, tokens, dataset.loss_mask[:n], batch_size)
     return {
-        "accuracy": float(np.mean(answers == truth)),
+        "accuracy": float(np.mean(answer_correct(pred, tokens, prompt_len, eos_id))),
+        "teacher_forced_exact": float(np.mean(hits == targets)),
         "cot_exact_match": float(np.mean(cot_exact_match(pred, tokens, length))),
-        "token_accuracy": hits / max(total, 1),
+        "token_accuracy": float(hits.sum() / max(targets.sum(), 1)),
         "examples": n,
     }

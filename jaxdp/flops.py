@@ -25,6 +25,7 @@ import dataclasses
 
 from jaxdp.models.config import ModelConfig
 from jaxdp.models.masks import sparse_mask
+from jaxdp.tasks import PAPER_MAX_LENGTHS
 
 # Approximate elementwise FLOPs per element (close to what XLA reports on CPU).
 LAYERNORM = 7
@@ -37,9 +38,10 @@ def _ceil_to(n: int, m: int) -> int:
     return -(-n // m) * m
 
 
-#: The paper's Table 2 (SPEC §4): forward GFLOPs per sequence on Arithmetic at L = 87, 221, 355,
-#: 505, with the hidden size D that 2·N·L implies for each cell (see README "FLOPs").
-PAPER_TABLE2_L = (87, 221, 355, 505)
+#: The paper's Table 2 (SPEC §4): forward GFLOPs per sequence on Arithmetic at the paper's
+#: lengths L = 87, 221, 355, 505, with the hidden size D that 2·N·L implies for each cell (see
+#: README "FLOPs").
+PAPER_TABLE2_L = PAPER_MAX_LENGTHS["arithmetic"]
 PAPER_TABLE2 = {
     "standard": ((0.027, 0.266, 0.426, 0.605), (64, 128, 128, 128)),
     "linear": ((0.422, 4.220, 6.756, 9.584), (256, 512, 512, 512)),

@@ -1,11 +1,16 @@
 """Figures and tables from sweep results (rows as returned by `jaxdp.sweep.collect`).
 
-* `heatmaps`: the paper's Figure 1/2 layout, one panel per (model, task): problem size across,
-  hidden size D up, each cell annotated with its final-answer accuracy.
-* `scaling`: the smallest D reaching the accuracy threshold against L, log-log, with the fitted
-  exponent per model next to the theory's sqrt(L) (`fit_exponent`).
-* `table2`: the minimum forward GFLOPs per sequence of a model reaching the threshold, per size
-  (the paper's Table 2), as Markdown and CSV.
+Rows are grouped by *series*: the model, and its variant where a sweep names one (Figure 2's
+sparse windows). Every function takes the metric to read (`accuracy`, the paper's greedy
+final-answer accuracy, by default; `teacher_forced_exact` is the benchmark's).
+
+* `heatmaps`: the paper's Figure 1/2 layout, one panel per (series, task): problem size across,
+  hidden size D up, each cell annotated with its score.
+* `scaling`: the smallest D reaching the threshold against L, log-log, with the fitted exponent
+  per series next to the theory's sqrt(L) (`fit_exponent`). L is each task's longest sequence
+  without <eos> (our max_len − 1).
+* `table2`: the minimum GFLOPs per sequence of a model reaching the threshold, per size (the
+  paper's Table 2): the paper's 2·N·L at the paper's L beside our full count at our L, with the D.
 """
 
 from __future__ import annotations
@@ -41,27 +46,43 @@ def save_figure(fig, path: str | Path) -> Path:
     return path
 
 
-def _mean_accuracy(rows, **where) -> dict[tuple[int, int], float]:
-    """(size, dim) -> accuracy averaged over seeds, for rows matching `where`."""
+MODEL_ORDER = ("standard", "sparse", "linear")
+
+
+def series(row: dict) -> str:
+    """A row's line in tables and plots: its model, and its variant if it has one."""
+    return row["model"] + (f" ({row['variant']})" if row.get("variant") else "")
+
+
+def _series_names(rows) -> list[str]:
+    """Series in the order standard, sparse (its variants), linear, then any other."""
+    names = sorted({series(r) for r in rows})
+    rank = lambda name: (MODEL_ORDER.index(name.split(" ")[0]) if name.split(" ")[0] in MODEL_ORDER else 99, name)  # noqa: E731
+    return sorted(names, key=rank)
+
+
+def _mean_score(rows, metric: str = "accuracy", **where) -> dict[tuple[int, int], float]:
+    """(size, dim) -> `metric` averaged over seeds, for rows matching `where` (key "series" is
+    matched against `series(row)`)."""
     cells: dict[tuple[int, int], list[float]] = {}
     for r in rows:
-        if all(r[k] == v for k, v in where.items()):
-            cells.setdefault((r["size"], r["dim"]), []).append(r["accuracy"])
+        if all((series(r) if k == "series" else r[k]) == v for k, v in where.items()) and r.get(metric) is not None:
+            cells.setdefault((r["size"], r["dim"]), []).append(r[metric])
     return {k: float(np.mean(v)) for k, v in cells.items()}
 
 
-def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "") -> Path:
-    """One panel per (model, task); accuracy in %, darker is better."""
+def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "", metric: str = "accuracy") -> Path:
+    """One panel per (series, task); `metric` in %, darker is better."""
     plt = pyplot()
     task_names = sorted({r["task"] for r in rows})
-    models = [m for m in ("standard", "sparse", "linear") if any(r["model"] == m for r in rows)]
+    models = _series_names(rows)
     wide = len(task_names) == 1  # a single task: the models side by side
     n_rows, n_cols = (1, len(models)) if wide else (len(models), len(task_names))
     fig, axes = plt.subplots(n_rows, n_cols, squeeze=False, figsize=(3.2 * n_cols + 1, 2.6 * n_rows + 0.6))
     for i, model in enumerate(models):
         for j, task in enumerate(task_names):
             ax = axes[0][i] if wide else axes[i][j]
-            acc = _mean_accuracy(rows, model=model, task=task)
+            acc = _mean_score(rows, metric, series=model, task=task)
             sizes = sorted({s for s, _ in acc})
             dims = sorted({d for _, d in acc})
             grid = np.full((len(dims), len(sizes)), np.nan)
@@ -85,16 +106,17 @@ def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "") -> Path:
     return save_figure(fig, path)
 
 
-def min_dims(rows: Sequence[dict], threshold: float = THRESHOLD) -> dict[tuple[str, str], list[tuple[int, int]]]:
-    """(task, model) -> [(L, smallest D reaching `threshold`)] over the sizes where one does."""
+def min_dims(rows: Sequence[dict], threshold: float = THRESHOLD,
+             metric: str = "accuracy") -> dict[tuple[str, str], list[tuple[int, int]]]:  # fmt: skip
+    """(task, series) -> [(L, smallest D reaching `threshold`)] over the sizes where one does."""
     out: dict[tuple[str, str], list[tuple[int, int]]] = {}
     lengths = {(r["task"], r["size"]): r["L"] for r in rows}
-    for task, model in sorted({(r["task"], r["model"]) for r in rows}):
-        acc = _mean_accuracy(rows, task=task, model=model)
+    for task, name in sorted({(r["task"], series(r)) for r in rows}):
+        acc = _mean_score(rows, metric, task=task, series=name)
         for size in sorted({s for s, _ in acc}):
             good = [d for (s, d), a in acc.items() if s == size and a >= threshold]
             if good:
-                out.setdefault((task, model), []).append((lengths[(task, size)], min(good)))
+                out.setdefault((task, name), []).append((lengths[(task, size)], min(good)))
     return out
 
 
@@ -111,22 +133,23 @@ def fit_exponent(L: Sequence[float], D: Sequence[float]) -> tuple[float, float]:
     return float(b), se
 
 
-def scaling_table(rows: Sequence[dict], threshold: float = THRESHOLD) -> str:
-    lines = ["| task | model | (L, min D) | exponent ± s.e. |", "|---|---|---|---|"]
-    for (task, model), points in min_dims(rows, threshold).items():
+def scaling_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: str = "accuracy") -> str:
+    lines = [f"Smallest D with {metric} >= {threshold:.0%}; L = our longest sequence without <eos> (max_len − 1).",
+             "", "| task | model | (L, min D) | exponent ± s.e. |", "|---|---|---|---|"]  # fmt: skip
+    for (task, model), points in min_dims(rows, threshold, metric).items():
         b, se = fit_exponent(*zip(*points)) if len(points) >= 2 else (math.nan, math.nan)
         pts = ", ".join(f"({L}, {D})" for L, D in points)
         lines.append(f"| {task} | {model} | {pts} | {b:.2f} ± {se:.2f} |")
-    return "\n".join(lines) + f"\n\nTheory (Theorem 4.2 / 4.4): D = Θ̃(sqrt L) for the efficient models, exponent 0.5."
+    return "\n".join(lines) + "\n\nTheory (Theorem 4.2 / 4.4): D = Θ̃(sqrt L) for the efficient models, exponent 0.5."
 
 
-def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD) -> Path:
+def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD, metric: str = "accuracy") -> Path:
     plt = pyplot()
-    found = min_dims(rows, threshold)
+    found = min_dims(rows, threshold, metric)
     task_names = sorted({t for t, _ in found}) or sorted({r["task"] for r in rows})
     fig, axes = plt.subplots(1, len(task_names), squeeze=False, figsize=(4 * len(task_names), 3.4))
     for ax, task in zip(axes[0], task_names):
-        for model in ("standard", "sparse", "linear"):
+        for model in _series_names(rows):
             points = found.get((task, model))
             if not points:
                 continue
@@ -139,39 +162,45 @@ def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD
             ax.plot(Ls, [D0 * math.sqrt(L / Ls[0]) for L in Ls], "k--", lw=0.8, label="∝ sqrt L")
         ax.set_xscale("log")
         ax.set_yscale("log", base=2)
-        ax.set_xlabel("sequence length L")
-        ax.set_ylabel(f"smallest D with accuracy ≥ {threshold:.0%}")
+        ax.set_xlabel("sequence length L (max_len − 1)")
+        ax.set_ylabel(f"smallest D with {metric} ≥ {threshold:.0%}")
         ax.set_title(task)
         ax.legend(fontsize=7)
     return save_figure(fig, path)
 
 
-def table2(rows: Sequence[dict], threshold: float = THRESHOLD, task: str = "arithmetic") -> list[dict]:
-    """Per (model, size): the cheapest reaching `threshold`, in paper (2·N·L) and full GFLOPs."""
+def table2(rows: Sequence[dict], threshold: float = THRESHOLD, task: str = "arithmetic",
+           metric: str = "accuracy") -> list[dict]:  # fmt: skip
+    """Per (model, size): the smallest D reaching `threshold`, with the paper's GFLOPs (2·N·L at
+    the paper's L, ``paper_L``) and our full count (at our L)."""
     out = []
     for model in ("standard", "linear", "sparse"):
         for size in sorted({r["size"] for r in rows if r["task"] == task}):
-            acc = _mean_accuracy(rows, task=task, model=model)
-            good = sorted(d for (s, d), a in acc.items() if s == size and a >= threshold)
-            match = [r for r in rows if r["task"] == task and r["model"] == model and r["size"] == size
+            acc = _mean_score(rows, metric, task=task, series=model, size=size)
+            good = sorted(d for (_, d), a in acc.items() if a >= threshold)
+            match = [r for r in rows if r["task"] == task and series(r) == model and r["size"] == size
                      and good and r["dim"] == good[0]]  # fmt: skip
-            out.append({"model": model, "size": size, "L": match[0]["L"] if match else None,
-                        "dim": good[0] if good else None,
-                        "paper_gflops": match[0]["paper_gflops"] if match else None,
-                        "forward_gflops": match[0]["forward_gflops"] if match else None})  # fmt: skip
+            first = match[0] if match else {}
+            out.append({"model": model, "size": size, "L": first.get("L"), "paper_L": first.get("paper_L"),
+                        "dim": good[0] if good else None, "paper_gflops": first.get("paper_gflops"),
+                        "forward_gflops": first.get("forward_gflops")})  # fmt: skip
     return out
 
 
-def table2_markdown(entries: Sequence[dict]) -> str:
+def table2_markdown(entries: Sequence[dict], threshold: float = THRESHOLD) -> str:
+    """Cells "paper GFLOPs (L=paper's) · full GFLOPs (L=ours) · D", – where no D reached the threshold."""
     sizes = sorted({e["size"] for e in entries})
-    Ls = {e["size"]: e["L"] for e in entries if e["L"] is not None}
-    head = " | ".join(f"n={s}" + (f" (L={Ls[s]})" if s in Ls else "") for s in sizes)
-    lines = [f"| model | {head} |", "|---" * (1 + len(sizes)) + "|"]
+    lengths = {e["size"]: (e["paper_L"], e["L"]) for e in entries if e["L"] is not None}
+    head = " | ".join(f"n={s}" + (f" (paper L={lengths[s][0]}, ours {lengths[s][1]})" if s in lengths else "")
+                      for s in sizes)  # fmt: skip
+    lines = [f"Minimum GFLOPs per sequence of a model reaching {threshold:.0%}: the paper's 2·N·L at the "
+             "paper's L, then our full count at our L, then the smallest D that reached it.", "",
+             f"| model | {head} |", "|---" * (1 + len(sizes)) + "|"]  # fmt: skip
     for model in ("standard", "linear", "sparse"):
         cells = []
         for s in sizes:
             e = next((e for e in entries if e["model"] == model and e["size"] == s), None)
             cells.append("–" if e is None or e["dim"] is None else
-                         f"{e['paper_gflops']:.3f} (full {e['forward_gflops']:.3f}, D={e['dim']})")  # fmt: skip
+                         f"{e['paper_gflops']:.3f} · full {e['forward_gflops']:.3f} · D={e['dim']}")  # fmt: skip
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

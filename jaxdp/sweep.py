@@ -1,15 +1,21 @@
 """Grids of training runs that any scheduler can split and restart.
 
-A sweep is a list of `Cell`s (task, size, model, D, seed) sharing one `Protocol` (data counts and
-training settings). Each cell trains in its own folder
+A sweep is a list of `Cell`s (task, size, model, D, seed, and optionally a named variant with its
+own model settings) sharing one `jaxdp.protocol.Protocol`. Each cell trains in the folder its
+whole identity names (`jaxdp.protocol.run_path`):
 
-    <exp_dir>/<task>/<model>/size=<n>/d=<D>/seed=<s>/
+    <exp_dir>/<task>/<model>/size=<n>/d=<D>/seed=<s>/<digest>/
 
-and is skipped when that folder has a `result.json`, so an interrupted sweep restarted with the
-same command finishes only the missing cells (a cell cut off mid-training resumes from its
-checkpoint). `shard(cells, "i/n")` keeps every n-th cell from the i-th, so n processes, a SLURM
-array or a shell loop cover the grid between them. `collect` gathers every finished cell into
-`results.csv` (no wall-clock columns, so the file does not depend on how the grid was split).
+so a cell is found by what it was trained with, never by its coordinates alone: rerunning a sweep
+with any protocol field changed trains new cells beside the old ones, and rerunning it unchanged
+trains nothing. A finished cell whose scores were taken on another test set or another
+`eval_examples` is scored again from its final checkpoint, without training. An interrupted
+sweep restarted with the same command finishes only the missing cells (a cell cut off
+mid-training resumes from its checkpoint). `shard(cells, "i/n")` keeps every n-th cell from the
+i-th, so n processes, a SLURM array or a shell loop cover the grid between them. `collect`
+gathers the finished cells *of the grid asked for* into rows for `results.csv`, each with the
+protocol columns that tell runs apart and without wall-clock columns (so the file does not depend
+on how the grid was split).
 """
 
 from __future__ import annotations
@@ -18,54 +24,72 @@ import contextlib
 import csv
 import dataclasses
 import fcntl
+import functools
 import itertools
 import json
+import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
 
 from jaxdp import flops, tasks
-from jaxdp.models import ModelConfig
-from jaxdp.models.config import ATTENTIONS
+from jaxdp.errors import ProtocolError
+from jaxdp.evaluate import METRICS
+from jaxdp.models.config import ATTENTIONS, ModelConfig
+from jaxdp.plots import series
+from jaxdp.protocol import Protocol, TrainConfig, run_identity, run_path
 from jaxdp.tasks.dataset import build_to_dir
-from jaxdp.train import TrainConfig, train
+from jaxdp.train import init_state, make_train_step, train
 
-CSV_FIELDS = ("task", "size", "L", "model", "dim", "seed", "accuracy", "cot_exact_match", "token_accuracy",
-              "final_loss", "steps", "examples", "paper_gflops", "forward_gflops")  # fmt: skip
+PROTOCOL_COLUMNS = ("epochs", "batch_size", "lr", "warmup_epochs", "weight_decay", "train_examples", "dropout",
+                    "num_layers", "num_heads", "block_size", "local_blocks", "global_tokens")  # fmt: skip
+CSV_FIELDS = ("task", "size", "L", "paper_L", "model", "variant", "dim", "seed", *METRICS, "examples",
+              "final_loss", "steps", *PROTOCOL_COLUMNS, "paper_gflops", "forward_gflops", "digest")  # fmt: skip
+_INTS = {"size", "L", "paper_L", "dim", "seed", "steps", "examples", "epochs", "batch_size", "train_examples",
+         "num_layers", "num_heads", "block_size", "local_blocks", "global_tokens"}  # fmt: skip
+_STRINGS = {"task", "model", "variant", "digest"}
+SPARSE_COLUMNS = ("block_size", "local_blocks", "global_tokens")  # blank for the other models
 
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
+    """One grid point. `variant` names a setting of the model beyond the protocol's (for
+    instance Figure 2's window "kB>=m"), and `options` holds it as ModelConfig fields."""
+
     task: str
     size: int
     model: str
     dim: int
     seed: int = 0
+    variant: str = ""
+    options: tuple[tuple[str, Any], ...] = ()
 
     @property
-    def path(self) -> str:
-        return f"{self.task}/{self.model}/size={self.size}/d={self.dim}/seed={self.seed}"
+    def label(self) -> str:
+        name = f"{self.task}/{self.model}/size={self.size}/d={self.dim}/seed={self.seed}"
+        return name + (f" [{self.variant}]" if self.variant else "")
 
 
 @dataclasses.dataclass(frozen=True)
-class Protocol:
-    """What every cell of a sweep shares."""
+class Plan:
+    """What a cell trains: its task, configs and the run folder its identity names."""
 
-    train_examples: int
-    test_examples: int
-    train: TrainConfig
-    data_seed: int = 0
-    num_layers: int = 3
-    num_heads: int = 4
-    dropout: float = 0.1
-    task_options: dict = dataclasses.field(default_factory=dict)  # per task name
+    cell: Cell
+    task: tasks.Task
+    model_config: ModelConfig
+    train_config: TrainConfig
+    path: str
 
-    def task(self, cell: Cell) -> tasks.Task:
-        return tasks.get(cell.task, cell.size, **self.task_options.get(cell.task, {}))
 
-    def model_config(self, cell: Cell) -> ModelConfig:
-        task = self.task(cell)
-        return ModelConfig(attention=cell.model, dim=cell.dim, num_layers=self.num_layers, num_heads=self.num_heads,
-                           dropout=self.dropout, max_len=task.max_len, vocab_size=len(task.vocab))  # fmt: skip
+def plan(cell: Cell, protocol: Protocol) -> Plan:
+    task = protocol.task(cell.task, cell.size)
+    model_config = protocol.model_config(task, cell.model, cell.dim, **dict(cell.options))
+    train_config = dataclasses.replace(protocol.train, seed=cell.seed)
+    identity = run_identity(task, model_config, train_config, protocol.train_examples, protocol.data_seed)
+    return Plan(cell, task, model_config, train_config, run_path(identity))
 
 
 def grid(task_sizes: dict[str, Sequence[int]], models: Sequence[str], dims: dict[str, Sequence[int]],
@@ -73,11 +97,11 @@ def grid(task_sizes: dict[str, Sequence[int]], models: Sequence[str], dims: dict
     """Every (task, size, model, D, seed) combination; `dims` maps each task to its D grid."""
     bad = [m for m in models if m not in ATTENTIONS]
     if bad:
-        raise ValueError(f"unknown model {bad[0]!r}; choose from {', '.join(ATTENTIONS)}")
+        raise ProtocolError(f"unknown model {bad[0]!r}; choose from {', '.join(ATTENTIONS)}")
     cells = []
     for name, sizes in task_sizes.items():
         if name not in tasks.TASKS:
-            raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(tasks.TASKS)}")
+            raise ProtocolError(f"unknown task {name!r}; choose one of: {', '.join(tasks.TASKS)}")
         for size, model, dim, seed in itertools.product(sizes, models, dims[name], seeds):
             cells.append(Cell(name, size, model, dim, seed))
     return cells
@@ -90,18 +114,17 @@ def shard(cells: Sequence[Cell], spec: str | None) -> list[Cell]:
     try:
         i, n = (int(x) for x in spec.split("/"))
     except ValueError:
-        raise ValueError(f"--shard takes i/n with integers, got {spec!r}") from None
+        raise ProtocolError(f"--shard takes i/n with integers, got {spec!r}") from None
     if not 0 <= i < n:
-        raise ValueError(f"--shard {spec}: need 0 <= i < n")
+        raise ProtocolError(f"--shard {spec}: need 0 <= i < n")
     return list(cells)[i::n]
 
 
-def validate(cells: Iterable[Cell], protocol: Protocol) -> None:
-    """Build every task and model config once, so a bad cell fails before any training."""
-    for cell in cells:
-        protocol.model_config(cell)
+def validate(cells: Iterable[Cell], protocol: Protocol) -> list[Plan]:
+    """Plan every cell, so that a bad cell fails before any data is built or anything compiles."""
     if protocol.train.batch_size > protocol.train_examples:
-        raise ValueError(f"batch_size {protocol.train.batch_size} > train_examples {protocol.train_examples}")
+        raise ProtocolError(f"batch_size {protocol.train.batch_size} > train_examples {protocol.train_examples}")
+    return [plan(cell, protocol) for cell in cells]
 
 
 @contextlib.contextmanager
@@ -117,58 +140,96 @@ def _locked(path: Path):
 
 def dataset_dir(data_root: Path, task: tasks.Task, protocol: Protocol) -> Path:
     options = "".join(f",{k}={v}" for k, v in sorted(task.options().items()))
-    return (data_root / f"{task.name}-{task.size}{options}" /
+    return (Path(data_root) / f"{task.name}-{task.size}{options}" /
             f"n={protocol.train_examples}+{protocol.test_examples}-seed={protocol.data_seed}")  # fmt: skip
+
+
+def _scored_as_asked(result_path: Path, protocol: Protocol) -> bool:
+    """A finished run scored on the test set and `eval_examples` this protocol asks for."""
+    evaluation = json.loads(result_path.read_text()).get("evaluation") or {}
+    test = evaluation.get("test") or {}
+    return (evaluation.get("eval_examples", "?") == protocol.train.eval_examples
+            and (test.get("count"), test.get("seed")) == (protocol.test_examples, protocol.data_seed))  # fmt: skip
 
 
 def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, data_root: str | Path = "data",
         progress: bool = True, max_cells: int | None = None) -> dict[str, list[Cell]]:  # fmt: skip
-    """Train every cell without a result; returns the cells that ran and those skipped.
-    `max_cells` stops after that many trained cells (a time-boxed job; rerun to continue)."""
-    exp_dir, data_root = Path(exp_dir), Path(data_root)
-    validate(cells, protocol)
-    ran, skipped = [], []
+    """Train every cell without a result (and rescore those scored otherwise); returns the cells
+    that "ran", were "rescored", or were "skipped". `max_cells` stops after that many trained
+    cells (a time-boxed job; rerun to continue)."""
+    exp_dir = Path(exp_dir)
+    plans = validate(cells, protocol)
+    outcome: dict[str, list[Cell]] = {"ran": [], "rescored": [], "skipped": []}
     loaded: dict[Path, tuple] = {}  # datasets already read by this process
-    for cell in cells:
-        out = exp_dir / cell.path
-        if (out / "result.json").exists():
-            skipped.append(cell)
+    bar = tqdm(total=len(plans), unit="cell", disable=not progress, dynamic_ncols=True)
+    for k, p in enumerate(plans, 1):
+        bar.set_description(f"cell {k}/{len(plans)} {p.cell.label}")
+        out = exp_dir / p.path
+        finished = (out / "result.json").exists()
+        if finished and _scored_as_asked(out / "result.json", protocol):
+            outcome["skipped"].append(p.cell)
+            bar.update(1)
             continue
-        if max_cells is not None and len(ran) >= max_cells:
+        if not finished and max_cells is not None and len(outcome["ran"]) >= max_cells:
             break
-        task = protocol.task(cell)
-        data = dataset_dir(data_root, task, protocol)
+        data = dataset_dir(data_root, p.task, protocol)
         if data not in loaded:
             with _locked(data.with_name(data.name + ".lock")):  # one builder per dataset across processes
-                loaded[data] = build_to_dir(task, data, protocol.train_examples, protocol.test_examples,
+                loaded[data] = build_to_dir(p.task, data, protocol.train_examples, protocol.test_examples,
                                             protocol.data_seed, progress=progress)[:2]  # fmt: skip
-        train_set, test_set = loaded[data]
-        train_config = dataclasses.replace(protocol.train, seed=cell.seed)
-        result = train(out, task, protocol.model_config(cell), train_config, train_set, test_set,
-                       progress=progress, data_dir=str(data))  # fmt: skip
+        result = train(out, p.task, p.model_config, p.train_config, *loaded[data], progress=progress,
+                       data_dir=str(data))  # fmt: skip
+        outcome["rescored" if finished else "ran"].append(p.cell)
         if progress:
-            print(f"{cell.path}: accuracy {result['accuracy']:.3f}", flush=True)
-        ran.append(cell)
-    return {"ran": ran, "skipped": skipped}
+            bar.write(f"cell {k}/{len(plans)} {p.cell.label}: accuracy {result['accuracy']:.3f}, "
+                      f"teacher-forced exact {result['teacher_forced_exact']:.3f} ({out})")  # fmt: skip
+        bar.update(1)
+    bar.close()
+    return outcome
 
 
-def collect(exp_dir: str | Path) -> list[dict]:
-    """One row per finished cell under `exp_dir`, sorted by (task, size, model, dim, seed)."""
+# --------------------------------------------------------------------------------- results
+
+
+def paper_length(task: str, size: int) -> int | None:
+    """The paper's L for a task at one of its sizes (§6.1; `tasks.PAPER_MAX_LENGTHS`)."""
+    sizes = tasks.PAPER_SIZES.get(task, ())
+    return tasks.PAPER_MAX_LENGTHS[task][sizes.index(size)] if size in sizes else None
+
+
+def result_row(config: dict, result: dict, variant: str = "") -> dict:
+    """One results.csv row from a run's config.json and result.json. ``L`` is our longest
+    sequence without <eos> (max_len − 1); ``paper_L`` the paper's length at that size, where the
+    paper has one (else ours). ``paper_gflops`` is the paper's 2·N·L at ``paper_L``,
+    ``forward_gflops`` our full count at ``L``."""
+    model_config = ModelConfig.from_dict(config["model"])
+    task = config["task"]
+    L = model_config.max_len - 1
+    paper_L = paper_length(task["name"], task["size"]) or L
+    train = config["train"]
+    settings = {**train, **config["model"], "train_examples": config["data"]["train"]["count"]}
+    sparse = model_config.attention == "sparse"
+    return {
+        "task": task["name"], "size": task["size"], "L": L, "paper_L": paper_L, "model": model_config.attention,
+        "variant": variant, "dim": model_config.dim, "seed": train["seed"],
+        **{k: result.get(k) for k in (*METRICS, "examples", "final_loss", "steps")},
+        **{k: settings[k] if sparse or k not in SPARSE_COLUMNS else None for k in PROTOCOL_COLUMNS},
+        "paper_gflops": flops.paper_flops(model_config, paper_L) / 1e9,
+        "forward_gflops": flops.forward_flops(model_config, L) / 1e9,
+        "digest": config["digest"],
+    }  # fmt: skip
+
+
+def collect(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol) -> list[dict]:
+    """One row per finished cell of `cells` (nothing else under `exp_dir`), sorted by (task,
+    size, model, variant, dim, seed)."""
     rows = []
-    for result_path in Path(exp_dir).glob("*/*/size=*/d=*/seed=*/result.json"):
-        config = json.loads((result_path.parent / "config.json").read_text())
-        result = json.loads(result_path.read_text())
-        model_config = ModelConfig.from_dict(config["model"])
-        L = model_config.max_len - 1  # the paper's L leaves out <eos>
-        rows.append({
-            "task": config["task"]["name"], "size": config["task"]["size"], "L": L,
-            "model": model_config.attention, "dim": model_config.dim, "seed": config["train"]["seed"],
-            **{k: result.get(k) for k in ("accuracy", "cot_exact_match", "token_accuracy", "final_loss", "steps",
-                                          "examples")},
-            "paper_gflops": flops.paper_flops(model_config, L) / 1e9,
-            "forward_gflops": flops.forward_flops(model_config, L) / 1e9,
-        })  # fmt: skip
-    return sorted(rows, key=lambda r: (r["task"], r["size"], r["model"], r["dim"], r["seed"]))
+    for p in validate(cells, protocol):
+        folder = Path(exp_dir) / p.path
+        if (folder / "result.json").exists():
+            config = json.loads((folder / "config.json").read_text())
+            rows.append(result_row(config, json.loads((folder / "result.json").read_text()), p.cell.variant))
+    return sorted(rows, key=lambda r: (r["task"], r["size"], r["model"], r["variant"], r["dim"], r["seed"]))
 
 
 def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
@@ -179,26 +240,95 @@ def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in CSV_FIELDS})
+            writer.writerow({k: _cell_text(row.get(k)) for k in CSV_FIELDS})
     tmp.replace(path)
     return path
 
 
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def read_csv(path: str | Path) -> list[dict]:
+    """Rows of a results.csv (this version's columns or an older subset), typed; blanks are None."""
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    ints = ("size", "L", "dim", "seed", "steps", "examples")
-    return [{k: (int(v) if k in ints else v if k in ("task", "model") else float(v)) for k, v in r.items()} for r in rows]
+
+    def typed(k, v):
+        if k in _STRINGS:
+            return v
+        if v == "":
+            return None
+        return int(v) if k in _INTS else float(v)
+
+    out = [{k: typed(k, v) for k, v in r.items()} for r in rows]
+    for r in out:
+        r.setdefault("variant", "")
+    return out
 
 
-def accuracy_table(rows: Sequence[dict]) -> str:
-    """Markdown: one line per (task, size, model), accuracy per D (mean over seeds)."""
+def accuracy_table(rows: Sequence[dict], metric: str = "accuracy") -> str:
+    """Markdown: one line per (task, size, model and variant), `metric` per D (mean over seeds)."""
     dims = sorted({r["dim"] for r in rows})
     groups: dict[tuple, dict[int, list[float]]] = {}
     for r in rows:
-        groups.setdefault((r["task"], r["size"], r["model"]), {}).setdefault(r["dim"], []).append(r["accuracy"])
-    lines = ["| task | size | model | " + " | ".join(f"D={d}" for d in dims) + " |", "|---" * (3 + len(dims)) + "|"]
+        groups.setdefault((r["task"], r["size"], series(r)), {}).setdefault(r["dim"], []).append(r[metric])
+    lines = [f"{metric}:", "", "| task | size | model | " + " | ".join(f"D={d}" for d in dims) + " |",
+             "|---" * (3 + len(dims)) + "|"]  # fmt: skip
     for (task, size, model), by_dim in sorted(groups.items()):
-        cells = [f"{sum(by_dim[d]) / len(by_dim[d]):.2f}" if d in by_dim else "" for d in dims]
+        cells = [f"{np.mean(by_dim[d]):.2f}" if d in by_dim else "" for d in dims]
         lines.append(f"| {task} | {size} | {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------- estimates
+
+
+@functools.lru_cache(maxsize=1)
+def measure_rate(steps: int = 4) -> dict[str, float]:
+    """FLOP/s of the real training step on this machine, from a probe model (standard, D = 128,
+    3 layers, L = 64, batch 32), and the seconds its first call took (compilation). Measured
+    once per process."""
+    config = ModelConfig(attention="standard", dim=128, max_len=64, vocab_size=20)
+    train_config = TrainConfig(epochs=1, batch_size=32, warmup_epochs=0)
+    graphdef, tx, state = init_state(config, train_config, steps_per_epoch=steps + 1)
+    step = make_train_step(graphdef, tx)
+    tokens = np.ones((32, 64), np.int32)
+    prompt_len, length = np.full(32, 8, np.int32), np.full(32, 64, np.int32)
+    started = time.perf_counter()
+    state, loss = step(state, tokens, prompt_len, length)
+    jax.block_until_ready(loss)
+    compile_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in range(steps):
+        state, loss = step(state, tokens, prompt_len, length)
+    jax.block_until_ready(loss)
+    per_step = (time.perf_counter() - started) / steps
+    return {"flops_per_s": flops.train_flops(config, 64) * 32 / per_step, "compile_seconds": compile_seconds,
+            "backend": jax.default_backend()}  # fmt: skip
+
+
+def estimate(plans: Sequence[Plan], protocol: Protocol, rate: dict[str, float]) -> dict[str, float]:
+    """The sweep's FLOPs (training: 3 × forward per example and epoch; evaluation: greedy decoding
+    of the examples scored) and the time they take at the measured `rate`, plus a compile per
+    cell. An order of magnitude: small models run below the probe's rate, large ones above."""
+    train = evaluation = 0.0
+    for p in plans:
+        L = p.task.max_len
+        train += flops.train_flops(p.model_config, L) * protocol.train_examples * protocol.train.epochs
+        scored = min(protocol.train.eval_examples or protocol.test_examples, protocol.test_examples)
+        evaluation += flops.decode_flops(p.model_config, L // 2, L) * scored
+    seconds = (train + evaluation) / rate["flops_per_s"] + 3 * rate["compile_seconds"] * len(plans)
+    return {"train_flops": train, "eval_flops": evaluation, "seconds": seconds}
+
+
+def describe_estimate(numbers: dict[str, float], rate: dict[str, float], cells: int) -> str:
+    hours = numbers["seconds"] / 3600
+    when = (f"{hours / 24:.0f} days" if hours >= 48 else f"{hours:.1f} h" if hours >= 1
+            else f"{max(numbers['seconds'] / 60, 1):.0f} min")  # fmt: skip
+    return (f"estimated cost: {cells} cells, {numbers['train_flops'] / 1e15:.3g} PFLOP training + "
+            f"{numbers['eval_flops'] / 1e15:.3g} PFLOP decoding, about {when} on this {rate['backend']} "
+            f"(measured {rate['flops_per_s'] / 1e9:.0f} GFLOP/s on a probe training step; an order of magnitude)")  # fmt: skip
+

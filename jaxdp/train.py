@@ -1,6 +1,6 @@
-"""Training as in the paper (SPEC §4): AdamW (0.9, 0.999, lr 1e-4, weight decay 0.01 on weight
+"""Training as in the paper (§6.1): AdamW (0.9, 0.999, lr 1e-4, weight decay 0.01 on weight
 matrices and embeddings, none on biases and norms), 5 warm-up epochs then linear decay to 0,
-batch 512, next-token NLL on the CoT, answer and `<eos>`.
+batch 512, next-token NLL on the CoT, answer and `<eos>`; the settings are `jaxdp.protocol`'s.
 
 One jitted step in the functional NNX pattern: the model is split once into a graph definition
 and pure pytrees (parameters, dropout RNG state), merged inside the step. The batch is sharded
@@ -8,14 +8,14 @@ over all devices along a ``data`` mesh axis and the state is replicated (data pa
 hosts call `jax.distributed.initialize()` first, see README). A background thread gathers and
 transfers the next batches while the device works.
 
-A run lives in a folder: ``config.json``, ``metrics.jsonl`` (one line per `log_every` steps),
+A run lives in a folder: ``protocol.json`` (its identity, whose digest `jaxdp.protocol.run_path`
+names the folder by), ``config.json``, ``metrics.jsonl`` (one line per `log_every` steps),
 ``checkpoints/`` (orbax) and ``result.json`` (written last, atomically). Running the same
 command again resumes from the latest checkpoint, and a finished run returns its result.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import queue
 import threading
@@ -35,46 +35,10 @@ from jaxdp import __version__
 from jaxdp.checkpoint import Checkpoints, check_run_config, write_json_atomic
 from jaxdp.errors import TrainingError
 from jaxdp.models import ModelConfig, Transformer
+from jaxdp.protocol import EVALUATION, MECHANICS, SCHEDULES, TrainConfig, digest, run_identity
 from jaxdp.tasks.dataset import Dataset
 
-SCHEDULES = ("warmup_linear", "constant")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    """Optimisation settings; the defaults are the paper's (SPEC §4)."""
-
-    epochs: int = 100
-    batch_size: int = 512
-    lr: float = 1e-4
-    b1: float = 0.9
-    b2: float = 0.999
-    weight_decay: float = 0.01
-    warmup_epochs: float = 5.0
-    schedule: str = "warmup_linear"
-    seed: int = 0
-    log_every: int = 50
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 2
-    eval_examples: int | None = None  # None: the whole test set
-    eval_batch_size: int = 256
-
-    def __post_init__(self):
-        if self.schedule not in SCHEDULES:
-            raise TrainingError(f"TrainConfig.schedule: {self.schedule!r} is not allowed; choose one of {', '.join(SCHEDULES)}")
-        for name in ("epochs", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise TrainingError(f"TrainConfig.{name}: must be a positive integer, got {value!r}")
-        if not self.lr > 0 or not 0 <= self.warmup_epochs <= self.epochs or self.weight_decay < 0:
-            raise TrainingError(f"TrainConfig: need lr > 0, 0 <= warmup_epochs <= epochs and weight_decay >= 0 "
-                                f"(lr={self.lr}, warmup_epochs={self.warmup_epochs}, epochs={self.epochs}, "
-                                f"weight_decay={self.weight_decay})")  # fmt: skip
-        if self.eval_examples is not None and self.eval_examples < 1:
-            raise TrainingError(f"TrainConfig.eval_examples: must be positive or None, got {self.eval_examples!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+__all__ = ["SCHEDULES", "TrainConfig", "TrainState", "restore_model", "run_config", "train"]
 
 
 class TrainState(NamedTuple):
@@ -209,15 +173,23 @@ def put_batch(arrays: tuple[np.ndarray, ...], mesh: Mesh) -> tuple[jax.Array, ..
 
 # ----------------------------------------------------------------------------------- the run
 
+#: Fields of a run's config.json that may change between launches of the same run.
+NOT_IDENTITY = frozenset({"digest", "data.dir", *(f"train.{name}" for name in MECHANICS + EVALUATION)})
 
-def run_config(task, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset,
-               data_dir: str | None = None) -> dict:  # fmt: skip
-    return {
-        "task": {"name": task.name, "size": task.size, "options": task.options()},
-        "model": model_config.to_dict(),
-        "train": train_config.to_dict(),
-        "data": {"train_examples": len(train_set), "seed": train_set.seed, "dir": data_dir},
-    }
+
+def run_config(identity: dict, train_config: TrainConfig, train_set: Dataset, data_dir: str | None = None) -> dict:
+    """config.json: the run's identity (`jaxdp.protocol.run_identity`) as task and model, its
+    digest, the whole TrainConfig, and the training set's record (content digest included) and
+    folder."""
+    return {"digest": digest(identity), "task": identity["task"], "model": identity["model"],
+            "train": train_config.to_dict(), "data": {"train": train_set.record(), "dir": data_dir}}  # fmt: skip
+
+
+def evaluation_record(test_set: Dataset | None, train_config: TrainConfig) -> dict | None:
+    """What a result's scores depend on besides the trained parameters."""
+    if test_set is None:
+        return None
+    return {"test": test_set.record(), "eval_examples": train_config.eval_examples}
 
 
 def check_settings(task, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset,
@@ -228,6 +200,8 @@ def check_settings(task, model_config: ModelConfig, train_config: TrainConfig, t
                             f"{len(task.vocab)} tokens")  # fmt: skip
     if model_config.max_len < task.max_len:
         raise TrainingError(f"ModelConfig.max_len: {model_config.max_len} < {task}'s max_len {task.max_len}")
+    if train_set.task != task:
+        raise TrainingError(f"training set holds {train_set.task}, expected {task}")
     if train_config.batch_size > len(train_set):
         raise TrainingError(f"TrainConfig.batch_size: {train_config.batch_size} > {len(train_set)} training examples")
     if train_config.batch_size % num_devices:
@@ -248,6 +222,11 @@ def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: Tr
           devices=None, data_dir: str | None = None) -> dict:  # fmt: skip
     """Train (or resume) the run in `run_dir`, evaluate on `test_set`, write ``result.json``.
 
+    The folder records the run's config (``config.json``) and identity (``protocol.json``); a
+    folder holding another identity or another training set is refused with the differing fields
+    named. A finished run returns its result; if it was scored on another test set or another
+    `eval_examples`, it is scored again from its final checkpoint, without training.
+
     `stop_after` ends the call after that many steps in total, with a checkpoint, as an
     interruption would (the next call resumes); the result is then ``{"stopped_at": step}``.
     `devices` limits the data-parallel mesh (default: all devices); `data_dir` is recorded in
@@ -258,11 +237,38 @@ def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: Tr
     steps_per_epoch = check_settings(task, model_config, train_config, train_set, mesh.size)
     if test_set is not None and test_set.task != task:
         raise TrainingError(f"test set holds {test_set.task}, expected {task}")
-    check_run_config(run_dir, run_config(task, model_config, train_config, train_set, data_dir))
+    identity = run_identity(task, model_config, train_config, len(train_set), train_set.seed)
+    check_run_config(run_dir, run_config(identity, train_config, train_set, data_dir), ignore=NOT_IDENTITY)
+    write_json_atomic(run_dir / "protocol.json", identity)
+    evaluation = evaluation_record(test_set, train_config)
     result_path = run_dir / "result.json"
     if result_path.exists():
-        return json.loads(result_path.read_text())
+        result = json.loads(result_path.read_text())
+        if result.get("evaluation") == evaluation:
+            return result
+        model, _ = restore_model(run_dir)
+    else:
+        started = time.perf_counter()
+        graphdef, state, end = _fit(run_dir, task, model_config, train_config, train_set, mesh, steps_per_epoch,
+                                    progress=progress, stop_after=stop_after)  # fmt: skip
+        if end < train_config.epochs * steps_per_epoch:
+            return {"stopped_at": end}
+        model = load_model(graphdef, state)
+        result = {"steps": end, "train_seconds": time.perf_counter() - started, "jaxdp": __version__,
+                  "final_loss": _last_loss(run_dir)}  # fmt: skip
+    if test_set is not None:
+        from jaxdp.evaluate import evaluate
 
+        result.update(evaluate(model, test_set, batch_size=train_config.eval_batch_size,
+                               limit=train_config.eval_examples, progress=progress))  # fmt: skip
+    result["evaluation"] = evaluation
+    write_json_atomic(result_path, result)
+    return result
+
+
+def _fit(run_dir: Path, task, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset, mesh: Mesh,
+         steps_per_epoch: int, *, progress: bool, stop_after: int | None):  # fmt: skip
+    """The training loop, from the latest checkpoint; returns (graphdef, state, steps done)."""
     graphdef, tx, state = init_state(model_config, train_config, steps_per_epoch)
     state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
     checkpoints = Checkpoints(run_dir, keep=train_config.keep_checkpoints)
@@ -280,10 +286,9 @@ def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: Tr
 
     last_good = start
     losses: list[jax.Array] = []
-    started = time.perf_counter()
     _truncate_metrics(run_dir / "metrics.jsonl", start)
     bar = tqdm(total=total, initial=start, disable=not progress, desc=f"{task} {model_config.attention} D={model_config.dim}",
-               unit="step", dynamic_ncols=True)  # fmt: skip
+               unit="step", dynamic_ncols=True, leave=False)  # fmt: skip
     metrics = (run_dir / "metrics.jsonl").open("a")
     current = (state, start)
     try:
@@ -324,19 +329,7 @@ def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: Tr
         metrics.close()
         bar.close()
         checkpoints.close()
-    if end < total:
-        return {"stopped_at": end}
-
-    model = load_model(graphdef, state)
-    result = {"steps": total, "train_seconds": time.perf_counter() - started, "jaxdp": __version__,
-              "final_loss": _last_loss(run_dir)}  # fmt: skip
-    if test_set is not None:
-        from jaxdp.evaluate import evaluate
-
-        result.update(evaluate(model, test_set, batch_size=train_config.eval_batch_size,
-                               limit=train_config.eval_examples))  # fmt: skip
-    write_json_atomic(result_path, result)
-    return result
+    return graphdef, state, end
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -367,7 +360,7 @@ def restore_model(run_dir: str | Path) -> tuple[Transformer, dict]:
     config = json.loads(config_path.read_text())
     model_config = ModelConfig.from_dict(config["model"])
     train_config = TrainConfig(**config["train"])
-    steps_per_epoch = max(config["data"]["train_examples"] // train_config.batch_size, 1)
+    steps_per_epoch = max(config["data"]["train"]["count"] // train_config.batch_size, 1)
     graphdef, _, state = init_state(model_config, train_config, steps_per_epoch)
     checkpoints = Checkpoints(run_dir, keep=train_config.keep_checkpoints)
     try:

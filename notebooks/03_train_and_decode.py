@@ -37,9 +37,10 @@ import numpy as np
 from IPython.display import Image, Markdown
 
 from jaxdp import decode, plots, sweep
+from jaxdp.protocol import Protocol, TrainConfig
 from jaxdp.tasks import EOS
 from jaxdp.tasks.dataset import load
-from jaxdp.train import TrainConfig, restore_model
+from jaxdp.train import restore_model
 
 SMOKE = os.environ.get("JAXDP_SMOKE") == "1"  # the test suite's quick mode: a few training steps
 RUNS, DATA = Path("runs/notebook-03" + ("-smoke" if SMOKE else "")), Path("data")
@@ -48,22 +49,23 @@ RUNS, DATA = Path("runs/notebook-03" + ("-smoke" if SMOKE else "")), Path("data"
 # ## The grid
 #
 # LIS with N = 6 numbers from a range of 16 (L = 16), three layers (one in smoke mode) and four
-# heads as in the paper, hidden size D from the grid below. `sweep.Protocol` holds what every cell
-# shares.
+# heads as in the paper, hidden size D from the grid below. A `Protocol` holds what every cell
+# shares (fields not given keep the paper's defaults); each run's folder is named by a digest of
+# its whole protocol, so changing any setting here trains new runs instead of reusing old ones.
 
 # %%
 task_name, size, options = "lis", 6, {"value_range": 16}
 dims = (16,) if SMOKE else (16, 64)
 cells = sweep.grid({task_name: (size,)}, ("standard", "sparse", "linear"), {task_name: dims})
-protocol = sweep.Protocol(
+protocol = Protocol(
     train_examples=640 if SMOKE else 4000, test_examples=40 if SMOKE else 300,
-    num_layers=1 if SMOKE else 3, dropout=0.0,
+    model={"num_layers": 1 if SMOKE else 3, "dropout": 0.0},
     train=TrainConfig(epochs=1 if SMOKE else 15, batch_size=64, lr=1e-3, warmup_epochs=1, log_every=5),
     task_options={task_name: options},
 )
 sweep.run(RUNS, cells, protocol, data_root=DATA, progress=not SMOKE)
-rows = sweep.collect(RUNS)
-Markdown(sweep.accuracy_table(rows))
+rows = sweep.collect(RUNS, cells, protocol)
+Markdown(sweep.accuracy_table(rows) + "\n\n" + sweep.accuracy_table(rows, "teacher_forced_exact"))
 
 # %% [markdown]
 # Training loss of each run, read from its `metrics.jsonl`:
@@ -71,7 +73,8 @@ Markdown(sweep.accuracy_table(rows))
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for cell in cells:
-    log = [json.loads(line) for line in (RUNS / cell.path / "metrics.jsonl").read_text().splitlines()]
+    folder = RUNS / sweep.plan(cell, protocol).path
+    log = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     ax.plot([r["step"] for r in log], [r["loss"] for r in log], label=f"{cell.model}, D = {cell.dim}")
 ax.set(xlabel="step", ylabel="next-token NLL", yscale="log", title=f"{task_name}({size}): training loss")
 ax.legend(fontsize=8)
@@ -86,8 +89,8 @@ ax.legend(fontsize=8)
 
 # %%
 cell = next(c for c in reversed(cells) if c.model == "standard")
-model, _ = restore_model(RUNS / cell.path)
-task = protocol.task(cell)
+model, _ = restore_model(RUNS / sweep.plan(cell, protocol).path)
+task = protocol.task(cell.task, cell.size)
 test = load(sweep.dataset_dir(DATA, task, protocol) / "test.npz")
 example = test.example(0)
 

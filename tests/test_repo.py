@@ -12,6 +12,6 @@ def _commands():
 
 def test_readme_starts_with_two_commands_and_ci_runs_the_test_one():
     setup_and_run, setup_and_test = _commands()[:2]
-    assert setup_and_run.endswith("python -m jaxdp demo")
+    assert setup_and_run.endswith("python -m experiments.demo")
     assert setup_and_test.endswith("python -m pytest")
     assert setup_and_test in (ROOT / ".ci" / "run").read_text().splitlines()

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import table2
+from experiments import fig1 as fig1_module
+from experiments import presets
 from jaxdp import plots, sweep
+from jaxdp.protocol import EVALUATION, MECHANICS, SETTABLE, parse_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "tiny", "--tasks", "lis", "--sizes", "4", "--dims", "8", "--models", "standard", "linear",
@@ -29,52 +31,113 @@ def finish(proc):
     return out
 
 
+def fig1_here(capsys, *args) -> str:
+    """experiments.fig1 in this process (no interpreter start-up); its stdout."""
+    assert fig1_module.main([*TINY, *args]) == 0, capsys.readouterr().err[-3000:]
+    return capsys.readouterr().out
+
+
+def results(folder: Path) -> list[dict]:
+    return sweep.read_csv(folder / "fig1" / "tiny" / "results.csv")
+
+
 def test_grid_shards_cover_every_cell_once():
     cells = sweep.grid({"lis": (4, 6), "ed": (3,)}, ["standard", "sparse"], {"lis": (8, 16), "ed": (8,)}, seeds=(0, 1))
     assert len(cells) == 2 * 2 * 2 * 2 + 1 * 2 * 1 * 2
     parts = [sweep.shard(cells, f"{i}/3") for i in range(3)]
-    assert sorted(c.path for p in parts for c in p) == sorted(c.path for c in cells)
-    for bad in ("3/3", "a/b", "1"):
+    assert sorted(c.label for p in parts for c in p) == sorted(c.label for c in cells)
+    for bad in ("3/3", "a/b", "1", "-1/4"):
         with pytest.raises(ValueError, match="--shard"):
             sweep.shard(cells, bad)
     with pytest.raises(ValueError, match="unknown model 'dense'"):
         sweep.grid({"lis": (4,)}, ["dense"], {"lis": (8,)})
 
 
-def test_interrupted_sweep_finishes_only_missing_cells_and_shards_agree(tmp_path):
+def test_a_cell_is_found_by_its_whole_protocol(tmp_path, capsys):
+    """Interrupted and finished sweeps, reruns with nothing changed, with an evaluation field
+    changed (rescored, not retrained), with a training field changed (new cells beside the old),
+    and a sub-grid (only its cells collected)."""
+    args = ["--out", str(tmp_path), "--data-root", str(tmp_path / "data")]
+    assert "1 cells trained, 0 rescored, 0 already done, 1 left" in fig1_here(capsys, *args, "--max-cells", "1")
+    first = {p: p.stat().st_mtime_ns for p in tmp_path.glob("fig1/**/result.json")}
+    assert "1 cells trained, 0 rescored, 1 already done" in fig1_here(capsys, *args)
+    assert all(p.stat().st_mtime_ns == t for p, t in first.items()), "finished cells must not rerun"
+    assert "0 cells trained, 0 rescored, 2 already done" in fig1_here(capsys, *args)
+    old = results(tmp_path)
+    assert len(old) == 2 and {r["epochs"] for r in old} == {1} and {r["examples"] for r in old} == {16}
+
+    logs = {p: p.read_text() for p in tmp_path.glob("fig1/**/metrics.jsonl")}
+    assert "0 cells trained, 2 rescored, 0 already done" in fig1_here(capsys, *args, "--set", "eval_examples=8")
+    assert {r["examples"] for r in results(tmp_path)} == {8}
+    assert {p: p.read_text() for p in tmp_path.glob("fig1/**/metrics.jsonl")} == logs, "rescoring must not train"
+
+    assert "2 cells trained, 0 rescored, 0 already done" in fig1_here(capsys, *args, "--set", "epochs=2")
+    new = results(tmp_path)
+    assert {r["epochs"] for r in new} == {2} and {r["steps"] for r in new} == {8}
+    assert not {r["digest"] for r in new} & {r["digest"] for r in old}, "two protocols, two digests"
+    for a, b in zip(old, new):  # told apart by their columns
+        assert (a["task"], a["size"], a["model"], a["dim"]) == (b["task"], b["size"], b["model"], b["dim"])
+        assert a["epochs"] != b["epochs"] and a["digest"] != b["digest"]
+    assert len(list(tmp_path.glob("fig1/tiny/lis/*/size=4/d=8/seed=0/*/result.json"))) == 4  # side by side
+
+    sub_grid = ("--models", "standard", "--set", "eval_examples=8")
+    assert "0 cells trained, 0 rescored, 1 already done" in fig1_here(capsys, *args, *sub_grid)
+    assert [r["model"] for r in results(tmp_path)] == ["standard"], "a sub-grid collects only its cells"
+
+
+def test_concurrent_shards_give_the_same_results_as_one_process(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
-    out = finish(fig1("--out", str(one), "--data-root", str(tmp_path / "data"), "--max-cells", "1"))
-    assert "1 cells trained, 0 already done, 1 left" in out
-    first = sorted((one / "fig1" / "tiny").glob("**/result.json"))
-    stamps = {p: p.stat().st_mtime_ns for p in first}
-    out = finish(fig1("--out", str(one), "--data-root", str(tmp_path / "data")))
-    assert "1 cells trained, 1 already done" in out
-    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items()), "finished cells must not rerun"
+    finish(fig1("--out", str(one), "--data-root", str(tmp_path / "data")))
     # two concurrent shard processes, building the same dataset under a lock
     procs = [fig1("--out", str(two), "--data-root", str(tmp_path / "data2"), "--shard", f"{i}/2") for i in range(2)]
     for proc in procs:
         finish(proc)
-    finish(fig1("--out", str(two), "--data-root", str(tmp_path / "data2")))  # collects; trains nothing
+    assert "0 cells trained" in finish(fig1("--out", str(two), "--data-root", str(tmp_path / "data2")))
     a = (one / "fig1" / "tiny" / "results.csv").read_text()
     b = (two / "fig1" / "tiny" / "results.csv").read_text()
     assert a == b and len(a.splitlines()) == 3
     assert (one / "fig1" / "tiny" / "fig1.png").stat().st_size > 0
 
 
-def test_bad_override_is_refused(capsys):
-    from experiments import fig1 as fig1_module
+@pytest.mark.parametrize("setting,message", [
+    ("epochs=many", "epochs: 'many' is not an int"),
+    ("colour=red", "unknown setting 'colour'"),
+    ("lr=-1", "TrainConfig.lr: must be a finite number in (0, inf), got -1.0"),
+    ("batch_size=0", "TrainConfig.batch_size: must be an integer >= 1, got 0"),
+    ("train_examples=-5", "Protocol.train_examples: must be an integer >= 1, got -5"),
+    ("warmup_epochs=5", "TrainConfig.warmup_epochs: 5 is longer than the run (epochs=3)"),
+    ("local_blocks=0", "ModelConfig.local_blocks: must be an integer >= 1, got 0"),
+    ("dtype=int8", "ModelConfig.dtype: 'int8' is not allowed"),
+    ("lis.flavour=2", "lis: unknown option 'flavour'"),
+    ("lr", "--set 'lr': use FIELD=VALUE"),
+])  # fmt: skip
+def test_bad_settings_are_refused_in_one_line(setting, message, capsys):
+    assert fig1_module.main(["--preset", "tiny", "--set", setting, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
 
-    assert fig1_module.main(["--preset", "tiny", "--set", "epochs=many"]) == 2
-    assert "--set epochs: 'many' is not a int" in capsys.readouterr().err
-    assert fig1_module.main(["--preset", "tiny", "--set", "colour=red"]) == 2
 
-
-def test_table2_dry_run_prints_the_papers_cells(capsys):
-    assert table2.main(["--preset", "paper", "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    for figure in ("0.027", "0.605", "9.584", "2.399"):
-        assert f"| {figure} |" in out
-    assert "60 cells, preset paper" in out  # 4 sizes x 5 dims x 3 models of Arithmetic
+def test_set_reaches_every_protocol_field():
+    """--set addresses TrainConfig, ModelConfig (kernel options too), data fields and task options
+    by name, and each lands in the run's identity (so in its folder's digest)."""
+    changes = {"weight_decay": "0.1", "schedule": "constant", "dtype": "bfloat16", "local_blocks": "2",
+               "block_size": "4", "b2": "0.99", "train_examples": "512", "lis.value_range": "30"}  # fmt: skip
+    protocol = presets.PRESETS["tiny"].protocol.set(**parse_settings(f"{k}={v}" for k, v in changes.items()))
+    cell = sweep.Cell("lis", 4, "sparse", 120)  # D = 120: divisible by 4 and 5 heads
+    p = sweep.plan(cell, protocol)
+    assert (p.train_config.weight_decay, p.train_config.schedule, p.train_config.b2) == (0.1, "constant", 0.99)
+    assert (p.model_config.dtype, p.model_config.local_blocks, p.model_config.block_size) == ("bfloat16", 2, 4)
+    assert protocol.train_examples == 512 and p.task.options()["value_range"] == 30
+    base = sweep.plan(cell, presets.PRESETS["tiny"].protocol)
+    assert p.path.rsplit("/", 1)[0] == base.path.rsplit("/", 1)[0] and p.path != base.path
+    for name in SETTABLE:  # every settable field changes the digest unless it is mechanics or evaluation
+        value = protocol.settings()[name]
+        other = {int: lambda v: v + 1, float: lambda v: v / 2 + 0.01, str: lambda v: v}.get(type(value))
+        if other is None or isinstance(value, bool) or type(value) is str:
+            continue
+        changed = sweep.plan(cell, protocol.set(**{name: other(value)}))
+        same = name in MECHANICS + EVALUATION or name == "test_examples"
+        assert (changed.path == p.path) == same, name
 
 
 # ------------------------------------------------------------------------------------ plots

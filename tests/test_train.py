@@ -14,9 +14,10 @@ import pytest
 from jaxdp import decode, tasks
 from jaxdp.cli import main as cli
 from jaxdp.errors import CheckpointError, TrainingError
-from jaxdp.evaluate import final_answers
+from jaxdp.evaluate import answer_correct, evaluate, final_answers, teacher_forced
 from jaxdp.models import ModelConfig
 from jaxdp.tasks.dataset import build, save
+from jaxdp.protocol import digest
 from jaxdp.train import TrainConfig, batch_indices, learning_rate, restore_model, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +76,33 @@ def test_decode_state_gives_the_same_tokens_as_full_forward(runs, data, attentio
     # the prompt is kept, nothing is read past it, and rows end in <eos> then <pad>
     keep = np.arange(TASK.max_len)[None] < test.prompt_len[:96, None]
     np.testing.assert_array_equal(np.where(keep, fast, 0), np.where(keep, test.tokens[:96], 0))
+
+
+def test_teacher_forced_exact_matches_a_per_sample_loop(runs, data):
+    """The benchmark's metric: a sample counts when every target token is the argmax under teacher
+    forcing. Against a slow loop, one unpadded sample at a time, on the trained standard model."""
+    model, _ = restore_model(runs["standard"][0])
+    test = data[1]
+    n = 120
+    hits, targets = teacher_forced(model, test.tokens[:n].astype(np.int32), test.loss_mask[:n], batch_size=32)
+    slow = []
+    for i in range(n):
+        p, length = int(test.prompt_len[i]), int(test.length[i])
+        tokens = test.tokens[i : i + 1, :length].astype(np.int32)
+        predicted = np.argmax(np.asarray(model(tokens)), -1)[0]  # logits at t predict token t + 1
+        slow.append(bool(np.all(predicted[p - 1 : length - 1] == tokens[0, p:length])))
+    np.testing.assert_array_equal(hits == targets, slow)
+    assert 0 < np.mean(slow) <= 1
+    result = evaluate(model, test, limit=n, batch_size=32)
+    assert result["teacher_forced_exact"] == pytest.approx(np.mean(slow))
+
+
+def test_a_missing_answer_never_counts():
+    batch = TASK.sample_arrays(np.random.default_rng(1), 8)
+    eos = TASK.vocab.index(tasks.EOS)
+    no_eos = np.where(batch.tokens == eos, 0, batch.tokens).astype(np.int32)  # neither side has an answer
+    assert not answer_correct(no_eos, no_eos, batch.prompt_len, eos).any()
+    assert answer_correct(batch.tokens.astype(np.int32), batch.tokens.astype(np.int32), batch.prompt_len, eos).all()
 
 
 def test_final_answers_match_the_task_reading():
@@ -188,7 +216,7 @@ def test_cli_train_and_eval(tiny_data, tmp_path, capsys):
     save(tiny_data[0], data / "train.npz")
     save(tiny_data[1], data / "test.npz")
     args = ["train", "--task", "lis", "--size", "4", "--option", "value_range=8", "--model", "linear", "--dim", "16",
-            "--layers", "1", "--epochs", "1", "--batch-size", "32", "--data", str(data), "--out", str(tmp_path / "run"),
+            "--layers", "1", "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "32", "--data", str(data), "--out", str(tmp_path / "run"),
             "--quiet", "--eval-examples", "8"]  # fmt: skip
     assert cli(args) == 0
     assert "accuracy" in capsys.readouterr().out
@@ -196,7 +224,47 @@ def test_cli_train_and_eval(tiny_data, tmp_path, capsys):
     assert "on 8 test examples" in capsys.readouterr().out
 
 
+def test_a_dataset_is_known_by_its_content_not_its_path(tiny_data, tmp_path, monkeypatch, capsys):
+    """The same files reached by another relative path are the same run; a dataset built with
+    another seed is refused, the differing header field named."""
+    monkeypatch.chdir(tmp_path)
+    for folder, datasets in (("data", tiny_data), ("other", build(TINY_TASK, 512, 32, seed=2, progress=False))):
+        (tmp_path / folder).mkdir()
+        save(datasets[0], tmp_path / folder / "train.npz")
+        save(datasets[1], tmp_path / folder / "test.npz")
+    (tmp_path / "sub").mkdir()
+    args = ["train", "--task", "lis", "--size", "4", "--option", "value_range=8", "--model", "standard", "--dim", "16",
+            "--layers", "1", "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "64", "--quiet",
+            "--eval-examples", "8", "--out", "run"]  # fmt: skip
+    assert cli([*args, "--data", "data"]) == 0
+    first = capsys.readouterr().out
+    steps = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert cli([*args, "--data", "./sub/../data"]) == 0  # the same data: the finished run, not a new one
+    assert capsys.readouterr().out.split(":", 1)[1] == first.split(":", 1)[1]
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == steps
+    assert cli([*args, "--data", "other"]) == 2
+    err = capsys.readouterr().err
+    assert "data.train.seed: 1 in the run, 2 now" in err and len(err.strip().splitlines()) == 1
+
+
+def test_default_run_folder_is_named_by_the_protocol(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    save(tiny_data[0], tmp_path / "data" / "train.npz")
+    save(tiny_data[1], tmp_path / "data" / "test.npz")
+    args = ["train", "--task", "lis", "--size", "4", "--option", "value_range=8", "--model", "linear", "--dim", "16",
+            "--layers", "1", "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "64", "--quiet",
+            "--eval-examples", "8", "--data", "data"]  # fmt: skip
+    assert cli(args) == 0
+    (folder,) = (tmp_path / "runs" / "train" / "lis" / "linear" / "size=4" / "d=16" / "seed=0").iterdir()
+    identity = json.loads((folder / "protocol.json").read_text())
+    assert folder.name == digest(identity) and identity["train"]["epochs"] == 1 and identity["model"]["num_layers"] == 1
+    assert "eval_examples" not in identity["train"] and "log_every" not in identity["train"]
+    assert str(folder.relative_to(tmp_path)) in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("args,message", [
+    (["--model", "standard", "--dim", "32", "--epochs", "3"], "TrainConfig.warmup_epochs: 5 is longer than the run (epochs=3)"),
     (["--model", "standard", "--dim", "30"], "ModelConfig.dim: 30 is not divisible by num_heads=4"),
     (["--model", "standard", "--dim", "32", "--data", "nowhere"], "no dataset at nowhere/train.npz"),
 ])  # fmt: skip

@@ -15,6 +15,9 @@ import dataclasses
 import math
 from typing import Any
 
+from jaxdp.errors import JaxdpError
+from jaxdp.validate import choice, integer
+
 ATTENTIONS = ("standard", "sparse", "linear")
 LINEAR_FORMS = ("chunked", "quadratic", "scan")
 SPARSE_FORMS = ("blocked", "masked")
@@ -23,13 +26,26 @@ ACTIVATIONS = ("gelu_tanh", "gelu")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 
 
-class ConfigError(ValueError):
+class ConfigError(JaxdpError, ValueError):
     """A config field holds a value the model cannot use; the message names the field."""
 
 
 def default_block_size(max_len: int) -> int:
     """B = 2^floor(log2 sqrt(L)) (SPEC §1), with L = `max_len`."""
     return 2 ** int(math.floor(math.log2(math.sqrt(max_len))))
+
+
+def _dtype_name(value: Any) -> Any:
+    """'float32' for "float32", numpy.float32, jnp.float32 or np.dtype('float32'); other values
+    are returned as they are, for the field check to refuse."""
+    if isinstance(value, str):
+        return value
+    try:
+        import numpy as np
+
+        return np.dtype(value).name
+    except TypeError:
+        return value
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -61,23 +77,20 @@ class ModelConfig:
     param_dtype: str = "float32"
 
     def __post_init__(self):
+        for name in ("dtype", "param_dtype"):  # a numpy or jax dtype is taken by its name
+            object.__setattr__(self, name, _dtype_name(getattr(self, name)))
         for name, allowed in (("attention", ATTENTIONS), ("linear_form", LINEAR_FORMS),
                               ("sparse_form", SPARSE_FORMS), ("norm", NORMS),
                               ("activation", ACTIVATIONS), ("dtype", DTYPES),
                               ("param_dtype", DTYPES)):  # fmt: skip
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ConfigError(f"ModelConfig.{name}: {value!r} is not allowed; "
-                                  f"choose one of {', '.join(allowed)}")  # fmt: skip
+            choice(ConfigError, f"ModelConfig.{name}", getattr(self, name), allowed)
         for name in ("num_layers", "num_heads", "dim", "mlp_ratio", "max_len", "vocab_size",
                      "local_blocks", "chunk_size"):  # fmt: skip
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"ModelConfig.{name}: must be a positive integer, got {value!r}")
+            integer(ConfigError, f"ModelConfig.{name}", getattr(self, name))
         if self.dim % self.num_heads:
             raise ConfigError(f"ModelConfig.dim: {self.dim} is not divisible by "
                               f"num_heads={self.num_heads}")  # fmt: skip
-        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
+        if isinstance(self.dropout, bool) or not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"ModelConfig.dropout: must lie in [0, 1), got {self.dropout!r}")
         if self.block_size is None:
             object.__setattr__(self, "block_size", default_block_size(self.max_len))

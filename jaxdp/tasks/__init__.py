@@ -15,7 +15,7 @@ from jaxdp.tasks.arithmetic import Arithmetic
 from jaxdp.tasks.base import EOS, PAD, SEP, EncodedBatch, Example, Task, TaskBase
 from jaxdp.tasks.edit_distance import EditDistance, EditDistanceLocal
 from jaxdp.tasks.lis import LIS
-from jaxdp.tasks.locality import locality
+from jaxdp.tasks.locality import locality, locality_table
 
 TASKS: dict[str, type[TaskBase]] = {
     "arithmetic": Arithmetic,
@@ -59,5 +59,5 @@ def get(name: str, size: int, **options) -> Task:
 __all__ = [
     "Arithmetic", "EOS", "EditDistance", "EditDistanceLocal", "EncodedBatch", "Example", "LIS",
     "PAD", "PAPER_MAX_LENGTHS", "PAPER_SIZES", "SEP", "TASKS", "Task", "TaskBase", "get",
-    "locality",
+    "locality", "locality_table",
 ]

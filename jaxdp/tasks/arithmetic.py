@@ -12,8 +12,13 @@ Chain of thought (paper Appendix C): ``e0 = e1 = … = en <eos>``; each step eva
 *leftmost handle*, the leftmost ``a op b`` of two numbers that standard precedence and
 left-associativity allow to evaluate now, and a bracket pair left around a single number
 disappears in the same step. Each step therefore removes exactly one operator; the last item is
-the answer. (The benchmark writes its build history in reverse instead, which is not a function
-of the expression.)
+the answer.
+
+``order="benchmark"`` writes the chain as the Feng et al. benchmark does: the expression's build
+history reversed, so each step undoes the last expansion (it collapses one ``a op b`` of two
+numbers, with its brackets, which need not be the leftmost). That chain is not a function of the
+expression (several build histories give one expression), so `solve` refuses it and examples come
+from `sample`; it has the same format, length bound and block locality as the default.
 
 Locality (§5.2): the content of each block e_{k+1} depends only on the preceding block e_k.
 """
@@ -29,6 +34,16 @@ from jaxdp.tasks.base import EOS, PAD, Example, TaskBase
 
 OPS = ("+", "-", "*", "/")
 _TIGHT = ("*", "/")
+ORDERS = ("leftmost", "benchmark")
+
+
+def _chain(expressions) -> list[str]:
+    """``e1 = e2 = … = ek <eos>`` from a sequence of token lists."""
+    target: list[str] = []
+    for expr in expressions:
+        target += [str(t) for t in expr] + ["="]
+    target[-1] = EOS
+    return target
 
 
 class Arithmetic(TaskBase):
@@ -37,13 +52,17 @@ class Arithmetic(TaskBase):
     `under` (the benchmark's ``--under``, on by default as in the paper): the training set also
     holds expressions with k = 1..n operators, drawn in proportion to k, before it is topped up
     with n-operator expressions (see `jaxdp.tasks.dataset`). The test set holds only n.
+    `order`: "leftmost" (the paper's Appendix C, the default) or "benchmark" (module docstring).
     """
 
     name = "arithmetic"
     MIN_SIZE, MAX_SIZE = 1, 100
 
-    def __init__(self, size: int, modulus: int = 11, under: bool = True):
+    def __init__(self, size: int, modulus: int = 11, under: bool = True, order: str = "leftmost"):
         super().__init__(size)
+        if order not in ORDERS:
+            raise ValueError(f"arithmetic: order must be one of {ORDERS}, got {order!r}")
+        self.order = order
         if not isinstance(modulus, int) or modulus < 2 or any(modulus % d == 0 for d in range(2, modulus)):
             raise ValueError(f"arithmetic: modulus must be a prime, got {modulus!r}")
         if modulus > 1000:
@@ -54,7 +73,7 @@ class Arithmetic(TaskBase):
         self._finish_init()
 
     def options(self) -> dict:
-        return {"modulus": self.modulus, "under": self.under}
+        return {"modulus": self.modulus, "under": self.under, "order": self.order}
 
     def _vocab(self) -> list[str]:
         return [PAD, EOS, *OPS, "(", ")", "="] + [str(v) for v in range(self.modulus)]
@@ -69,11 +88,17 @@ class Arithmetic(TaskBase):
     def train_mixture(self) -> list[tuple[TaskBase, float]]:
         if not self.under:
             return []
-        return [(Arithmetic(k, self.modulus, under=False), float(k)) for k in range(1, self.size + 1)]
+        return [(Arithmetic(k, self.modulus, under=False, order=self.order), float(k)) for k in range(1, self.size + 1)]
 
     # --- generation --------------------------------------------------------------------
     def random_prompt(self, rng: np.random.Generator) -> list[str]:
         return self.build_history(rng)[-1] + ["="]
+
+    def sample(self, rng: np.random.Generator) -> Example:
+        if self.order == "leftmost":
+            return super().sample(rng)
+        history = self.build_history(rng)
+        return Example(history[-1] + ["="], _chain(reversed(history[:-1])))
 
     def build_history(self, rng: np.random.Generator) -> list[list[str]]:
         """The expression after 0, 1, …, n expansions (the last one is the prompt's). The
@@ -122,15 +147,17 @@ class Arithmetic(TaskBase):
 
     # --- reference solver --------------------------------------------------------------
     def solve(self, prompt: Sequence[str]) -> list[str]:
+        if self.order == "benchmark":
+            raise ValueError(f"{self}: a benchmark-order chain is the build history reversed, which the prompt "
+                             "alone does not fix; draw examples with sample()")  # fmt: skip
         if not prompt or prompt[-1] != "=":
             raise ValueError(f"{self}: a prompt ends with '=', got {list(prompt[-3:])}")
         expr = [int(t) if t.isdigit() else t for t in prompt[:-1]]
-        target: list[str] = []
+        steps = []
         while len(expr) > 1:
             expr = self._step(expr)
-            target += [str(t) for t in expr] + ["="]
-        target[-1] = EOS
-        return target
+            steps.append(expr)
+        return _chain(steps)
 
     def _step(self, expr: list) -> list:
         """Evaluate the leftmost handle; drop a bracket pair left around a single number."""

@@ -12,9 +12,11 @@ it), keeping first occurrences; the test set excludes every training prompt. A t
 their weights and deduplicated, then is topped up with its own examples.
 
 Files (`save` / `load`): one ``.npz`` per split with a JSON header (format, version, task,
-size, options, vocabulary, seed, count). Loading checks the zip's CRCs, the header against the
-task asked for, the array shapes and dtypes, and every token id; anything off raises
-`DatasetError` with a one-line reason. Nothing is ever regenerated behind the user's back.
+size, options, vocabulary, seed, count, and the content digest of the arrays). Loading checks
+the zip's CRCs, the header against the task asked for, the array shapes and dtypes, every token
+id and the digest; anything off raises `DatasetError` with a one-line reason. Nothing is ever
+regenerated behind the user's back. A dataset's identity (`Dataset.record`) is its header with
+that digest, never the path it was read from.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -34,6 +37,7 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
+from jaxdp.errors import JaxdpError
 from jaxdp.tasks.base import EOS, TOKEN_DTYPE, EncodedBatch, Example, Task
 
 FORMAT, VERSION = "jaxdp-dataset", 1
@@ -43,7 +47,7 @@ _TRAIN, _TEST, _MIXTURE = 0, 1, 2  # stream ids; mixture component k uses _MIXTU
 _STALL_CHUNKS = 64  # chunks in a row without a new example before giving up
 
 
-class DatasetError(Exception):
+class DatasetError(JaxdpError):
     """A dataset cannot be built, or a file is not the dataset it should be."""
 
 
@@ -64,6 +68,21 @@ class Dataset:
         """[count, max_len] bool: True where the token is a target (CoT, answer, <eos>)."""
         i = np.arange(self.tokens.shape[1])
         return (i >= self.prompt_len[:, None]) & (i < self.length[:, None])
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """Content hash of the arrays (shapes included): equal digests, equal data."""
+        h = hashlib.blake2b(digest_size=16)
+        for array in (self.tokens, self.prompt_len, self.length):
+            h.update(f"{array.dtype}{array.shape}".encode())
+            h.update(np.ascontiguousarray(array).data)
+        return h.hexdigest()
+
+    def record(self) -> dict:
+        """What identifies this split: task, options, split, seed, count and content digest."""
+        task = self.task
+        return {"task": task.name, "size": task.size, "options": task.options(), "split": self.split,
+                "seed": self.seed, "count": len(self), "digest": self.digest}  # fmt: skip
 
     def example(self, index: int) -> Example:
         ids = self.tokens[index, : self.length[index]]
@@ -217,6 +236,7 @@ def _header(dataset: Dataset) -> dict:
         "count": len(dataset),
         "max_len": task.max_len,
         "vocab": list(task.vocab),
+        "digest": dataset.digest,
     }
 
 
@@ -254,7 +274,10 @@ def load(path: str | os.PathLike, task: Task | None = None, split: str | None = 
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, TypeError) as e:
         raise DatasetError(f"{path}: corrupt or unreadable dataset file ({type(e).__name__}: {e})") from None
     _check_arrays(path, file_task, header["count"], *arrays)
-    return Dataset(file_task, header["split"], header["seed"], *arrays)
+    dataset = Dataset(file_task, header["split"], header["seed"], *arrays)
+    if "digest" in header and header["digest"] != dataset.digest:  # files of jaxdp <= 0.1 have none
+        raise DatasetError(f"{path}: content does not match the digest in its header (altered or corrupt)")
+    return dataset
 
 
 def _check_header(path: Path, header: dict, task: Task | None, split: str | None) -> Task:

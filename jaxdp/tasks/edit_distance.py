@@ -190,6 +190,17 @@ class _EditDistanceBase(TaskBase):
         a, b = self._split_prompt(example.prompt)
         return {p: s.deps for p, s in enumerate(self._layout(len(a), len(b))) if s.deps}
 
+    def max_locality(self) -> int:
+        """The m of Definition 5.3 over every pair of lengths the generator can draw (one string
+        has n letters, the other n−3 … n+2, the shorter first): exact, read off the layouts.
+        `jaxdp.tasks.locality` measures the same quantity on samples (ED_local: 3n + 7)."""
+        best = 0
+        for other in range(self.min_other, self.max_other + 1):
+            for p, slot in enumerate(self._layout(*sorted((self.size, other)))):
+                if slot.deps:
+                    best = max(best, p - min(slot.deps))
+        return best
+
     # --- fast path (slow twin: `solve`) --------------------------------------------------
     def sample_arrays(self, rng: np.random.Generator, count: int) -> EncodedBatch:
         pairs = [self.random_strings(rng) for _ in range(count)]

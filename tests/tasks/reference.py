@@ -103,6 +103,34 @@ def arithmetic_chain(expression: list[str], p: int = P) -> list[list[str]]:
     return chain
 
 
+def undo_steps(expression: list[str], p: int = P) -> set[tuple[str, ...]]:
+    """Every expression one benchmark-order step can give: some ``a op b`` of two numbers (with
+    the bracket pair around it, if it has one) replaced by its value, keeping the expression's
+    value (and dividing by no zero). A superset of the steps the benchmark's reversed build
+    history takes."""
+    target = evaluate(parse(expression), p)
+    candidates = set()
+    for i in range(len(expression) - 2):
+        a, op, b = expression[i : i + 3]
+        if not (a.isdigit() and op in PREC and b.isdigit()):
+            continue
+        value = evaluate(Node(op, left=Node(value=int(a)), right=Node(value=int(b))), p) if op != "/" or int(b) else None
+        if value is None:
+            continue
+        lo, hi = i, i + 3
+        if lo > 0 and hi < len(expression) and expression[lo - 1] == "(" and expression[hi] == ")":
+            lo, hi = lo - 1, hi + 1
+        candidates.add(tuple(expression[:lo] + [str(value)] + expression[hi:]))
+    out = set()
+    for c in candidates:
+        try:
+            if evaluate(parse(list(c)), p) == target:
+                out.add(c)
+        except AssertionError:  # a divisor became 0
+            pass
+    return out
+
+
 def arithmetic_target(prompt: list[str], p: int = P) -> list[str]:
     chain = arithmetic_chain(prompt[:-1], p)
     return list(itertools.chain.from_iterable(e + ["="] for e in chain))[:-1] + ["<eos>"]

@@ -137,6 +137,30 @@ def test_build_history_is_the_benchmarks_chain_reversed():
         assert len({reference.evaluate(t) for t in trees}) == 1
 
 
+@pytest.mark.parametrize("n,samples", [(1, 300), (2, 300), (3, 300), (6, 300), (10, 100), (13, 100), (16, 100)])
+def test_benchmark_order_undoes_one_expansion_per_step(n, samples):
+    """order="benchmark": the same format and length bound, and each block is one the reference
+    gets from the previous by collapsing one `a op b` with its value kept (the build history
+    reversed); over many samples the order differs from the leftmost rule."""
+    task, leftmost = tasks.get("arithmetic", n, order="benchmark"), tasks.get("arithmetic", n)
+    rng = np.random.default_rng(n)
+    differs = 0
+    for _ in range(samples):
+        ex = task.sample(rng)
+        assert ex.prompt[-1] == "=" and "=" not in ex.prompt[:-1] and ex.target[-1] == EOS
+        blocks = [b.split() for b in " ".join(ex.tokens[:-1]).split(" = ")]
+        assert len(blocks) == n + 1 and len(ex.tokens) <= task.max_len
+        for previous, block in zip(blocks, blocks[1:]):
+            assert tuple(block) in reference.undo_steps(previous), (previous, block)
+        assert ex.target[-2] == str(reference.evaluate(reference.parse(blocks[0])))
+        assert task.answer(ex.target) == leftmost.answer(leftmost.solve(ex.prompt))
+        differs += ex.target != leftmost.solve(ex.prompt)
+        assert task.decode(task.encode(ex.tokens)) == ex.tokens
+    assert n < 3 or differs > 0
+    with pytest.raises(ValueError, match="build history reversed"):
+        task.solve(ex.prompt)
+
+
 def test_arithmetic_under_mixture():
     task = tasks.get("arithmetic", 4)
     mixture = task.train_mixture()

@@ -1,0 +1,242 @@
+"""The protocol of a training run: everything that changes its result, held in one object.
+
+`TrainConfig` holds the optimisation settings; its defaults are the paper's (§6.1: AdamW
+0.9/0.999, lr 1e-4, weight decay 0.01, batch 512, 100 epochs; the benchmark's 5 warm-up epochs
+then linear decay). `Protocol` is what a preset holds, what ``--set FIELD=VALUE``
+changes and what the ``train`` command starts from: a `TrainConfig`, the model settings that a
+grid cell leaves open (``model``: `ModelConfig` fields other than attention, dim, max_len and
+vocab_size, which the cell and its task fix), the data request and per-task options. No default
+is written twice: a field left out takes the default of the dataclass that owns it.
+
+A run's *identity* is what changes its trained parameters: the task and its options, the whole
+`ModelConfig`, the `TrainConfig` without its mechanics (``log_every``, ``checkpoint_every``,
+``keep_checkpoints``) and evaluation fields (``eval_examples``, ``eval_batch_size``), and the
+training data's count and seed (its content digest is checked against the run's record when the
+data is loaded). The identity's digest names the run folder (`run_path`):
+
+    <task>/<model>/size=<n>/d=<D>/seed=<s>/<digest>/
+
+so runs of different protocols sit side by side and never stand in for each other.
+
+>>> p = Protocol().set(epochs=5, dropout=0.0, local_blocks=2)
+>>> p.train.epochs, p.model["dropout"], p.model["local_blocks"]
+(5, 0.0, 2)
+>>> Protocol().set(colour="red")
+Traceback (most recent call last):
+...
+jaxdp.errors.ProtocolError: unknown setting 'colour'; settable: ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import typing
+from typing import Any, Mapping
+
+from jaxdp import tasks
+from jaxdp.errors import ProtocolError, TrainingError
+from jaxdp.models.config import ModelConfig
+from jaxdp.validate import choice, integer, real
+
+SCHEDULES = ("warmup_linear", "constant")
+#: TrainConfig fields that do not change the trained parameters.
+MECHANICS = ("log_every", "checkpoint_every", "keep_checkpoints")
+EVALUATION = ("eval_examples", "eval_batch_size")
+#: ModelConfig fields that a grid cell (attention, dim) or its task (max_len, vocab_size) fixes.
+CELL_FIELDS = ("attention", "dim", "max_len", "vocab_size")
+DATA_FIELDS = ("train_examples", "test_examples", "data_seed")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Optimisation settings; the defaults are the paper's (§6.1)."""
+
+    epochs: int = 100
+    batch_size: int = 512
+    lr: float = 1e-4
+    b1: float = 0.9
+    b2: float = 0.999
+    weight_decay: float = 0.01
+    warmup_epochs: float = 5.0
+    schedule: str = "warmup_linear"
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    eval_examples: int | None = None  # None: the whole test set
+    eval_batch_size: int = 256
+
+    def __post_init__(self):
+        where = lambda name: f"TrainConfig.{name}"  # noqa: E731
+        choice(TrainingError, where("schedule"), self.schedule, SCHEDULES)
+        for name in ("epochs", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size"):
+            integer(TrainingError, where(name), getattr(self, name))
+        integer(TrainingError, where("seed"), self.seed, low=0)
+        real(TrainingError, where("lr"), self.lr, 0.0, low_open=True)
+        for name in ("b1", "b2"):
+            real(TrainingError, where(name), getattr(self, name), 0.0, 1.0, high_open=True)
+        real(TrainingError, where("weight_decay"), self.weight_decay, 0.0)
+        real(TrainingError, where("warmup_epochs"), self.warmup_epochs, 0.0)
+        if self.warmup_epochs > self.epochs:
+            raise TrainingError(f"TrainConfig.warmup_epochs: {self.warmup_epochs:g} is longer than the run "
+                                f"(epochs={self.epochs}); set warmup_epochs <= epochs")  # fmt: skip
+        if self.eval_examples is not None:
+            integer(TrainingError, where("eval_examples"), self.eval_examples)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Protocol:
+    """Everything a sweep's cells share; `set` changes any field by name (module docstring)."""
+
+    train: TrainConfig = TrainConfig()
+    model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    train_examples: int = 1_000_000
+    test_examples: int = 100_000
+    data_seed: int = 0
+    task_options: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in DATA_FIELDS:
+            integer(ProtocolError, f"Protocol.{name}", getattr(self, name), low=0 if name == "data_seed" else 1)
+        for name in self.model:
+            if name not in MODEL_SETTABLE:
+                raise ProtocolError(f"Protocol.model: {name!r} is not a settable ModelConfig field; "
+                                    f"choose from {', '.join(MODEL_SETTABLE)}")  # fmt: skip
+        for name in self.task_options:
+            if name not in tasks.TASKS:
+                raise ProtocolError(f"Protocol.task_options: unknown task {name!r}; choose from {', '.join(tasks.TASKS)}")
+
+    def set(self, **changes: Any) -> Protocol:
+        """A copy with fields changed by name: a TrainConfig or settable ModelConfig field, a data
+        field, or ``<task>.<option>`` for a task option. Checked as the owning dataclass checks it."""
+        train, model, top = {}, dict(self.model), {}
+        options = {name: dict(opts) for name, opts in self.task_options.items()}
+        for name, value in changes.items():
+            level = setting_level(name)
+            if level == "train":
+                train[name] = value
+            elif level == "model":
+                model[name] = value
+            elif level == "task":
+                task_name, option = name.split(".", 1)
+                options.setdefault(task_name, {})[option] = value
+            else:
+                top[name] = value
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, **train), model=model,
+                                   task_options=options, **top)  # fmt: skip
+
+    def task(self, name: str, size: int) -> tasks.Task:
+        return tasks.get(name, size, **self.task_options.get(name, {}))
+
+    def model_config(self, task: tasks.Task, attention: str, dim: int, **options: Any) -> ModelConfig:
+        """The cell's ModelConfig: the protocol's model settings, then the cell's own `options`."""
+        fields = {**self.model, **options}
+        return ModelConfig(attention=attention, dim=dim, max_len=task.max_len, vocab_size=len(task.vocab), **fields)
+
+    def settings(self) -> dict[str, Any]:
+        """Every settable name with its current value (the defaults where nothing was set)."""
+        out = {name: getattr(self.train, name) for name in TRAIN_SETTABLE}
+        out.update({name: self.model.get(name, MODEL_DEFAULTS[name]) for name in MODEL_SETTABLE})
+        out.update({name: getattr(self, name) for name in DATA_FIELDS})
+        return out
+
+
+TRAIN_SETTABLE = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "seed")  # seed: per cell
+MODEL_SETTABLE = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name not in CELL_FIELDS)
+MODEL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name in MODEL_SETTABLE}
+SETTABLE = TRAIN_SETTABLE + MODEL_SETTABLE + DATA_FIELDS
+
+
+def setting_level(name: str) -> str:
+    """Which part of a Protocol `name` addresses: "train", "model", "data" or "task"."""
+    if name in TRAIN_SETTABLE:
+        return "train"
+    if name in MODEL_SETTABLE:
+        return "model"
+    if name in DATA_FIELDS:
+        return "data"
+    task_name, dot, option = name.partition(".")
+    if dot and task_name in tasks.TASKS and option:
+        return "task"
+    raise ProtocolError(f"unknown setting {name!r}; settable: {', '.join(SETTABLE)}, or <task>.<option> "
+                        f"for a task option (e.g. lis.value_range)")  # fmt: skip
+
+
+def _field_type(name: str) -> str:
+    owner = {"train": TrainConfig, "model": ModelConfig, "data": Protocol}[setting_level(name)]
+    return str(next(f.type for f in dataclasses.fields(owner) if f.name == name))
+
+
+def option_value(text: str) -> Any:
+    """A task option's value: a bool (true/false), else an int, else the string."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def parse_value(name: str, text: str) -> Any:
+    """`text` read as the type of the field `name` ("none" for an optional field's None), or as
+    a task option (`option_value`) for ``<task>.<option>``."""
+    if setting_level(name) == "task":
+        return option_value(text)
+    kind = _field_type(name)
+    if "None" in kind and text.lower() == "none":
+        return None
+    base = kind.replace("| None", "").strip()
+    readers = {"int": int, "float": float, "str": str}
+    try:
+        value = readers[base](text)
+    except ValueError:
+        raise ProtocolError(f"{name}: {text!r} is not {'an' if base == 'int' else 'a'} {base}") from None
+    if base == "float" and not math.isfinite(value):
+        raise ProtocolError(f"{name}: must be a finite number, got {text!r}")
+    return value
+
+
+def parse_settings(items: typing.Iterable[str]) -> dict[str, Any]:
+    """``["epochs=4", "lr=3e-4"]`` -> {"epochs": 4, "lr": 0.0003}, each checked by name and type."""
+    out = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        if not eq or not name or not text:
+            raise ProtocolError(f"--set {item!r}: use FIELD=VALUE, e.g. epochs=5")
+        out[name] = parse_value(name, text)
+    return out
+
+
+# ------------------------------------------------------------------------------ run identity
+
+
+def run_identity(task: tasks.Task, model_config: ModelConfig, train_config: TrainConfig, train_examples: int,
+                 data_seed: int) -> dict[str, Any]:  # fmt: skip
+    """What changes a run's trained parameters (module docstring), as plain JSON data."""
+    train = {k: v for k, v in train_config.to_dict().items() if k not in MECHANICS + EVALUATION}
+    identity = {
+        "task": {"name": task.name, "size": task.size, "options": task.options()},
+        "model": model_config.to_dict(),
+        "train": train,
+        "data": {"train_examples": int(train_examples), "seed": int(data_seed)},
+    }
+    return json.loads(json.dumps(identity))  # tuples -> lists, as config.json will hold them
+
+
+def digest(identity: Mapping[str, Any]) -> str:
+    """A short content hash of an identity (10 hex digits)."""
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=5).hexdigest()
+
+
+def run_path(identity: Mapping[str, Any]) -> str:
+    """``<task>/<model>/size=<n>/d=<D>/seed=<s>/<digest>``: the one run-folder scheme."""
+    task, model = identity["task"], identity["model"]
+    return (f"{task['name']}/{model['attention']}/size={task['size']}/d={model['dim']}/"
+            f"seed={identity['train']['seed']}/{digest(identity)}")  # fmt: skip

@@ -11,7 +11,6 @@ costs — which lemmas stay within ε in float32 as the size grows, and where ev
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Sequence
 import jax
 
 from constructions.checks import CHECKS, Measurement
+from jaxdp.cli import Parser
 
 DTYPES = ("float64", "float32", "bfloat16")
 
@@ -84,7 +84,7 @@ def plot(measurements: Sequence[Measurement], path: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m constructions.report", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m constructions.report", description=__doc__.split("\n")[0])
     parser.add_argument("--checks", default=",".join(CHECKS),
                         help=f"comma-separated subset of: {', '.join(CHECKS)}")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="only the two smallest sizes per check")

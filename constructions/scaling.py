@@ -11,7 +11,6 @@ linear constructions dominates their constant part (scratch space, state, flags)
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from constructions import bounds
 from constructions.compile import COMPILERS, dims, period
 from constructions.dp import edit_distance
 from jaxdp import plots
+from jaxdp.cli import Parser
 
 LABELS = {"standard": "standard (Thm 4.1)", "local": "sparse, B = m, ED_local (Prop 5.4)",
           "sparse": "sparse, B ≈ √L (Thm B.4)", "linear": "linear (Thm B.3)"}  # fmt: skip
@@ -113,7 +113,7 @@ def plot(table: list[dict], fitted: dict, found: dict, path: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m constructions.scaling", description=__doc__)
     p.add_argument("--max-n", type=int, default=400, help="largest ED size n (default 400, L ≈ 161k)")
     p.add_argument("--fit-from", type=int, default=1000, help="fit exponents over L >= this (default 1000)")
     p.add_argument("--results", type=Path, default=None,

@@ -9,13 +9,12 @@ the cells asked for, and write the script's tables and figures beside it.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Callable
 
 from experiments.presets import PRESETS, Preset
 from jaxdp import sweep
-from jaxdp.cli import int_at_least
+from jaxdp.cli import Parser, int_at_least, run_command
 from jaxdp.errors import JaxdpError
 from jaxdp.evaluate import METRICS
 from jaxdp.models.config import ATTENTIONS
@@ -31,9 +30,8 @@ def gpu_present() -> bool:
     return jax.default_backend() == "gpu"
 
 
-def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[str, ...]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description, allow_abbrev=False,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[str, ...]) -> Parser:
+    p = Parser(prog=f"python -m experiments.{name}", description=description)
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="protocol and grid (default: quick on a GPU, tiny otherwise)")  # fmt: skip
     p.add_argument("--tasks", nargs="+", default=list(tasks), help=f"default: {' '.join(tasks)}")
@@ -43,6 +41,9 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
     p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=[0], help="training seeds (default: 0)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help=f"change a protocol field (repeatable): {', '.join(SETTABLE)}, or <task>.<option>")  # fmt: skip
+    p.add_argument("--checkpoint-every", type=int_at_least(1), default=None, metavar="STEPS",
+                   help="checkpoint interval of every cell (default: the protocol's checkpoint_every, 1000); a "
+                        "kill -9 loses at most this much, SIGTERM and Ctrl-C nothing")  # fmt: skip
     p.add_argument("--shard", default=None, metavar="I/N", help="run cells I, I+N, I+2N, … only")
     p.add_argument("--max-cells", type=int_at_least(0), default=None, help="stop after training this many cells")
     p.add_argument("--metric", choices=METRICS[:2], default="accuracy",
@@ -58,7 +59,10 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
 
 def preset_from_args(args) -> Preset:
     preset = PRESETS[args.preset or ("quick" if gpu_present() else "tiny")]
-    protocol = preset.protocol.set(**parse_settings(args.set))
+    settings = parse_settings(args.set)
+    if args.checkpoint_every is not None:
+        settings["checkpoint_every"] = args.checkpoint_every
+    protocol = preset.protocol.set(**settings)
     return Preset(preset.name, protocol, preset.sizes, preset.dims, preset.gpu_scale)
 
 
@@ -76,30 +80,27 @@ def main(name: str, description: str, tasks: tuple[str, ...], models: tuple[str,
          dry_run: Callable[[list[sweep.Plan], Preset], str] | None = None,
          make_cells: Callable[[argparse.Namespace, Preset], list[sweep.Cell]] = grid_from_args) -> int:  # fmt: skip
     """Parse, check, estimate, run the sweep (skipping finished cells), collect results.csv,
-    then `report`. Results go to ``<out>/<exp or name>/<preset>/``."""
+    then `report`. Results go to ``<out>/<exp or name>/<preset>/``. Exit 2 on bad input (one
+    line, nothing built), 1 if some cells failed, 130/143 when interrupted."""
     args = parser(name, description, tasks, models).parse_args(argv)
-    try:
-        preset = preset_from_args(args)
-        cells = sweep.shard(make_cells(args, preset), args.shard)
-        plans = sweep.validate(cells, preset.protocol)
-    except (JaxdpError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _sweep(name, args, report, exp, dry_run, make_cells))
+
+
+def _sweep(name, args, report: Report, exp, dry_run, make_cells) -> tuple[str, int] | None:
+    preset = preset_from_args(args)
+    cells = sweep.shard(make_cells(args, preset), args.shard)
+    plans = sweep.validate(cells, preset.protocol)
     exp_dir = Path(args.out) / (exp or name) / preset.name
     rate = sweep.measure_rate()
     cost = sweep.describe_estimate(sweep.estimate(plans, preset.protocol, rate), rate, len(plans))
     print(f"{name}, preset {preset.name}: {cost}", flush=True)
     if args.dry_run:
-        for p in plans:
-            print(f"{exp_dir / p.path}" + (f"  [{p.cell.variant}]" if p.cell.variant else ""))
-        print(f"{len(plans)} cells, preset {preset.name}")
-        if dry_run is not None:
-            print(dry_run(plans, preset))
-        return 0
+        lines = [f"{exp_dir / p.path}" + (f"  [{p.cell.variant}]" if p.cell.variant else "") for p in plans]
+        lines.append(f"{len(plans)} cells, preset {preset.name}")
+        return "\n".join(lines + ([dry_run(plans, preset)] if dry_run else [])), 0
     if preset.gpu_scale and rate["backend"] != "gpu" and not args.yes:
-        print(f"error: --preset {preset.name} is a GPU-scale protocol and this machine has no GPU; "
-              "pass --yes to start it anyway, or use --preset tiny", file=sys.stderr)  # fmt: skip
-        return 2
+        raise JaxdpError(f"--preset {preset.name} is a GPU-scale protocol and this machine has no GPU; "
+                         "pass --yes to start it anyway, or use --preset tiny")  # fmt: skip
     outcome = sweep.run(exp_dir, cells, preset.protocol, data_root=args.data_root, progress=not args.quiet,
                         max_cells=args.max_cells)  # fmt: skip
     rows = sweep.collect(exp_dir, cells, preset.protocol)
@@ -107,8 +108,4 @@ def main(name: str, description: str, tasks: tuple[str, ...], models: tuple[str,
     for metric in METRICS[:2]:
         print(sweep.accuracy_table(rows, metric) + "\n")
     print(report(rows, exp_dir, args, plans, preset))
-    missing = len(cells) - sum(len(v) for v in outcome.values())
-    print(f"{name}: {len(outcome['ran'])} cells trained, {len(outcome['rescored'])} rescored, "
-          f"{len(outcome['skipped'])} already done" + (f", {missing} left (rerun to continue)" if missing else "")
-          + f"; results in {exp_dir / 'results.csv'}")  # fmt: skip
-    return 0
+    return sweep.summary(name, outcome, len(cells), exp_dir / "results.csv")

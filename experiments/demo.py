@@ -9,13 +9,12 @@ metrics), the accuracy heatmap, and one proof check (Lemma A.12's hand-set spars
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from experiments.presets import Preset
 from jaxdp import plots, sweep, tasks
-from jaxdp.errors import JaxdpError
+from jaxdp.cli import Parser, run_command
 from jaxdp.models.config import ATTENTIONS
 from jaxdp.protocol import Protocol, TrainConfig
 from jaxdp.tasks.dataset import build_to_dir
@@ -64,30 +63,25 @@ def check_one_proof() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.demo", description=__doc__, allow_abbrev=False,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = Parser(prog="python -m experiments.demo", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("data/demo"), help="datasets (default: data/demo)")
     p.add_argument("--runs", type=Path, default=Path("runs/demo"), help="training runs (default: runs/demo)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
     args = p.parse_args(argv)
-    try:
-        show_datasets(args.out, args.seed)
-        print("\nMeasured locality m (Definition 5.3) at the paper's sizes:")
-        print(tasks.locality_table(samples=50, seed=args.seed))
-        protocol = DEMO.protocol
-        print(f"\nTraining the three models on lis(6) at D = {DEMO.dims['lis']} ({protocol.train_examples} examples, "
-              f"{protocol.train.epochs} epochs each), then greedy decoding {protocol.test_examples} test examples:")  # fmt: skip
-        rows, figure = train_grid(args.runs, args.out)
-    except JaxdpError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume", file=sys.stderr)
-        return 130
+    return run_command(lambda: _demo(args))
+
+
+def _demo(args) -> str:
+    show_datasets(args.out, args.seed)
+    print("\nMeasured locality m (Definition 5.3) at the paper's sizes:")
+    print(tasks.locality_table(samples=50, seed=args.seed))
+    protocol = DEMO.protocol
+    print(f"\nTraining the three models on lis(6) at D = {DEMO.dims['lis']} ({protocol.train_examples} examples, "
+          f"{protocol.train.epochs} epochs each), then greedy decoding {protocol.test_examples} test examples:")  # fmt: skip
+    rows, figure = train_grid(args.runs, args.out)
     print(sweep.accuracy_table(rows) + "\n\n" + sweep.accuracy_table(rows, "teacher_forced_exact"))
     check_one_proof()
-    print(f"demo: datasets in {args.out}, runs and results.csv in {args.runs}, heatmap {figure}")
-    return 0
+    return f"demo: datasets in {args.out}, runs and results.csv in {args.runs}, heatmap {figure}"
 
 
 if __name__ == "__main__":

@@ -1,30 +1,52 @@
-"""Checkpoints of a training run with orbax's `CheckpointManager`: parameters, optimizer state,
-the dropout RNG state and the step (which fixes the data position, see `train.batch_indices`).
+"""Checkpoints of a training run with orbax's `CheckpointManager`, verified on restore.
 
-A checkpoint directory belongs to one run configuration: `config.json` beside it is written on
-the first save and every restore compares it field by field, so a checkpoint of another config
-is refused with the differing fields named instead of being partially loaded.
+A checkpoint is one orbax step with two items, written together: ``state`` (parameters, optimizer
+state and the dropout RNG state; the step fixes the data position, see `train.batch_indices`)
+and ``meta`` (JSON): the digest of the run it belongs to (`jaxdp.protocol.digest`), a content
+digest of the state as saved, and the training loop's bookkeeping (losses not yet logged, the
+last logged loss). `Checkpoints.restore_latest` reads the newest checkpoint and checks it: one of
+another run is refused; one that is unreadable (truncated), altered (overwritten bytes, a
+flipped bit: the content digest differs) or not finite is moved aside to
+``corrupt-checkpoints/`` with a one-line warning, and the one before it is tried. Saving refuses
+non-finite parameters, so a checkpoint named as the last good one always exists and is finite.
+
+``config.json`` beside ``checkpoints/`` records the run's settings; `check_run_config` compares
+it field by field, so a folder of another run is refused with the differing fields named.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
+import shutil
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxdp.errors import CheckpointError
+from jaxdp import faults
+from jaxdp.errors import CheckpointError, RunBusy, TrainingError, warn
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file and rename it over `path`, so readers never see half."""
+    """Write JSON to a temporary file, flush it to disk and rename it over `path`, so readers
+    never see half a file, even after a power cut."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot write ({e.strerror})") from None
 
 
 def _differences(old: Any, new: Any, prefix: str = "", ignore: frozenset = frozenset()) -> list[str]:
@@ -39,19 +61,51 @@ def _differences(old: Any, new: Any, prefix: str = "", ignore: frozenset = froze
 
 def check_run_config(run_dir: Path, config: dict, ignore: frozenset = frozenset()) -> None:
     """Refuse if ``run_dir/config.json`` records a different `config` (dotted keys in `ignore`
-    may differ), then record `config` there."""
+    may differ), then record `config` there. An unreadable config.json is written again, with a
+    warning: the checkpoints carry the run's digest and are checked against it on restore."""
     path = run_dir / "config.json"
     if path.exists():
         try:
             old = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"{path}: unreadable ({e}); restore it or use another --out") from None
-        diff = _differences(old, json.loads(json.dumps(config)), ignore=ignore)
+            warn(f"{path} is unreadable ({type(e).__name__}); writing it again from these settings "
+                 "(the checkpoints are checked against them)")  # fmt: skip
+            old = None
+        diff = [] if old is None else _differences(old, json.loads(json.dumps(config)), ignore=ignore)
         if diff:
             raise CheckpointError(f"{run_dir} holds a run of another config ({'; '.join(diff[:4])}); "
-                                  "use another --out or remove the folder")  # fmt: skip
-    run_dir.mkdir(parents=True, exist_ok=True)
+                                  "use another --out")  # fmt: skip
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"{run_dir}: cannot create the run folder ({e.strerror})") from None
     write_json_atomic(path, config)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/lock`` while a process works on the run: a second process (the same SLURM
+    task requeued, a shard started twice) gets `RunBusy` instead of writing beside it. The kernel
+    releases the lock when the holder dies, even by SIGKILL."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / "lock", "a+")
+    except OSError as e:
+        raise CheckpointError(f"{run_dir}: cannot create the run folder or its lock ({e.strerror})") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise RunBusy(f"{run_dir} is in use by another process (pid {holder}), which is training this run now") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def _is_key(x) -> bool:
@@ -69,28 +123,107 @@ def from_saveable(tree, like):
                         if _is_key(ref) else x, tree, like)  # fmt: skip
 
 
+def _host(leaf) -> np.ndarray:
+    if isinstance(leaf, jax.Array):  # replicated: any local shard is the whole array
+        leaf = leaf.addressable_data(0)
+    return np.asarray(leaf)
+
+
+def inspect(tree) -> tuple[str, bool]:
+    """(content digest, whether every float is finite) of a state, as `save` stores it."""
+    h, finite = hashlib.blake2b(digest_size=16), True
+    for path, leaf in jax.tree_util.tree_flatten_with_path(to_saveable(tree))[0]:
+        a = _host(leaf)
+        h.update(f"{jax.tree_util.keystr(path)}{a.dtype}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+        if np.issubdtype(a.dtype, np.floating):
+            finite &= bool(np.isfinite(a).all())
+    return h.hexdigest(), finite
+
+
 class Checkpoints:
-    """`save(step, state)`, `latest_step()`, `restore(step, like)` under ``run_dir/checkpoints``."""
+    """`save(step, state, meta)`, `restore_latest(like)` under ``run_dir/checkpoints``, for the
+    run whose digest is `run_digest`."""
 
-    def __init__(self, run_dir: Path, keep: int = 2):
+    def __init__(self, run_dir: Path, keep: int = 2, run_digest: str | None = None):
+        self.run_dir = Path(run_dir)
+        self.root = (self.run_dir / "checkpoints").absolute()
+        self.run_digest = run_digest
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-        self.manager = ocp.CheckpointManager((Path(run_dir) / "checkpoints").absolute(), options=options)
+        try:
+            self.manager = ocp.CheckpointManager(self.root, options=options)
+        except OSError as e:
+            raise CheckpointError(f"{self.root}: cannot open the checkpoint folder ({e.strerror})") from None
 
-    def latest_step(self) -> int | None:
-        return self.manager.latest_step()
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
 
-    def save(self, step: int, state) -> None:
-        self.manager.save(step, args=ocp.args.StandardSave(to_saveable(state)), force=True)
-        self.manager.wait_until_finished()
+    def save(self, step: int, state, meta: dict | None = None) -> None:
+        """Write a checkpoint of `state` at `step`; refuses non-finite parameters."""
+        content, finite = inspect(state)
+        if not finite:
+            good = self.steps()
+            raise TrainingError(f"the parameters became non-finite by step {step}; "
+                                + (f"the last good checkpoint is step {good[-1]} in {self.root}" if good
+                                   else "no checkpoint was saved before that"))  # fmt: skip
+        record = {"run": self.run_digest, "content": content, "step": step, **(meta or {})}
+        args = ocp.args.Composite(state=ocp.args.StandardSave(to_saveable(state)), meta=ocp.args.JsonSave(record))
+        try:
+            self.manager.save(step, args=args, force=True)
+            faults.point("checkpoint.writing")
+            self.manager.wait_until_finished()
+        except Exception as e:  # a full disk or a lost mount, raised by orbax in several types
+            raise CheckpointError(f"{self.root}: cannot write the checkpoint of step {step} ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0][:160] if str(e) else ''}); the earlier ones are kept") from None  # fmt: skip
+        faults.point("checkpoint.written")
 
-    def restore(self, step: int, like):
+    def _read(self, step: int, like) -> tuple[Any, dict]:
+        """One checkpoint, checked; raises CheckpointError (another run) or ValueError (corrupt)."""
+        try:
+            meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        except Exception as e:  # orbax raises many types for a damaged step
+            raise ValueError(f"its record is unreadable ({type(e).__name__})") from None
+        if self.run_digest is not None and meta.get("run") != self.run_digest:
+            raise CheckpointError(f"{self.root} holds checkpoints of another run (digest {meta.get('run')}, this "
+                                  f"run is {self.run_digest}); use another --out")  # fmt: skip
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, to_saveable(like))
         try:
-            restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        except Exception as e:  # orbax raises several types for a mismatched tree
-            raise CheckpointError(f"checkpoint at step {step} does not fit this model ({type(e).__name__}: "
-                                  f"{str(e)[:200]})") from None  # fmt: skip
-        return from_saveable(restored, like)
+            restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+        except Exception as e:
+            raise ValueError(f"its files are unreadable (truncated or damaged: {type(e).__name__})") from None
+        state = from_saveable(restored["state"], like)
+        content, finite = inspect(state)
+        if content != meta.get("content"):
+            raise ValueError("its contents do not match their digest (altered or corrupt)")
+        if not finite:
+            raise ValueError("it holds non-finite parameters")
+        return state, meta
+
+    def restore_latest(self, like) -> tuple[int, Any, dict] | None:
+        """The newest good checkpoint as (step, state, meta), moving bad ones aside; None if
+        there is none at all; CheckpointError if there are some and none is good."""
+        problems = []
+        for step in reversed(self.steps()):
+            try:
+                state, meta = self._read(step, like)
+            except ValueError as e:
+                problems.append(f"step {step}: {e}")
+                self._move_aside(step)
+                continue
+            if problems:
+                warn(f"{self.root}: {'; '.join(problems)}; moved to {self.run_dir / 'corrupt-checkpoints'}, "
+                     f"resuming from step {step}")  # fmt: skip
+            return step, state, meta
+        if problems:
+            raise CheckpointError(f"{self.root}: no good checkpoint left ({'; '.join(problems)}); the bad ones "
+                                  f"are in {self.run_dir / 'corrupt-checkpoints'}; rerun to start from step 0")  # fmt: skip
+        return None
+
+    def _move_aside(self, step: int) -> None:
+        aside = self.run_dir / "corrupt-checkpoints"
+        aside.mkdir(exist_ok=True)
+        shutil.move(str(self.root / str(step)), str(aside / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"))
+        self.manager.reload()
 
     def close(self) -> None:
         self.manager.close()

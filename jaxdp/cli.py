@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from jaxdp import tasks
+from jaxdp import interrupts, tasks
 from jaxdp.errors import JaxdpError
 from jaxdp.models.config import ATTENTIONS
 from jaxdp.protocol import SETTABLE, Protocol, option_value, parse_settings, parse_value, run_identity, run_path
@@ -23,6 +26,19 @@ TRAIN_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr",
                "weight_decay": "--weight-decay", "eval_examples": "--eval-examples",
                "checkpoint_every": "--checkpoint-every", "num_layers": "--layers", "num_heads": "--heads",
                "dropout": "--dropout", "block_size": "--block-size"}  # fmt: skip
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with abbreviations off (``--epoch`` is not taken for ``--epochs``), defaults in
+    the help, and one-line errors: ``error: argument --examples: must be >= 1, got -5`` (exit 2)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -83,9 +99,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jaxdp", description=__doc__, allow_abbrev=False)
-    sub = parser.add_subparsers(dest="command", required=True)
-    command = lambda name, text: sub.add_parser(name, help=text, description=text, allow_abbrev=False)  # noqa: E731
+    parser = Parser(prog="python -m jaxdp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{data,show,locality,train,eval}")
+    command = lambda name, text: sub.add_parser(name, help=text, description=text)  # noqa: E731
 
     p = command("data", "build and save a train/test dataset")
     _task_args(p)
@@ -201,15 +217,49 @@ def cmd_eval(args) -> str:
 COMMANDS = {"data": cmd_data, "show": cmd_show, "locality": cmd_locality, "train": cmd_train, "eval": cmd_eval}
 
 
+def quiet_libraries() -> None:
+    """orbax reports its own failures (a full disk, say) through absl's logger, tracebacks
+    included; the commands turn each into one ``error:`` line, so the library loggers keep quiet
+    unless ``JAXDP_VERBOSE=1`` is set."""
+    if os.environ.get("JAXDP_VERBOSE") != "1":
+        for name in ("absl", "concurrent.futures", "asyncio"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        sys.unraisablehook = _drop_closed_loop_noise
+
+
+def _drop_closed_loop_noise(unraisable) -> None:
+    """orbax's background threads may call into an event loop it already closed, after a read
+    failed; Python then prints "Event loop is closed" for each. That one is dropped."""
+    if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def run_command(fn: Callable[[], str | tuple[str, int] | None]) -> int:
+    """Run a command's body: print what it returns (exit 0, or the code it gives); a refusal
+    prints one ``error:`` line (exit 2); Ctrl-C or SIGTERM one ``interrupted`` line (exit 130 or
+    143) once training has checkpointed its last completed step."""
+    quiet_libraries()
+    with interrupts.sigterm_as_interrupt():
+        try:
+            out = fn()
+        except (JaxdpError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except OSError as e:
+            print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as e:
+            name = e.signal_name if isinstance(e, interrupts.Interrupted) else "SIGINT"
+            print(f"interrupted ({name}): training keeps a checkpoint of its last completed step and files are "
+                  "written atomically; run the same command to resume", file=sys.stderr)  # fmt: skip
+            return interrupts.exit_code(e)
+    text, code = out if isinstance(out, tuple) else (out, 0)
+    if text:
+        print(text, flush=True)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        print(COMMANDS[args.command](args))
-    except (JaxdpError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: files are written atomically and training keeps a checkpoint of its last step; "
-              "run the same command to resume", file=sys.stderr)  # fmt: skip
-        return 130
-    return 0
+    return run_command(lambda: COMMANDS[args.command](args))

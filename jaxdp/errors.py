@@ -20,3 +20,15 @@ class CheckpointError(JaxdpError):
 class ProtocolError(JaxdpError, ValueError):
     """A protocol or sweep setting is unknown or holds a value that cannot work."""
 
+
+class RunBusy(JaxdpError):
+    """Another process holds the run's lock (it is training that run now)."""
+
+
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr (through tqdm, so progress bars stay intact)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)

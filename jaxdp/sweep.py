@@ -27,6 +27,7 @@ import fcntl
 import functools
 import itertools
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -36,7 +37,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxdp import flops, tasks
-from jaxdp.errors import ProtocolError
+from jaxdp.errors import JaxdpError, ProtocolError, RunBusy, warn
 from jaxdp.evaluate import METRICS
 from jaxdp.models.config import ATTENTIONS, ModelConfig
 from jaxdp.plots import series
@@ -144,48 +145,84 @@ def dataset_dir(data_root: Path, task: tasks.Task, protocol: Protocol) -> Path:
             f"n={protocol.train_examples}+{protocol.test_examples}-seed={protocol.data_seed}")  # fmt: skip
 
 
+def _read_json(path: Path) -> dict | None:
+    """A JSON object from `path`, or None if it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _scored_as_asked(result_path: Path, protocol: Protocol) -> bool:
     """A finished run scored on the test set and `eval_examples` this protocol asks for."""
-    evaluation = json.loads(result_path.read_text()).get("evaluation") or {}
+    evaluation = (_read_json(result_path) or {}).get("evaluation") or {}
     test = evaluation.get("test") or {}
     return (evaluation.get("eval_examples", "?") == protocol.train.eval_examples
             and (test.get("count"), test.get("seed")) == (protocol.test_examples, protocol.data_seed))  # fmt: skip
 
 
+OUTCOMES = ("ran", "rescored", "skipped", "busy", "failed")
+
+
 def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, data_root: str | Path = "data",
         progress: bool = True, max_cells: int | None = None) -> dict[str, list[Cell]]:  # fmt: skip
-    """Train every cell without a result (and rescore those scored otherwise); returns the cells
-    that "ran", were "rescored", or were "skipped". `max_cells` stops after that many trained
-    cells (a time-boxed job; rerun to continue)."""
+    """Train every cell without a result (and rescore those scored otherwise). Returns the cells
+    by outcome (`OUTCOMES`): "ran", "rescored", "skipped" (done already), "busy" (another process
+    holds the cell: skipped) and "failed" (a one-line reason was printed; the sweep goes on).
+    `max_cells` stops after that many trained cells (a time-boxed job; rerun to continue)."""
     exp_dir = Path(exp_dir)
     plans = validate(cells, protocol)
-    outcome: dict[str, list[Cell]] = {"ran": [], "rescored": [], "skipped": []}
+    outcome: dict[str, list[Cell]] = {name: [] for name in OUTCOMES}
     loaded: dict[Path, tuple] = {}  # datasets already read by this process
     bar = tqdm(total=len(plans), unit="cell", disable=not progress, dynamic_ncols=True)
     for k, p in enumerate(plans, 1):
-        bar.set_description(f"cell {k}/{len(plans)} {p.cell.label}")
+        name = f"cell {k}/{len(plans)} {p.cell.label}"
+        bar.set_description(name)
         out = exp_dir / p.path
         finished = (out / "result.json").exists()
         if finished and _scored_as_asked(out / "result.json", protocol):
             outcome["skipped"].append(p.cell)
-            bar.update(1)
-            continue
-        if not finished and max_cells is not None and len(outcome["ran"]) >= max_cells:
+        elif not finished and max_cells is not None and len(outcome["ran"]) >= max_cells:
             break
-        data = dataset_dir(data_root, p.task, protocol)
-        if data not in loaded:
-            with _locked(data.with_name(data.name + ".lock")):  # one builder per dataset across processes
-                loaded[data] = build_to_dir(p.task, data, protocol.train_examples, protocol.test_examples,
-                                            protocol.data_seed, progress=progress)[:2]  # fmt: skip
-        result = train(out, p.task, p.model_config, p.train_config, *loaded[data], progress=progress,
-                       data_dir=str(data))  # fmt: skip
-        outcome["rescored" if finished else "ran"].append(p.cell)
-        if progress:
-            bar.write(f"cell {k}/{len(plans)} {p.cell.label}: accuracy {result['accuracy']:.3f}, "
-                      f"teacher-forced exact {result['teacher_forced_exact']:.3f} ({out})")  # fmt: skip
+        else:
+            try:
+                result = _run_cell(p, out, protocol, data_root, loaded, progress)
+            except RunBusy as e:
+                outcome["busy"].append(p.cell)
+                bar.write(f"{name}: skipped, {e}")
+            except JaxdpError as e:
+                outcome["failed"].append(p.cell)
+                bar.write(f"{name}: failed: {e}", file=sys.stderr)
+            else:
+                outcome["rescored" if finished else "ran"].append(p.cell)
+                if progress:
+                    bar.write(f"{name}: accuracy {result['accuracy']:.3f}, teacher-forced exact "
+                              f"{result['teacher_forced_exact']:.3f} ({out})")  # fmt: skip
         bar.update(1)
     bar.close()
     return outcome
+
+
+def _run_cell(p: Plan, out: Path, protocol: Protocol, data_root, loaded: dict, progress: bool) -> dict:
+    data = dataset_dir(data_root, p.task, protocol)
+    if data not in loaded:
+        with _locked(data.with_name(data.name + ".lock")):  # one builder per dataset across processes
+            loaded[data] = build_to_dir(p.task, data, protocol.train_examples, protocol.test_examples,
+                                        protocol.data_seed, progress=progress)[:2]  # fmt: skip
+    return train(out, p.task, p.model_config, p.train_config, *loaded[data], progress=progress, data_dir=str(data))
+
+
+def summary(name: str, outcome: dict[str, list[Cell]], cells: int, results: Path) -> tuple[str, int]:
+    """The sweep's last line, and its exit code: 1 if a cell failed, else 0."""
+    missing = cells - sum(len(v) for v in outcome.values())
+    text = (f"{name}: {len(outcome['ran'])} cells trained, {len(outcome['rescored'])} rescored, "
+            f"{len(outcome['skipped'])} already done"
+            + (f", {len(outcome['busy'])} in progress elsewhere" if outcome["busy"] else "")
+            + (f", {len(outcome['failed'])} failed ({', '.join(c.label for c in outcome['failed'][:3])})"
+               if outcome["failed"] else "")
+            + (f", {missing} left (rerun to continue)" if missing else "") + f"; results in {results}")  # fmt: skip
+    return text, 1 if outcome["failed"] else 0
 
 
 # --------------------------------------------------------------------------------- results
@@ -227,8 +264,11 @@ def collect(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol) -> l
     for p in validate(cells, protocol):
         folder = Path(exp_dir) / p.path
         if (folder / "result.json").exists():
-            config = json.loads((folder / "config.json").read_text())
-            rows.append(result_row(config, json.loads((folder / "result.json").read_text()), p.cell.variant))
+            config, result = _read_json(folder / "config.json"), _read_json(folder / "result.json")
+            if config is None or result is None or "accuracy" not in result:
+                warn(f"{folder}: result.json or config.json is unreadable; left out of the results")
+                continue
+            rows.append(result_row(config, result, p.cell.variant))
     return sorted(rows, key=lambda r: (r["task"], r["size"], r["model"], r["variant"], r["dim"], r["seed"]))
 
 

@@ -31,9 +31,10 @@ from flax import nnx
 from tqdm.auto import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxdp import __version__
-from jaxdp.checkpoint import Checkpoints, check_run_config, write_json_atomic
-from jaxdp.errors import TrainingError
+from jaxdp import __version__, faults, interrupts
+from jaxdp.checkpoint import Checkpoints, check_run_config, run_lock, write_json_atomic
+from jaxdp.errors import CheckpointError, TrainingError, warn
+from jaxdp.metrics import MetricsLog
 from jaxdp.models import ModelConfig, Transformer
 from jaxdp.protocol import EVALUATION, MECHANICS, SCHEDULES, TrainConfig, digest, run_identity
 from jaxdp.tasks.dataset import Dataset
@@ -195,6 +196,7 @@ def evaluation_record(test_set: Dataset | None, train_config: TrainConfig) -> di
 def check_settings(task, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset,
                    num_devices: int = 1) -> int:  # fmt: skip
     """Refuse settings that cannot work, before any compile; returns steps per epoch."""
+    train_set.check("training set")
     if model_config.vocab_size != len(task.vocab):
         raise TrainingError(f"ModelConfig.vocab_size: {model_config.vocab_size}, but {task} has "
                             f"{len(task.vocab)} tokens")  # fmt: skip
@@ -224,8 +226,11 @@ def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: Tr
 
     The folder records the run's config (``config.json``) and identity (``protocol.json``); a
     folder holding another identity or another training set is refused with the differing fields
-    named. A finished run returns its result; if it was scored on another test set or another
-    `eval_examples`, it is scored again from its final checkpoint, without training.
+    named, and one that another process is working on raises `RunBusy`. A finished run returns
+    its result; if it was scored on another test set or another `eval_examples` (or its
+    result.json is unreadable), it is scored again from its final checkpoint, without training.
+    SIGINT and SIGTERM stop the loop between steps with a checkpoint of the last one
+    (`jaxdp.interrupts`); the call then raises `Interrupted`, and the next call resumes.
 
     `stop_after` ends the call after that many steps in total, with a checkpoint, as an
     interruption would (the next call resumes); the result is then ``{"stopped_at": step}``.
@@ -235,113 +240,158 @@ def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: Tr
     run_dir = Path(run_dir)
     mesh = data_mesh(devices)
     steps_per_epoch = check_settings(task, model_config, train_config, train_set, mesh.size)
-    if test_set is not None and test_set.task != task:
-        raise TrainingError(f"test set holds {test_set.task}, expected {task}")
+    check_test_set(task, train_set, test_set)
     identity = run_identity(task, model_config, train_config, len(train_set), train_set.seed)
-    check_run_config(run_dir, run_config(identity, train_config, train_set, data_dir), ignore=NOT_IDENTITY)
-    write_json_atomic(run_dir / "protocol.json", identity)
-    evaluation = evaluation_record(test_set, train_config)
-    result_path = run_dir / "result.json"
-    if result_path.exists():
-        result = json.loads(result_path.read_text())
-        if result.get("evaluation") == evaluation:
+    with run_lock(run_dir):
+        config = run_config(identity, train_config, train_set, data_dir)
+        check_run_config(run_dir, config, ignore=NOT_IDENTITY)
+        write_json_atomic(run_dir / "protocol.json", identity)
+        evaluation = evaluation_record(test_set, train_config)
+        result = _read_result(run_dir / "result.json")
+        if result is not None and result.get("evaluation") == evaluation:
             return result
-        model, _ = restore_model(run_dir)
-    else:
         started = time.perf_counter()
-        graphdef, state, end = _fit(run_dir, task, model_config, train_config, train_set, mesh, steps_per_epoch,
-                                    progress=progress, stop_after=stop_after)  # fmt: skip
+        graphdef, state, end, final_loss = _fit(run_dir, model_config, train_config, train_set, mesh, steps_per_epoch,
+                                                config["digest"], progress=progress, stop_after=stop_after)  # fmt: skip
         if end < train_config.epochs * steps_per_epoch:
             return {"stopped_at": end}
-        model = load_model(graphdef, state)
-        result = {"steps": end, "train_seconds": time.perf_counter() - started, "jaxdp": __version__,
-                  "final_loss": _last_loss(run_dir)}  # fmt: skip
-    if test_set is not None:
-        from jaxdp.evaluate import evaluate
+        if result is None:
+            result = {"steps": end, "train_seconds": time.perf_counter() - started, "jaxdp": __version__,
+                      "final_loss": final_loss}  # fmt: skip
+        if test_set is not None:
+            from jaxdp.evaluate import evaluate
 
-        result.update(evaluate(model, test_set, batch_size=train_config.eval_batch_size,
-                               limit=train_config.eval_examples, progress=progress))  # fmt: skip
-    result["evaluation"] = evaluation
-    write_json_atomic(result_path, result)
-    return result
+            result.update(evaluate(load_model(graphdef, state), test_set, batch_size=train_config.eval_batch_size,
+                                   limit=train_config.eval_examples, progress=progress))  # fmt: skip
+        result["evaluation"] = evaluation
+        write_json_atomic(run_dir / "result.json", result)
+        return result
 
 
-def _fit(run_dir: Path, task, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset, mesh: Mesh,
-         steps_per_epoch: int, *, progress: bool, stop_after: int | None):  # fmt: skip
-    """The training loop, from the latest checkpoint; returns (graphdef, state, steps done)."""
+def check_test_set(task, train_set: Dataset, test_set: Dataset | None) -> None:
+    """A test set of the same task, drawn apart from this training set (same seed; where its
+    header records the training set it excludes, that one)."""
+    if test_set is None:
+        return
+    test_set.check("test set")
+    if test_set.task != task:
+        raise TrainingError(f"test set holds {test_set.task}, expected {task}")
+    if test_set.seed != train_set.seed or test_set.excludes not in (None, train_set.digest):
+        raise TrainingError(f"the test set was built with another training set (seed {test_set.seed}, training "
+                            f"seed {train_set.seed}): its examples may overlap the training set's; build both together")  # fmt: skip
+
+
+def _read_result(path: Path) -> dict | None:
+    """A finished run's result, or None; an unreadable result.json is scored again, with a warning."""
+    if not path.exists():
+        return None
+    try:
+        result = json.loads(path.read_text())
+        if isinstance(result, dict):
+            return result
+    except (ValueError, UnicodeDecodeError):
+        pass
+    warn(f"{path} is unreadable; scoring the run again from its final checkpoint")
+    return None
+
+
+def _fit(run_dir: Path, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset, mesh: Mesh,
+         steps_per_epoch: int, run_digest: str, *, progress: bool, stop_after: int | None):  # fmt: skip
+    """The training loop from the latest good checkpoint; returns (graphdef, state, steps done,
+    the loss of the last logged window)."""
     graphdef, tx, state = init_state(model_config, train_config, steps_per_epoch)
     state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
-    checkpoints = Checkpoints(run_dir, keep=train_config.keep_checkpoints)
-    start = checkpoints.latest_step() or 0
-    if start:
-        state = checkpoints.restore(start, state)
-    total = train_config.epochs * steps_per_epoch
-    end = total if stop_after is None else min(total, stop_after)
-    step_fn = make_train_step(graphdef, tx)
-    T = train_set.tokens.shape[1]
-
-    def make_batch(step):
-        rows = batch_indices(len(train_set), train_config.batch_size, train_config.seed, step)
-        return put_batch((train_set.tokens[rows], train_set.prompt_len[rows], train_set.length[rows]), mesh)
-
-    last_good = start
-    losses: list[jax.Array] = []
-    _truncate_metrics(run_dir / "metrics.jsonl", start)
-    bar = tqdm(total=total, initial=start, disable=not progress, desc=f"{task} {model_config.attention} D={model_config.dim}",
-               unit="step", dynamic_ncols=True, leave=False)  # fmt: skip
-    metrics = (run_dir / "metrics.jsonl").open("a")
-    current = (state, start)
+    checkpoints = Checkpoints(run_dir, keep=train_config.keep_checkpoints, run_digest=run_digest)
     try:
-        window_start, window_time = start, time.perf_counter()
-        for step, batch in zip(range(start, end), _prefetch(make_batch, range(start, end))):
-            new_state, loss = step_fn(current[0], *batch)
-            current = (new_state, step + 1)  # one assignment: a state and its step move together
-            state, done = current
-            losses.append(loss)
-            bar.update(1)
-            if done % train_config.log_every == 0 or done == end:
-                values = np.asarray(jax.device_get(jnp.stack(losses)))
-                losses.clear()
-                if not np.all(np.isfinite(values)):
-                    raise TrainingError(f"loss became {values[~np.isfinite(values)][0]} by step {done}; "
-                                        f"the last good checkpoint is step {last_good} in {run_dir / 'checkpoints'}")  # fmt: skip
-                seconds = time.perf_counter() - window_time
-                tok_s = (done - window_start) * train_config.batch_size * T / max(seconds, 1e-9)
-                line = {"step": done, "epoch": done / steps_per_epoch, "loss": float(values.mean()),
-                        "lr": float(learning_rate(train_config, steps_per_epoch)(done - 1)), "tokens_per_s": tok_s}  # fmt: skip
-                metrics.write(json.dumps(line) + "\n")
-                metrics.flush()
-                bar.set_postfix(loss=f"{line['loss']:.4f}", tok_s=f"{tok_s:,.0f}")
-                window_start, window_time = done, time.perf_counter()
-            if done % train_config.checkpoint_every == 0 or done == end:
-                if losses and not np.all(np.isfinite(jax.device_get(jnp.stack(losses)))):
-                    raise TrainingError(f"loss became non-finite by step {done}; the last good checkpoint is "
-                                        f"step {last_good} in {run_dir / 'checkpoints'}")  # fmt: skip
-                checkpoints.save(done, state)
-                last_good = done
-    except KeyboardInterrupt:  # keep what was done: checkpoint the last completed step
-        state, completed = current
-        values = jax.device_get(jnp.stack(losses)) if losses else np.zeros(0)
-        if completed > last_good and np.all(np.isfinite(values)):
-            checkpoints.save(completed, state)
-        raise
+        start, pending, last_loss = 0, [], None
+        found = checkpoints.restore_latest(state)
+        if found is not None:
+            start, state, meta = found
+            pending, last_loss = list(meta.get("pending", [])), meta.get("last_loss")
+        total = train_config.epochs * steps_per_epoch
+        end = total if stop_after is None else min(total, stop_after)
+        log = MetricsLog(run_dir / "metrics.jsonl", start)
+        loop = _Loop(run_dir, train_config, train_set, mesh, steps_per_epoch, checkpoints, log, progress,
+                     f"{model_config.attention} D={model_config.dim}")  # fmt: skip
+        try:
+            state, last_loss = loop.run(make_train_step(graphdef, tx), state, start, end, pending, last_loss)
+        finally:
+            log.close()
     finally:
-        metrics.close()
-        bar.close()
         checkpoints.close()
-    return graphdef, state, end
+    return graphdef, state, end, last_loss
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop lines logged after `step` by an interrupted run (they are logged again on resume)."""
-    if path.exists():
-        lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in lines))
+class _Loop:
+    """Steps, logging and checkpointing of one call of `_fit`, between safe points."""
 
+    def __init__(self, run_dir, train_config, train_set, mesh, steps_per_epoch, checkpoints, log, progress, name):
+        self.run_dir, self.config, self.train_set, self.mesh = run_dir, train_config, train_set, mesh
+        self.steps_per_epoch, self.checkpoints, self.log = steps_per_epoch, checkpoints, log
+        self.progress, self.name = progress, name
+        self.lr = learning_rate(train_config, steps_per_epoch)
 
-def _last_loss(run_dir: Path) -> float | None:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return json.loads(lines[-1])["loss"] if lines else None
+    def batch(self, step: int):
+        rows = batch_indices(len(self.train_set), self.config.batch_size, self.config.seed, step)
+        t = self.train_set
+        return put_batch((t.tokens[rows], t.prompt_len[rows], t.length[rows]), self.mesh)
+
+    def run(self, step_fn, state, start: int, end: int, pending: list, last_loss):
+        cfg, total = self.config, self.config.epochs * self.steps_per_epoch
+        bar = tqdm(total=total, initial=start, disable=not self.progress, desc=self.name, unit="step",
+                   dynamic_ncols=True, leave=False)  # fmt: skip
+        done, saved = start, start
+        window_time = time.perf_counter()
+        batches = _prefetch(self.batch, range(start, end))
+        try:
+            with interrupts.deferred() as stop:
+                for step, batch in zip(range(start, end), batches):
+                    if stop.signal_name:
+                        break
+                    if step == start:
+                        faults.point("train.compile")
+                    state, loss = step_fn(state, *batch)
+                    done = step + 1
+                    pending.append(loss)
+                    bar.update(1)
+                    faults.point("train.step")
+                    if done % cfg.log_every == 0 or done == end:
+                        last_loss = self.write_line(done, pending, window_time, bar)
+                        pending, window_time = [], time.perf_counter()
+                    if done % cfg.checkpoint_every == 0 or done == end:
+                        self.save(done, state, pending, last_loss)
+                        saved = done
+                if done > saved:  # stopped between checkpoints: keep what was done
+                    self.save(done, state, pending, last_loss)
+                stop.check()
+        finally:
+            batches.close()
+            bar.close()
+        return state, last_loss
+
+    def diverged(self, done: int, value: float) -> TrainingError:
+        good = self.checkpoints.steps()  # saving refuses non-finite parameters: these are good
+        where = (f"the last good checkpoint is step {good[-1]} in {self.run_dir / 'checkpoints'}" if good
+                 else "no checkpoint was saved before that")  # fmt: skip
+        return TrainingError(f"loss became {value} by step {done}; {where}")
+
+    def write_line(self, done: int, pending: list, window_time: float, bar) -> float:
+        values = np.asarray(jax.device_get(jnp.stack([jnp.asarray(x, jnp.float32) for x in pending])))
+        if not np.all(np.isfinite(values)):
+            raise self.diverged(done, values[~np.isfinite(values)][0])
+        T = self.train_set.tokens.shape[1]
+        seconds = max(time.perf_counter() - window_time, 1e-9)
+        line = {"step": done, "epoch": done / self.steps_per_epoch, "loss": float(values.mean()),
+                "lr": float(self.lr(done - 1)), "tokens_per_s": len(values) * self.config.batch_size * T / seconds}  # fmt: skip
+        self.log.write(line)
+        bar.set_postfix(loss=f"{line['loss']:.4f}", tok_s=f"{line['tokens_per_s']:,.0f}")
+        return line["loss"]
+
+    def save(self, done: int, state, pending: list, last_loss) -> None:
+        losses = [float(x) for x in jax.device_get(pending)]
+        if not np.all(np.isfinite(losses)):
+            raise self.diverged(done, next(x for x in losses if not np.isfinite(x)))
+        self.checkpoints.save(done, state, {"pending": losses, "last_loss": last_loss})
 
 
 def load_model(graphdef: nnx.GraphDef, state: TrainState) -> Transformer:
@@ -352,22 +402,24 @@ def load_model(graphdef: nnx.GraphDef, state: TrainState) -> Transformer:
 
 
 def restore_model(run_dir: str | Path) -> tuple[Transformer, dict]:
-    """The model of the latest checkpoint of a run folder, and the run's config."""
+    """The model of the latest good checkpoint of a run folder, and the run's config."""
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.exists():
         raise TrainingError(f"{run_dir}: not a run folder (no config.json)")
-    config = json.loads(config_path.read_text())
-    model_config = ModelConfig.from_dict(config["model"])
-    train_config = TrainConfig(**config["train"])
-    steps_per_epoch = max(config["data"]["train"]["count"] // train_config.batch_size, 1)
-    graphdef, _, state = init_state(model_config, train_config, steps_per_epoch)
-    checkpoints = Checkpoints(run_dir, keep=train_config.keep_checkpoints)
     try:
-        step = checkpoints.latest_step()
-        if step is None:
-            raise TrainingError(f"{run_dir}: no checkpoint yet")
-        state = checkpoints.restore(step, state)
+        config = json.loads(config_path.read_text())
+        model_config = ModelConfig.from_dict(config["model"])
+        train_config = TrainConfig(**config["train"])
+        steps_per_epoch = max(config["data"]["train"]["count"] // train_config.batch_size, 1)
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{config_path}: unreadable or not a run config ({type(e).__name__}: {e})") from None
+    graphdef, _, state = init_state(model_config, train_config, steps_per_epoch)
+    checkpoints = Checkpoints(run_dir, keep=train_config.keep_checkpoints, run_digest=config.get("digest"))
+    try:
+        found = checkpoints.restore_latest(state)
     finally:
         checkpoints.close()
-    return load_model(graphdef, state), config
+    if found is None:
+        raise TrainingError(f"{run_dir}: no checkpoint yet")
+    return load_model(graphdef, found[1]), config

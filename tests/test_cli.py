@@ -44,7 +44,7 @@ def test_corrupt_dataset_in_out_is_refused(tmp_path, capsys):
     assert cli.main(args) == 0
     (tmp_path / "train.npz").write_bytes(b"garbage")
     assert cli.main(args) == 2
-    assert "corrupt or unreadable dataset file" in capsys.readouterr().err
+    assert "corrupt, truncated or not a jaxdp-dataset file" in capsys.readouterr().err
     assert cli.main(args + ["--force"]) == 0
 
 

@@ -180,11 +180,11 @@ def test_checkpoint_of_another_config_is_refused(tiny_data, tmp_path):
     train(tmp_path / "a", TINY_TASK, mc, tc, *tiny_data, progress=False, stop_after=5)
     with pytest.raises(CheckpointError, match="model.dim: 16 in the run, 32 now"):
         train(tmp_path / "a", TINY_TASK, tiny(dim=32)[0], tc, *tiny_data, progress=False)
-    # checkpoints copied under a matching config.json but of another shape: refused, not half-loaded
+    # checkpoints of another run copied under this run's config.json: refused by their run digest
     train(tmp_path / "b", TINY_TASK, tiny(dim=32)[0], tc, *tiny_data, progress=False, stop_after=1)
     os.rename(tmp_path / "b" / "checkpoints", tmp_path / "b" / "old")
     os.rename(tmp_path / "a" / "checkpoints", tmp_path / "b" / "checkpoints")
-    with pytest.raises(CheckpointError, match="does not fit this model"):
+    with pytest.raises(CheckpointError, match="holds checkpoints of another run"):
         train(tmp_path / "b", TINY_TASK, tiny(dim=32)[0], tc, *tiny_data, progress=False)
 
 

@@ -208,6 +208,10 @@ class Transformer(nnx.Module):
     """
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        if not isinstance(config, ModelConfig):
+            raise ConfigError(f"Transformer: config must be a ModelConfig, got {type(config).__name__}")
+        if not isinstance(rngs, nnx.Rngs):
+            raise ConfigError(f"Transformer: rngs must be an nnx.Rngs (e.g. nnx.Rngs(0)), got {type(rngs).__name__}")
         if "float64" in (config.dtype, config.param_dtype) and not jax.config.jax_enable_x64:
             raise ConfigError("ModelConfig.dtype: float64 needs jax_enable_x64 "
                               "(jax.config.update('jax_enable_x64', True) before building)")  # fmt: skip
@@ -219,6 +223,21 @@ class Transformer(nnx.Module):
         self.blocks = nnx.List([Block(config, rngs=rngs) for _ in range(config.num_layers)])
         self.final_norm = _norm(config, rngs)
         self.head = _linear(config.dim, config.vocab_size, config, rngs)
+
+    def check_tokens(self, tokens, ndim: int, where: str) -> None:
+        """Refuse tokens of the wrong rank, longer than max_len, or (when they are concrete, i.e.
+        outside jit) with ids outside [0, vocab_size): an embedding lookup would silently give
+        garbage (NaN logits for ids past the table)."""
+        cfg = self.config
+        if getattr(tokens, "ndim", None) != ndim:
+            raise ConfigError(f"{where}: tokens must be {ndim}-D, got shape {getattr(tokens, 'shape', None)}")
+        if ndim == 2 and tokens.shape[1] > cfg.max_len:
+            raise ConfigError(f"{where}: {tokens.shape[1]} tokens exceed ModelConfig.max_len={cfg.max_len}")
+        if not isinstance(tokens, jax.core.Tracer) and tokens.size:
+            low, high = int(jnp.min(tokens)), int(jnp.max(tokens))
+            if low < 0 or high >= cfg.vocab_size:
+                bad = low if low < 0 else high
+                raise ConfigError(f"{where}: token id {bad} is outside the vocabulary [0, vocab_size={cfg.vocab_size})")
 
     def embed_tokens(self, tokens, positions_LxD, deterministic: bool | None = None) -> Array:
         x = self.embed(tokens) + positions_LxD.astype(jnp.dtype(self.config.dtype))
@@ -243,18 +262,26 @@ class Transformer(nnx.Module):
         return x_BxLxD
 
     def __call__(self, tokens_BxL: Array, deterministic: bool | None = None) -> Array:
+        self.check_tokens(tokens_BxL, 2, "Transformer(tokens_BxL)")
         L = tokens_BxL.shape[1]
         x = self.embed_tokens(tokens_BxL, sinusoids(L, self.config.dim), deterministic)
         return self.readout(self.run_blocks(x, deterministic))
 
     def init_decode_state(self, batch: int, max_len: int) -> DecodeState:
+        if not 1 <= max_len <= self.config.max_len:
+            raise ConfigError(f"init_decode_state: max_len must be in [1, ModelConfig.max_len={self.config.max_len}], "
+                              f"got {max_len}")  # fmt: skip
         layers = tuple(block.attn.init_state(batch, max_len) for block in self.blocks)
         table = jnp.asarray(sinusoids(max_len, self.config.dim), jnp.dtype(self.config.dtype))
         return DecodeState(layers, jnp.zeros((), jnp.int32), table)
 
     def prefill(self, state: DecodeState, tokens_BxP: Array) -> tuple[Array, DecodeState]:
         """Run a prompt (the same length P for every row) through a fresh state."""
+        self.check_tokens(tokens_BxP, 2, "prefill(tokens_BxP)")
         P = tokens_BxP.shape[1]
+        if P > state.positions_TxD.shape[0]:
+            raise ConfigError(f"prefill: a prompt of {P} tokens does not fit the decode state's "
+                              f"{state.positions_TxD.shape[0]} positions")  # fmt: skip
         x = self.embed_tokens(tokens_BxP, state.positions_TxD[:P], deterministic=True)
         layers = []
         for block, layer in zip(self.blocks, state.layers):
@@ -264,7 +291,11 @@ class Transformer(nnx.Module):
 
     def decode_step(self, state: DecodeState, tokens_B: Array) -> tuple[Array, DecodeState]:
         """Logits for the token after `tokens_B`, which take position `state.position`."""
+        self.check_tokens(tokens_B, 1, "decode_step(tokens_B)")
         pos = state.position
+        if not isinstance(pos, jax.core.Tracer) and int(pos) >= state.positions_TxD.shape[0]:
+            raise ConfigError(f"decode_step: position {int(pos)} is past the decode state's "
+                              f"{state.positions_TxD.shape[0]} positions (init_decode_state's max_len)")  # fmt: skip
         x = self.embed_tokens(tokens_B, state.positions_TxD[pos], deterministic=True)
         layers = []
         for block, layer in zip(self.blocks, state.layers):

@@ -37,6 +37,7 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
+from jaxdp import faults
 from jaxdp.errors import JaxdpError
 from jaxdp.tasks.base import EOS, TOKEN_DTYPE, EncodedBatch, Example, Task
 
@@ -59,9 +60,32 @@ class Dataset:
     tokens: np.ndarray  # [count, task.max_len] uint16
     prompt_len: np.ndarray  # [count] int32
     length: np.ndarray  # [count] int32
+    excludes: str | None = None  # test split: the digest of the training split it was drawn apart from
 
     def __len__(self) -> int:
         return len(self.length)
+
+    def check(self, where: str = "dataset") -> None:
+        """Refuse arrays no task example could give (a one-line `DatasetError` naming `where`):
+        shapes, token ids outside the vocabulary, 0 < prompt_len < length <= max_len broken,
+        padding or <eos> out of place. `load` runs it on every file; `train` on what it is given."""
+        task, n = self.task, len(self.length)
+        if self.tokens.ndim != 2 or self.tokens.shape[0] != n or self.prompt_len.shape != (n,) or \
+                not all(np.issubdtype(a.dtype, np.integer) for a in (self.tokens, self.prompt_len, self.length)):  # fmt: skip
+            raise DatasetError(f"{where}: tokens {list(self.tokens.shape)}, prompt_len {list(self.prompt_len.shape)} "
+                               f"and length {list(self.length.shape)} must be integer arrays [N, T], [N], [N]")  # fmt: skip
+        if not n:
+            return
+        if self.tokens.min() < 0 or self.tokens.max() >= len(task.vocab):
+            bad = self.tokens.max() if self.tokens.max() >= len(task.vocab) else self.tokens.min()
+            raise DatasetError(f"{where}: token id {bad} is outside the vocabulary of {task} ({len(task.vocab)} tokens)")
+        if not ((0 < self.prompt_len) & (self.prompt_len < self.length) & (self.length <= task.max_len)).all():
+            raise DatasetError(f"{where}: prompt_len/length out of range (need 0 < prompt_len < length <= "
+                               f"max_len = {task.max_len})")  # fmt: skip
+        i = np.arange(self.tokens.shape[1])
+        eos = self.tokens[np.arange(n), self.length - 1] != task.vocab.index(EOS)
+        if self.tokens[i >= self.length[:, None]].any() or eos.any():
+            raise DatasetError(f"{where}: padding or <eos> misplaced")
 
     @property
     def loss_mask(self) -> np.ndarray:
@@ -91,6 +115,22 @@ class Dataset:
 
 
 # --- building ----------------------------------------------------------------------------
+
+
+def _worker_start() -> None:
+    """In each generator process: leave Ctrl-C to the parent (which shuts the pool down), and die
+    with the parent (Linux PR_SET_PDEATHSIG), so a killed build leaves no process behind."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
+        pass
+    if os.getppid() == 1:  # the parent died before the line above
+        os._exit(1)
 
 
 def _chunk(task: Task, seed: int, stream: int, index: int) -> EncodedBatch:
@@ -162,6 +202,7 @@ def _fill(collector: _Collector, task: Task, seed: int, stream: int, want: int, 
         draws += len(batch)
         added = collector.add(batch, want - collector.count)
         bar.update(added)
+        faults.point("dataset.chunk")
         stalled = 0 if added else stalled + 1
         if stalled >= _STALL_CHUNKS:
             raise DatasetError(
@@ -193,7 +234,8 @@ def build(
     bar = tqdm(total=train + test, unit="ex", desc=f"{task.name}({task.size})", disable=not progress)
     pool, ahead = None, 2 * workers
     if workers > 1:
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                      initializer=_worker_start)  # fmt: skip
     try:
         train_set = _Collector()
         mixture = task.train_mixture()
@@ -214,10 +256,9 @@ def build(
         bar.close()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    return tuple(  # type: ignore[return-value]
-        Dataset(task, split, seed, *dataclasses.astuple(c.arrays(task.max_len)))
-        for split, c in zip(SPLITS, (train_set, test_set))
-    )
+    train_data = Dataset(task, "train", seed, *dataclasses.astuple(train_set.arrays(task.max_len)))
+    test_data = Dataset(task, "test", seed, *dataclasses.astuple(test_set.arrays(task.max_len)), excludes=train_data.digest)
+    return train_data, test_data
 
 
 # --- files -------------------------------------------------------------------------------
@@ -237,6 +278,7 @@ def _header(dataset: Dataset) -> dict:
         "max_len": task.max_len,
         "vocab": list(task.vocab),
         "digest": dataset.digest,
+        "excludes": dataset.excludes,
     }
 
 
@@ -262,6 +304,8 @@ def load(path: str | os.PathLike, task: Task | None = None, split: str | None = 
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no dataset file here (build one with `python -m jaxdp data`)")
+    if not zipfile.is_zipfile(path):
+        raise DatasetError(f"{path}: corrupt, truncated or not a {FORMAT} file (not a readable .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             if set(z.files) != {"header", "tokens", "prompt_len", "length"}:
@@ -274,7 +318,8 @@ def load(path: str | os.PathLike, task: Task | None = None, split: str | None = 
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, TypeError) as e:
         raise DatasetError(f"{path}: corrupt or unreadable dataset file ({type(e).__name__}: {e})") from None
     _check_arrays(path, file_task, header["count"], *arrays)
-    dataset = Dataset(file_task, header["split"], header["seed"], *arrays)
+    dataset = Dataset(file_task, header["split"], header["seed"], *arrays, excludes=header.get("excludes"))
+    dataset.check(str(path))
     if "digest" in header and header["digest"] != dataset.digest:  # files of jaxdp <= 0.1 have none
         raise DatasetError(f"{path}: content does not match the digest in its header (altered or corrupt)")
     return dataset
@@ -307,14 +352,6 @@ def _check_arrays(path: Path, task: Task, count, tokens, prompt_len, length) -> 
     for name, array, dtype, shape in expected:
         if array.dtype != dtype or array.shape != shape:
             raise DatasetError(f"{path}: {name} is {array.dtype}{list(array.shape)}, expected {np.dtype(dtype)}{list(shape)}")
-    if count and tokens.max() >= len(task.vocab):
-        raise DatasetError(f"{path}: token id {tokens.max()} is outside the vocabulary of {task} ({len(task.vocab)} tokens)")
-    if count and not ((0 < prompt_len) & (prompt_len < length) & (length <= task.max_len)).all():
-        raise DatasetError(f"{path}: prompt_len/length out of range")
-    if count:
-        i = np.arange(task.max_len)
-        if tokens[i >= length[:, None]].any() or (tokens[np.arange(count), length - 1] != task.vocab.index(EOS)).any():
-            raise DatasetError(f"{path}: padding or <eos> misplaced")
 
 
 def build_to_dir(
@@ -324,20 +361,35 @@ def build_to_dir(
     """`build` and `save` to ``out/train.npz`` and ``out/test.npz``; returns (train, test, built).
 
     If both files exist and hold exactly this request they are loaded instead (built = False).
-    Files that differ or are corrupt are refused unless `force`.
+    Files that differ or are corrupt are refused unless `force`. If one split holds this request
+    and the other is missing (a build cut off between the two), the build is run again and only
+    the missing split is written, after checking that the one present is what it would write.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out}: exists and is not a folder; choose another --out")
     paths = [out / f"{split}.npz" for split in SPLITS]
-    if not force and any(p.exists() for p in paths):
-        loaded = [load(p, task, split) for p, split in zip(paths, SPLITS)]
-        have = [(len(d), d.seed) for d in loaded]
-        if have != [(train, seed), (test, seed)]:
+    present = [p.exists() for p in paths]
+    if not force and any(present):
+        loaded = [load(p, task, split) if here else None for p, split, here in zip(paths, SPLITS, present)]
+        have = [(len(d), d.seed) if d is not None else "missing" for d in loaded]
+        want = [(train, seed), (test, seed)]
+        if any(h not in (w, "missing") for h, w in zip(have, want)):
             raise DatasetError(
                 f"{out}: already holds {task} with (count, seed) train {have[0]}, test {have[1]}; "
                 f"asked for train ({train}, {seed}), test ({test}, {seed}); use --force or another --out"
             )
-        return loaded[0], loaded[1], False
+        if all(present):
+            return loaded[0], loaded[1], False
     datasets = build(task, train, test, seed=seed, workers=workers, progress=progress)
-    for dataset, path in zip(datasets, paths):
-        save(dataset, path)
+    for dataset, path, here in zip(datasets, paths, present):
+        if here and not force:
+            if load(path, task).digest != dataset.digest:
+                raise DatasetError(f"{path}: differs from what this build writes; use --force or another --out")
+            continue
+        try:
+            save(dataset, path)
+        except OSError as e:
+            raise DatasetError(f"{path}: cannot write ({e.strerror})") from None
+        faults.point("dataset.between_splits")
     return datasets[0], datasets[1], True

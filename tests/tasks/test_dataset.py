@@ -96,7 +96,7 @@ def test_flipped_bytes_are_detected(saved, where):
 
 def test_truncated_file(saved):
     saved.write_bytes(saved.read_bytes()[:-100])
-    with pytest.raises(DatasetError, match="corrupt or unreadable"):
+    with pytest.raises(DatasetError, match="truncated or not a jaxdp-dataset file"):
         ds.load(saved)
 
 
@@ -134,7 +134,7 @@ def test_out_of_vocab_token(saved, lis_sets):
 
 def test_not_a_zip_and_missing(tmp_path):
     (tmp_path / "x.npz").write_text("hello")
-    with pytest.raises(DatasetError, match="corrupt or unreadable"):
+    with pytest.raises(DatasetError, match="not a readable .npz archive"):
         ds.load(tmp_path / "x.npz")
     with pytest.raises(DatasetError, match="no dataset file here"):
         ds.load(tmp_path / "missing.npz")

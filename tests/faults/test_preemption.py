@@ -1,0 +1,48 @@
+"""Ctrl-C, SIGTERM and SIGKILL at chosen moments of training and of a save."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tests.faults.common import TRAIN, assert_same_as_reference, finish, jaxdp, metrics, one_line, steps, train_run
+
+
+@pytest.mark.parametrize("signal_name,code", [("SIGTERM", 143), pytest.param("SIGINT", 130, marks=pytest.mark.slow)])
+def test_a_signal_mid_training_checkpoints_the_last_step_and_the_rerun_matches(signal_name, code, data, reference,
+                                                                               tmp_path):  # fmt: skip
+    rc, _, err = train_run(data, tmp_path / "run", fault=f"train.step@23:{signal_name}")
+    assert rc == code and one_line(err).startswith(f"interrupted ({signal_name})")
+    assert steps(tmp_path / "run")[-1] == 23, "the last completed step is checkpointed"
+    assert metrics(tmp_path / "run")[-1][0] == 20, "what is logged matches what is checkpointed"
+    rc, _, err = train_run(data, tmp_path / "run")
+    assert rc == 0, err
+    assert_same_as_reference(tmp_path / "run", reference)
+
+
+def test_ctrl_c_during_the_first_compile_ends_cleanly(data, reference, tmp_path):
+    """Sent from outside while the first step compiles: no segfault, one line, exit 130."""
+    proc = jaxdp(*TRAIN, "--data", str(data), "--out", str(tmp_path / "run"))
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run" / "protocol.json").exists():  # written just before the compile
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    rc, _, err = finish(proc)
+    assert rc == 130 and one_line(err).startswith("interrupted (SIGINT)"), (rc, err)
+    assert train_run(data, tmp_path / "run")[0] == 0
+    assert_same_as_reference(tmp_path / "run", reference)
+
+
+@pytest.mark.parametrize("fault", ["checkpoint.writing@2", pytest.param("train.step@37", marks=pytest.mark.slow),
+                                   pytest.param("checkpoint.written@1", marks=pytest.mark.slow),
+                                   pytest.param("train.compile@1", marks=pytest.mark.slow)])  # fmt: skip
+def test_sigkill_anywhere_resumes_bit_identically(fault, data, reference, tmp_path):
+    rc, _, _ = train_run(data, tmp_path / "run", fault=fault)
+    assert rc == -signal.SIGKILL
+    rc, _, err = train_run(data, tmp_path / "run")
+    assert rc == 0, err
+    assert_same_as_reference(tmp_path / "run", reference)

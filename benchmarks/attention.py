@@ -1,17 +1,17 @@
-"""Time one forward + backward pass of every attention kernel and form (the attention mixing
-alone: given q, k, v of shape [batch, L, heads, D/heads]), on whatever backend jax runs.
+"""Time one forward + backward pass of every registered mixer in every form (the mixing alone:
+given q, k, v of shape [batch, L, heads, D/heads] and the mixer's aux inputs), on whatever
+backend jax runs, through the registry (`jaxdp.models.mixers`).
 
-    python benchmarks/attention.py                      # L = 128 512 2048 8192, D = 256
-    python benchmarks/attention.py --lengths 128 512 --repeats 3
+    python benchmarks/attention.py                          # L = 128 512 2048 8192, D = 256
+    python benchmarks/attention.py --lengths 2048 --repeats 3 --mixers window gated
 
-Sparse uses B = 2^floor(log2 sqrt L), k = c = 1; chunked linear uses chunk 64. Prints a table of
-milliseconds and the fast/reference ratios (blocked/masked, chunked/quadratic, scan/quadratic).
+Each mixer runs with its default options at that L (sparse: B = 2^floor(log2 sqrt L), k = c = 1;
+window: w = 2B; chunked forms: chunk 64). Prints one table per mixer, milliseconds per form, and
+each form's time over the reference form's (the first).
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
 import platform
 import statistics
 import time
@@ -19,61 +19,63 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
-from jaxdp.models import attention as kernels
-from jaxdp.models.config import default_block_size
-
-FORMS = ("standard", "sparse_masked", "sparse_blocked", "linear_quadratic", "linear_chunked", "linear_scan")
-
-
-def kernel(name: str, L: int, chunk: int):
-    fn = getattr(kernels, name)
-    if name.startswith("sparse"):
-        return functools.partial(fn, block_size=default_block_size(L), local_blocks=1, global_tokens=1)
-    if name == "linear_chunked":
-        return functools.partial(fn, chunk_size=chunk)
-    return fn
+from jaxdp.cli import Parser
+from jaxdp.models import ModelConfig, Transformer, mixers
 
 
-def time_forward_backward(fn, q, k, v, repeats: int) -> float:
+def time_forward_backward(fn, args, repeats: int) -> float:
     """Median seconds of one jitted forward + backward (gradients w.r.t. q, k, v)."""
-    step = jax.jit(jax.grad(lambda q, k, v: jnp.sum(fn(q, k, v) ** 2), argnums=(0, 1, 2)))
-    jax.block_until_ready(step(q, k, v))  # compile and warm up
+    step = jax.jit(jax.grad(lambda q, k, v, aux: jnp.sum(fn(q, k, v, aux) ** 2), argnums=(0, 1, 2)))
+    jax.block_until_ready(step(*args))  # compile and warm up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        jax.block_until_ready(step(q, k, v))
+        jax.block_until_ready(step(*args))
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
+def inputs(cfg: ModelConfig, batch: int, L: int):
+    """q, k, v and aux of a real attention layer of `cfg` on random inputs."""
+    attn = Transformer(cfg.replace(num_layers=1), rngs=nnx.Rngs(0)).blocks[0].attn
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, L, cfg.dim)), jnp.float32)
+    return (*attn._heads(x), attn._aux(x))
+
+
+def table(name: str, lengths, dim: int, heads: int, batch: int, repeats: int) -> None:
+    """Print one mixer's table as it is measured: ms per form and each form over the reference."""
+    forms = mixers.get(name).forms
+    print(f"\n{name}:\n\n| L | " + " | ".join(forms) + "".join(f" | {f}/{forms[0]}" for f in forms[1:]) + " |")
+    print("|---" * (2 * len(forms)) + "|")
+    for L in lengths:
+        cfg = ModelConfig(attention=name, dim=dim, num_heads=heads, max_len=L, vocab_size=2)
+        args = inputs(cfg, batch, L)
+        ms = {}
+        for form in forms:
+            c = cfg.replace(form=form)
+            ms[form] = 1e3 * time_forward_backward(lambda q, k, v, aux, c=c: c.mixer.mix(q, k, v, aux, c), args, repeats)
+        ratios = "".join(f" | {ms[f] / ms[forms[0]]:.2f}" for f in forms[1:])
+        print(f"| {L} | " + " | ".join(f"{ms[f]:.2f}" for f in forms) + ratios + " |", flush=True)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="python benchmarks/attention.py", description=__doc__)
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048, 8192])
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--forms", nargs="+", default=list(FORMS), choices=FORMS)
+    parser.add_argument("--mixers", nargs="+", default=list(mixers.available()), choices=mixers.available())
     args = parser.parse_args()
     if args.dim % args.heads:
         parser.error(f"--dim {args.dim} is not divisible by --heads {args.heads}")
-
     device = jax.devices()[0]
     print(f"# backend {device.platform} ({device.device_kind}), {platform.node()}, jax {jax.__version__}, "
           f"D={args.dim}, heads={args.heads}, batch={args.batch}, float32; ms per forward+backward (median of {args.repeats})")  # fmt: skip
-    print("| L | " + " | ".join(args.forms) + " | blocked/masked | chunked/quadratic | scan/quadratic |")
-    print("|---" * (len(args.forms) + 4) + "|")
-    rng = np.random.default_rng(0)
-    for L in args.lengths:
-        shape = (args.batch, L, args.heads, args.dim // args.heads)
-        q, k, v = (jnp.asarray(rng.normal(size=shape), jnp.float32) for _ in range(3))
-        ms = {name: 1e3 * time_forward_backward(kernel(name, L, args.chunk), q, k, v, args.repeats) for name in args.forms}
-        ratio = lambda a, b: f"{ms[a] / ms[b]:.2f}" if a in ms and b in ms else "–"  # noqa: E731
-        cells = " | ".join(f"{ms[n]:.2f}" for n in args.forms)
-        print(f"| {L} | {cells} | {ratio('sparse_blocked', 'sparse_masked')} | "
-              f"{ratio('linear_chunked', 'linear_quadratic')} | {ratio('linear_scan', 'linear_quadratic')} |", flush=True)  # fmt: skip
+    for name in args.mixers:
+        table(name, args.lengths, args.dim, args.heads, args.batch, args.repeats)
 
 
 if __name__ == "__main__":

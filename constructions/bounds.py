@@ -16,6 +16,15 @@ over a family of 2^{F} inputs therefore needs S(D) ≥ F. The bounds differ in S
   of each prompt block and the last B prompt tokens (eq. (6)); at every layer each holds D
   numbers, so S(D) = depth·T·D·bits with T those tokens' count. With B = Θ(√L), T = Θ(√L) and
   D = Ω(√L/log L).
+
+The same count holds for any mixer of `jaxdp.models.mixers` (`min_dim_state`): after the prompt,
+everything later is a function of the decode state, `state_size(P)` numbers per layer and head,
+so S(D) = depth·H·state_size(P)·bits. For linear, retention and gated that is B.5 (K² + K); for
+sparse it is B.6 with keys and values counted (2K per visible token and head); for standard it
+grows with P and never binds (D constant); for window it is 2K·w. A window model has a harder
+limit besides (`window_reach`): with depth M a token sees at most M·(w − 1) tokens back, so a DP
+whose dependencies reach further (m > M·(w − 1), e.g. ED or LIS at L ≫ M·w) cannot be solved at
+any D, while an m-local one with w > m can at constant D (the argument of Proposition 5.4).
 """
 
 from __future__ import annotations
@@ -87,6 +96,44 @@ def c4_local_linear(m: int, depth: int, heads: int, bits: int, family_bits: floa
     """Proposition 5.5 / Theorem C.4: least D of a linear Transformer for an m-local regular DP
     with m = Θ(n); the family defaults to 2^m inputs."""
     return min_dim_linear(m if family_bits is None else family_bits, depth, heads, bits)
+
+
+def state_bits(config, prompt_len: int, bits: int) -> int:
+    """depth·H·state_size(prompt_len)·bits: what a model of `config` carries past the prompt."""
+    return config.num_layers * config.num_heads * config.mixer.state_size(config, prompt_len) * bits
+
+
+def min_dim_state(mixer: str, family_bits: float, prompt_len: int, max_len: int, depth: int, heads: int, bits: int,
+                  **options) -> int:  # fmt: skip
+    """The least D (a multiple of `heads`) at which a `mixer` model's decode state after the
+    prompt can tell 2^family_bits inputs apart (module docstring); options as for ModelConfig."""
+    from jaxdp.models import ModelConfig
+
+    _positive(depth=depth, heads=heads, bits=bits)
+
+    def enough(dim: int) -> bool:
+        cfg = ModelConfig(attention=mixer, dim=dim, num_heads=heads, num_layers=depth, max_len=max_len, vocab_size=2,
+                          **options)  # fmt: skip
+        return state_bits(cfg, prompt_len, bits) >= family_bits
+
+    high = heads
+    while not enough(high):
+        high *= 2
+    low = max(heads, high // 2)
+    while low < high:  # the least multiple of `heads` in [low, high] that is enough
+        mid = (low + high) // 2 // heads * heads
+        if mid < low:
+            mid = low
+        if enough(mid):
+            high = mid
+        else:
+            low = mid + heads
+    return high
+
+
+def window_reach(depth: int, window: int) -> int:
+    """How far back a depth-M model of windows of w tokens can see: M·(w − 1) positions."""
+    return depth * (window - 1)
 
 
 def ed_family_bits(N: int, M: int) -> float:

@@ -22,6 +22,7 @@ from constructions.compile import COMPILERS, dims, period
 from constructions.dp import edit_distance
 from jaxdp import plots
 from jaxdp.cli import Parser
+from jaxdp.models import ModelConfig, mixers
 
 LABELS = {"standard": "standard (Thm 4.1)", "local": "sparse, B = m, ED_local (Prop 5.4)",
           "sparse": "sparse, B ≈ √L (Thm B.4)", "linear": "linear (Thm B.3)"}  # fmt: skip
@@ -47,8 +48,15 @@ def rows(ns: list[int]) -> list[dict]:
         row["B.6"] = bounds.b6_sparse(L, spec.prompt_len, period(spec, "sparse"), DEPTH, bits)
         row["C.4"] = bounds.c4_local_linear(local.m, DEPTH, HEADS, bits)
         row["ED family"] = bounds.min_dim_linear(bounds.ed_family_bits(n, n), DEPTH, HEADS, bits)
+        for name in mixers.available():  # every registered mixer's state count, the family of B.5
+            row[f"state: {name}"] = bounds.min_dim_state(name, L, spec.prompt_len, L, DEPTH, HEADS, bits)
+        row["window reach"] = bounds.window_reach(DEPTH, ModelConfig(attention="window", max_len=L, vocab_size=2).window)
         out.append(row)
     return out
+
+
+def state_series() -> list[str]:
+    return [f"state: {name}" for name in mixers.available()]
 
 
 SERIES = list(COMPILERS) + ["B.5", "B.6", "C.4", "ED family"]
@@ -56,7 +64,7 @@ SERIES = list(COMPILERS) + ["B.5", "B.6", "C.4", "ED family"]
 
 def fits(table: list[dict], fit_from: int) -> dict[str, tuple[float, float]]:
     big = [r for r in table if r["L"] >= fit_from] or table
-    return {k: plots.fit_exponent([r["L"] for r in big], [r[k] for r in big]) for k in SERIES}
+    return {k: plots.fit_exponent([r["L"] for r in big], [r[k] for r in big]) for k in SERIES + state_series()}
 
 
 PRESETS_FIRST = ("paper", "quick", "tiny")  # the fig1 sweep's results, most complete protocol first
@@ -85,17 +93,24 @@ def empirical(results: Path | None, task: str = "ed") -> dict[str, list[tuple[in
 
 
 def table_text(table: list[dict], fitted: dict) -> str:
-    head = "| n | L | " + " | ".join(SERIES) + " |"
-    lines = [head, "|" + "---|" * (len(SERIES) + 2)]
-    for r in table:
-        lines.append(f"| {r['n']} | {r['L']} | " + " | ".join(str(r[k]) for k in SERIES) + " |")
-    lines.append("| fitted exponent | | " + " | ".join(f"{fitted[k][0]:.2f}" for k in SERIES) + " |")
-    return "\n".join(lines)
+    """The compilers' D and the paper's bounds; then every mixer's state-count bound, with the
+    window model's reach M·(w − 1) beside ED's length."""
+    out = []
+    for series, extra in ((SERIES, []), (state_series(), ["window reach"])):
+        lines = ["| n | L | " + " | ".join(series + extra) + " |", "|" + "---|" * (len(series) + len(extra) + 2)]
+        for r in table:
+            lines.append(f"| {r['n']} | {r['L']} | " + " | ".join(str(r[k]) for k in series + extra) + " |")
+        lines.append("| fitted exponent | | " + " | ".join(f"{fitted[k][0]:.2f}" for k in series) + " |" * (1 + len(extra)))
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
 
 
 def plot(table: list[dict], fitted: dict, found: dict, path: Path) -> Path:
+    """Left: the constructions, the paper's bounds and trained models; right: every registered
+    mixer's state-count bound (mixers with the same bound share a line) and the window model's
+    reach."""
     plt = plots.pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, (ax, right) = plt.subplots(1, 2, figsize=(13, 4.8))
     L = [r["L"] for r in table]
     for k in COMPILERS:
         ax.plot(L, [r[k] for r in table], "o-", ms=3, label=f"{LABELS[k]}: {fitted[k][0]:.2f}")
@@ -105,10 +120,19 @@ def plot(table: list[dict], fitted: dict, found: dict, path: Path) -> Path:
     for name, pts in found.items():
         b, _ = plots.fit_exponent(*zip(*pts)) if len(pts) >= 2 else (math.nan, math.nan)
         ax.plot(*zip(*pts), "s", ms=6, label=f"trained {name} (min D at 90%)" + ("" if math.isnan(b) else f": {b:.2f}"))
-    ax.set_xscale("log"), ax.set_yscale("log")
-    ax.set_xlabel("sequence length L"), ax.set_ylabel("hidden size D")
     ax.set_title("D needed vs L: constructions for ED(n, n), pigeonhole bounds, training", fontsize=10)
-    ax.legend(fontsize=7, loc="upper left")
+    groups: dict[tuple, list[str]] = {}
+    for k in state_series():
+        groups.setdefault(tuple(r[k] for r in table), []).append(k.removeprefix("state: "))
+    for values, names in groups.items():
+        right.plot(L, values, "o-", ms=3, label=f"{', '.join(names)}: {fitted['state: ' + names[0]][0]:.2f}")
+    right.plot(L, [r["window reach"] for r in table], "k:", label="window: reach M·(w−1), tokens")
+    right.plot(L, L, "k--", lw=0.8, label="ED's dependency length ≈ L")
+    right.set_title("every mixer's bound from its decode state after the prompt (2^L inputs)", fontsize=10)
+    for a in (ax, right):
+        a.set_xscale("log"), a.set_yscale("log")
+        a.set_xlabel("sequence length L"), a.set_ylabel("hidden size D (reach: tokens)")
+        a.legend(fontsize=7, loc="upper left")
     return plots.save_figure(fig, path)
 
 

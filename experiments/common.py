@@ -17,8 +17,8 @@ from jaxdp import sweep
 from jaxdp.cli import Parser, int_at_least, run_command
 from jaxdp.errors import JaxdpError
 from jaxdp.evaluate import METRICS
-from jaxdp.models.config import ATTENTIONS
-from jaxdp.protocol import SETTABLE, parse_settings
+from jaxdp.models import mixers
+from jaxdp.protocol import parse_settings, settable
 
 #: report(rows, exp_dir, args, plans, preset) -> the text printed after the accuracy tables
 Report = Callable[..., str]
@@ -35,12 +35,14 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="protocol and grid (default: quick on a GPU, tiny otherwise)")  # fmt: skip
     p.add_argument("--tasks", nargs="+", default=list(tasks), help=f"default: {' '.join(tasks)}")
-    p.add_argument("--models", nargs="+", default=list(models), choices=ATTENTIONS, help=f"default: {' '.join(models)}")
+    p.add_argument("--models", nargs="+", default=list(models), choices=mixers.available(),
+                   help=f"mixers (default: {' '.join(models)})")
     p.add_argument("--sizes", nargs="+", type=int_at_least(1), default=None, help="override every task's sizes")
     p.add_argument("--dims", nargs="+", type=int_at_least(1), default=None, help="override every task's D grid")
     p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=[0], help="training seeds (default: 0)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help=f"change a protocol field (repeatable): {', '.join(SETTABLE)}, or <task>.<option>")  # fmt: skip
+                   help=f"change a protocol field (repeatable): {', '.join(settable())}, <mixer>.<option> or "
+                        "<task>.<option>")  # fmt: skip
     p.add_argument("--checkpoint-every", type=int_at_least(1), default=None, metavar="STEPS",
                    help="checkpoint interval of every cell (default: the protocol's checkpoint_every, 1000); a "
                         "kill -9 loses at most this much, SIGTERM and Ctrl-C nothing")  # fmt: skip

@@ -15,11 +15,11 @@ from pathlib import Path
 from experiments.presets import Preset
 from jaxdp import plots, sweep, tasks
 from jaxdp.cli import Parser, run_command
-from jaxdp.models.config import ATTENTIONS
 from jaxdp.protocol import Protocol, TrainConfig
 from jaxdp.tasks.dataset import build_to_dir
 
 DATA_SIZES = {"arithmetic": 4, "lis": 8, "ed": 4, "ed_local": 4}
+PAPER_MIXERS = ("standard", "sparse", "linear")
 #: about 3 minutes for the 6 runs on 2 CPU cores
 DEMO = Preset(
     "demo",
@@ -40,7 +40,7 @@ def show_datasets(data_root: Path, seed: int) -> None:
 
 def train_grid(runs: Path, data_root: Path, progress: bool = True) -> tuple[list[dict], Path]:
     """The three models on LIS(6) at D = 16 and 64: train, decode, collect, draw."""
-    cells = sweep.grid(DEMO.sizes, ATTENTIONS, DEMO.dims)
+    cells = sweep.grid(DEMO.sizes, PAPER_MIXERS, DEMO.dims)
     sweep.run(runs, cells, DEMO.protocol, data_root=data_root, progress=progress)
     rows = sweep.collect(runs, cells, DEMO.protocol)
     sweep.write_csv(rows, runs / "results.csv")

@@ -9,7 +9,8 @@ could not test the proposition. The sparse model therefore runs twice per cell:
   that size. ED runs with the same window as a control: its own m is close to L, far outside it.
 * ``k=1``: the paper's setting, for comparison.
 
-The table printed (and ``--dry-run``) states m, B, k and kB for every sparse cell.
+A ``window`` model (``--models window``) gets w = m (``w=m_local``). The table printed (and
+``--dry-run``) states m, B, k and the window for every such cell.
 
     python -m experiments.fig2                   # the tiny grid on a CPU
     python -m experiments.fig2 --preset quick --dry-run
@@ -36,41 +37,45 @@ def locality(name: str, size: int, protocol) -> int:
     return tasks.locality(task, (task.sample(rng) for _ in range(300)))
 
 
-def window_blocks(cell: sweep.Cell, protocol) -> int:
-    """k = ⌈m/B⌉ for the window variant: m of ED_local at this size (for ED too: the control),
+def local_m(cell: sweep.Cell, protocol) -> int:
+    """The locality a window must cover: m of ED_local at this size (for ED too: the control),
     or the task's own m for any other task."""
-    source = "ed_local" if cell.task in ("ed", "ed_local") else cell.task
-    m = locality(source, cell.size, protocol)
-    plan = sweep.plan(cell, protocol)
-    return math.ceil(m / plan.model_config.block_size)
+    return locality("ed_local" if cell.task in ("ed", "ed_local") else cell.task, cell.size, protocol)
 
 
 def cells(args, preset) -> list[sweep.Cell]:
-    """The grid, with every sparse cell split into the window variant and the paper's k = 1."""
+    """The grid, with every cell whose mixer has local blocks (sparse) split into the covering
+    variant k = ⌈m/B⌉ and the paper's k = 1, and every cell whose mixer has a window (window)
+    given w = m."""
     out = []
     for cell in common.grid_from_args(args, preset):
-        if cell.model != "sparse":
+        options = sweep.plan(cell, preset.protocol).model_config.options
+        if hasattr(options, "local_blocks"):
+            k = math.ceil(local_m(cell, preset.protocol) / options.block_size)
+            out.append(dataclasses.replace(cell, variant=WINDOW, options=(("local_blocks", k),)))
+            out.append(dataclasses.replace(cell, variant=PAPER, options=(("local_blocks", 1),)))
+        elif hasattr(options, "window"):
+            out.append(dataclasses.replace(cell, variant="w=m_local", options=(("window", local_m(cell, preset.protocol)),)))
+        else:
             out.append(cell)
-            continue
-        k = window_blocks(cell, preset.protocol)
-        out.append(dataclasses.replace(cell, variant=WINDOW, options=(("local_blocks", k),)))
-        out.append(dataclasses.replace(cell, variant=PAPER, options=(("local_blocks", 1),)))
     return out
 
 
 def windows_table(plans, protocol) -> str:
-    """m, B, k and kB of every sparse cell (one line per task, size and variant)."""
-    lines = ["| task | size | L | m | variant | B | k | kB | kB ≥ m |", "|---|---|---|---|---|---|---|---|---|"]
+    """m, B, k and kB (or w) of every windowed cell (one line per task, size, mixer and variant)."""
+    lines = ["| task | size | L | m | model | variant | B | k | window | window ≥ m |", "|---" * 10 + "|"]
     seen = set()
     for p in plans:
-        c, cfg = p.cell, p.model_config
-        if c.model != "sparse" or (c.task, c.size, c.variant) in seen:
+        c, o = p.cell, p.model_config.options
+        key = (c.task, c.size, c.model, c.variant)
+        if not (hasattr(o, "local_blocks") or hasattr(o, "window")) or key in seen:
             continue
-        seen.add((c.task, c.size, c.variant))
+        seen.add(key)
         m = locality(c.task, c.size, protocol)
-        kB = cfg.local_blocks * cfg.block_size
-        lines.append(f"| {c.task} | {c.size} | {cfg.max_len - 1} | {m} | {c.variant} | {cfg.block_size} | "
-                     f"{cfg.local_blocks} | {kB} | {'yes' if kB >= m else 'no'} |")  # fmt: skip
+        B, k = (o.block_size, o.local_blocks) if hasattr(o, "local_blocks") else ("", "")
+        width = o.local_blocks * o.block_size if hasattr(o, "local_blocks") else o.window
+        lines.append(f"| {c.task} | {c.size} | {p.model_config.max_len - 1} | {m} | {c.model} | {c.variant} | {B} | "
+                     f"{k} | {width} | {'yes' if width >= m else 'no'} |")  # fmt: skip
     return "\n".join(lines)
 
 

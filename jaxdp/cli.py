@@ -17,8 +17,8 @@ import numpy as np
 
 from jaxdp import interrupts, tasks
 from jaxdp.errors import JaxdpError
-from jaxdp.models.config import ATTENTIONS
-from jaxdp.protocol import SETTABLE, Protocol, option_value, parse_settings, parse_value, run_identity, run_path
+from jaxdp.models import mixers
+from jaxdp.protocol import Protocol, option_value, parse_settings, parse_value, run_identity, run_path, settable
 from jaxdp.tasks.dataset import DatasetError, build_to_dir
 
 #: `train` flags for the most used protocol fields (any field: --set FIELD=VALUE); defaults from `Protocol()`
@@ -84,15 +84,15 @@ def _field_type(field: str):
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, choices=ATTENTIONS, help="attention kernel")
+    p.add_argument("--model", required=True, choices=mixers.available(), help="the mixer")
     p.add_argument("--dim", type=int_at_least(1), required=True, help="hidden size D")
     p.add_argument("--seed", type=int_at_least(0), default=0, help="training seed (default: 0)")
     defaults = Protocol().settings()
     for field, flag in TRAIN_FLAGS.items():
         p.add_argument(flag, dest=field, type=_field_type(field), default=None,
-                       help=f"{field} (default: {defaults[field]})")  # fmt: skip
+                       help=f"{field} (default: {defaults.get(field, 'the mixer' + chr(39) + 's own')})")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help=f"any other protocol field (repeatable): {', '.join(SETTABLE)}")  # fmt: skip
+                   help=f"any other protocol field or mixer option (repeatable): {', '.join(settable())}")  # fmt: skip
     p.add_argument("--data", default=None, help="dataset folder (default data/<task>-<size>)")
     p.add_argument("--out", default=None, help="run folder (default runs/train/<task>/<model>/size=<n>/d=<D>/seed=<s>/<digest>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -24,18 +24,12 @@ from __future__ import annotations
 import dataclasses
 
 from jaxdp.models.config import ModelConfig
-from jaxdp.models.masks import sparse_mask
 from jaxdp.tasks import PAPER_MAX_LENGTHS
 
-# Approximate elementwise FLOPs per element (close to what XLA reports on CPU).
+# Approximate elementwise FLOPs per element (close to what XLA reports on CPU); each mixer
+# counts its own (`jaxdp.models.mixers`).
 LAYERNORM = 7
-SOFTMAX = 4
 GELU = 8
-FEATURE_MAP = 3
-
-
-def _ceil_to(n: int, m: int) -> int:
-    return -(-n // m) * m
 
 
 #: The paper's Table 2 (SPEC §4): forward GFLOPs per sequence on Arithmetic at the paper's
@@ -76,37 +70,6 @@ def paper_flops(config: ModelConfig, seq_len: int) -> float:
     return 2.0 * param_count(config) * seq_len
 
 
-def _attention_items(config: ModelConfig, L: int) -> dict[str, float]:
-    """Scores, mixing and their elementwise work for one layer and one sequence of length L."""
-    D, H, K = config.dim, config.num_heads, config.head_dim
-    kind = config.attention
-    if kind == "linear":
-        fmap = 2 * L * D * FEATURE_MAP
-        if config.linear_form == "quadratic":
-            return {"scores": 2.0 * L * L * D, "mix": 2.0 * L * L * D,
-                    "elementwise": fmap + 2.0 * H * L * L + L * D}  # mask, row sums; divide  # fmt: skip
-        if config.linear_form == "scan":
-            # per position: S += phi(k) v^T and z += phi(k); read phi(q)^T S and phi(q)^T z
-            return {"scores": 2.0 * L * D, "mix": 4.0 * L * D * K + 2.0 * L * D,
-                    "elementwise": fmap + 2.0 * L * D}  # fmt: skip
-        C = config.chunk_size
-        Lp = _ceil_to(L, C)
-        intra = 2.0 * Lp * C * D
-        state = 2.0 * Lp * D * K + 2.0 * Lp * D  # chunk sums of phi(k) v^T and phi(k)
-        inter = 2.0 * Lp * D * K + 2.0 * Lp * D  # phi(q) against the state entering the chunk
-        return {"scores": intra, "mix": intra + state + inter,
-                "elementwise": fmap + 2.0 * H * Lp * C + 2.0 * Lp * D}  # fmt: skip
-    if kind == "sparse" and config.sparse_form == "blocked":
-        B, k, c = config.block_size, config.local_blocks, config.global_tokens
-        nb = -(-L // B)
-        keys = (k + 1) * B + (nb * c if c and nb >= k + 2 else 0)
-        n_scores = nb * B * keys * H
-    else:  # standard and masked sparse compute the whole square
-        n_scores = L * L * H
-    return {"scores": 2.0 * n_scores * K, "mix": 2.0 * n_scores * K,
-            "elementwise": SOFTMAX * n_scores + L * D}  # softmax; query scaling  # fmt: skip
-
-
 @dataclasses.dataclass(frozen=True)
 class FlopsBreakdown:
     """Forward FLOPs of one sequence, per component (all layers summed)."""
@@ -132,7 +95,7 @@ class FlopsBreakdown:
 def breakdown(config: ModelConfig, seq_len: int) -> FlopsBreakdown:
     """Itemised forward FLOPs of one sequence of length `seq_len` (batch 1)."""
     L, D, F, V, M = seq_len, config.dim, config.hidden_dim, config.vocab_size, config.num_layers
-    att = _attention_items(config, L)
+    att = config.mixer.flops(config, L)
     ln = LAYERNORM * L * D if config.norm == "pre_ln" else 0
     gelu = GELU * L * F
     items = {
@@ -144,6 +107,7 @@ def breakdown(config: ModelConfig, seq_len: int) -> FlopsBreakdown:
         "ffn": M * (2.0 * L * D * F + L * F + 2.0 * L * F * D + L * D),
         "head": 2.0 * L * D * V + L * V,
         "attention_elementwise": M * att["elementwise"],  # softmax / feature map, normalisers
+        "attention_aux": M * att.get("aux", 0.0),  # a mixer's own inputs (gated: the gate projection)
         "elementwise": M * (gelu + 2 * ln + 2 * L * D) + ln,  # GeLU, norms, residual adds
     }
     return FlopsBreakdown(items, paper_flops(config, L))
@@ -161,19 +125,12 @@ def train_flops(config: ModelConfig, seq_len: int) -> float:
 
 def decode_flops(config: ModelConfig, prompt_len: int, total_len: int) -> float:
     """FLOPs to generate a whole CoT: a prefill forward over the prompt, then one decode step per
-    further position up to `total_len`. A step does the dense work of one token plus attention
-    over the keys the state holds for it: p+1 (standard), |I_p| (sparse), none but the (S, z)
-    update and read-out (linear)."""
-    D, F, V, M, K = config.dim, config.hidden_dim, config.vocab_size, config.num_layers, config.head_dim
+    further position up to `total_len`. A step does the dense work of one token plus the mixer's
+    step (`Mixer.step_flops`): attention over the p+1 cached keys (standard), over |I_p|
+    (sparse), over min(p+1, w) (window), or the (S, z) update and read-out (linear and the
+    decayed ones)."""
+    D, F, V, M = config.dim, config.hidden_dim, config.vocab_size, config.num_layers
     per_token_dense = M * (2.0 * D * 4 * D + 4.0 * D * F) + 2.0 * D * V
     steps = range(prompt_len, total_len)
-    if config.attention == "linear":
-        keys = 0
-        attention = len(steps) * (4.0 * D * K + 4.0 * D)
-    elif config.attention == "sparse":
-        B, k, c = config.block_size, config.local_blocks, config.global_tokens
-        keys = int(sparse_mask(total_len, B, k, c)[prompt_len:].sum())
-        attention = 4.0 * keys * D
-    else:
-        attention = 4.0 * sum(pos + 1 for pos in steps) * D
-    return forward_flops(config, prompt_len) + len(steps) * per_token_dense + M * attention
+    mixing = sum(config.mixer.step_flops(config, pos) for pos in steps)
+    return forward_flops(config, prompt_len) + len(steps) * per_token_dense + M * mixing

@@ -106,6 +106,33 @@ def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "", metric: st
     return save_figure(fig, path)
 
 
+def curves(rows: Sequence[dict], path: str | Path, x: str = "dim", metric: str = "accuracy") -> Path:
+    """One panel per (task, size), one line per series: `metric` against `x` ("dim", or
+    "state_size": the numbers the decode state holds after L tokens, all layers and heads)."""
+    plt = pyplot()
+    panels = sorted({(r["task"], r["size"]) for r in rows})
+    task_names = sorted({t for t, _ in panels})
+    cols = max([sum(1 for t, _ in panels if t == task) for task in task_names] or [1])
+    fig, axes = plt.subplots(len(task_names), cols, squeeze=False, figsize=(3.6 * cols, 2.9 * len(task_names)))
+    for i, task in enumerate(task_names):
+        sizes = sorted(s for t, s in panels if t == task)
+        for j in range(cols):
+            ax = axes[i][j]
+            if j >= len(sizes):
+                ax.axis("off")
+                continue
+            for name in _series_names(rows):
+                points = sorted((r[x], r[metric]) for r in rows if (r["task"], r["size"]) == (task, sizes[j])
+                                and series(r) == name and r.get(x) is not None)  # fmt: skip
+                if points:
+                    ax.plot(*zip(*points), "o-", ms=3, label=name)
+            ax.set_xscale("log", base=2)
+            ax.set(title=f"{task}, size {sizes[j]}", xlabel="hidden size D" if x == "dim" else "state size (numbers)",
+                   ylabel=metric, ylim=(-0.05, 1.05))  # fmt: skip
+            ax.legend(fontsize=6)
+    return save_figure(fig, path)
+
+
 def min_dims(rows: Sequence[dict], threshold: float = THRESHOLD,
              metric: str = "accuracy") -> dict[tuple[str, str], list[tuple[int, int]]]:  # fmt: skip
     """(task, series) -> [(L, smallest D reaching `threshold`)] over the sizes where one does."""
@@ -169,12 +196,19 @@ def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD
     return save_figure(fig, path)
 
 
+TABLE2_ROWS = ("standard", "linear", "sparse")  # the paper's rows, always shown
+
+
+def _table2_series(rows) -> list[str]:
+    return list(TABLE2_ROWS) + [name for name in _series_names(rows) if name not in TABLE2_ROWS]
+
+
 def table2(rows: Sequence[dict], threshold: float = THRESHOLD, task: str = "arithmetic",
            metric: str = "accuracy") -> list[dict]:  # fmt: skip
     """Per (model, size): the smallest D reaching `threshold`, with the paper's GFLOPs (2·N·L at
     the paper's L, ``paper_L``) and our full count (at our L)."""
     out = []
-    for model in ("standard", "linear", "sparse"):
+    for model in _table2_series(rows):
         for size in sorted({r["size"] for r in rows if r["task"] == task}):
             acc = _mean_score(rows, metric, task=task, series=model, size=size)
             good = sorted(d for (_, d), a in acc.items() if a >= threshold)
@@ -196,7 +230,7 @@ def table2_markdown(entries: Sequence[dict], threshold: float = THRESHOLD) -> st
     lines = [f"Minimum GFLOPs per sequence of a model reaching {threshold:.0%}: the paper's 2·N·L at the "
              "paper's L, then our full count at our L, then the smallest D that reached it.", "",
              f"| model | {head} |", "|---" * (1 + len(sizes)) + "|"]  # fmt: skip
-    for model in ("standard", "linear", "sparse"):
+    for model in dict.fromkeys(e["model"] for e in entries):
         cells = []
         for s in sizes:
             e = next((e for e in entries if e["model"] == model and e["size"] == s), None)

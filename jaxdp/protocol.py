@@ -5,8 +5,10 @@
 then linear decay). `Protocol` is what a preset holds, what ``--set FIELD=VALUE``
 changes and what the ``train`` command starts from: a `TrainConfig`, the model settings that a
 grid cell leaves open (``model``: `ModelConfig` fields other than attention, dim, max_len and
-vocab_size, which the cell and its task fix), the data request and per-task options. No default
-is written twice: a field left out takes the default of the dataclass that owns it.
+vocab_size, which the cell and its task fix), the mixer options it sets (``options``: by name for
+every mixer that has the option, or as ``<mixer>.<option>``), the data request and per-task
+options. No default is written twice: a field left out takes the default of the dataclass that
+owns it.
 
 A run's *identity* is what changes its trained parameters: the task and its options, the whole
 `ModelConfig`, the `TrainConfig` without its mechanics (``log_every``, ``checkpoint_every``,
@@ -19,7 +21,7 @@ data is loaded). The identity's digest names the run folder (`run_path`):
 so runs of different protocols sit side by side and never stand in for each other.
 
 >>> p = Protocol().set(epochs=5, dropout=0.0, local_blocks=2)
->>> p.train.epochs, p.model["dropout"], p.model["local_blocks"]
+>>> p.train.epochs, p.model["dropout"], p.options["local_blocks"]
 (5, 0.0, 2)
 >>> Protocol().set(colour="red")
 Traceback (most recent call last):
@@ -38,6 +40,7 @@ from typing import Any, Mapping
 
 from jaxdp import tasks
 from jaxdp.errors import ProtocolError, TrainingError
+from jaxdp.models import mixers
 from jaxdp.models.config import ModelConfig
 from jaxdp.validate import choice, integer, real
 
@@ -96,6 +99,7 @@ class Protocol:
 
     train: TrainConfig = TrainConfig()
     model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # mixer options: name or mixer.name
     train_examples: int = 1_000_000
     test_examples: int = 100_000
     data_seed: int = 0
@@ -111,65 +115,107 @@ class Protocol:
         for name in self.task_options:
             if name not in tasks.TASKS:
                 raise ProtocolError(f"Protocol.task_options: unknown task {name!r}; choose from {', '.join(tasks.TASKS)}")
+        for name in self.options:
+            if setting_level(name) != "options":
+                raise ProtocolError(f"Protocol.options: {name!r} is no mixer's option")
 
     def set(self, **changes: Any) -> Protocol:
-        """A copy with fields changed by name: a TrainConfig or settable ModelConfig field, a data
-        field, or ``<task>.<option>`` for a task option. Checked as the owning dataclass checks it."""
-        train, model, top = {}, dict(self.model), {}
-        options = {name: dict(opts) for name, opts in self.task_options.items()}
+        """A copy with fields changed by name: a TrainConfig or settable ModelConfig field, a mixer
+        option (``block_size``: every mixer that has one; ``sparse.block_size``: that mixer's), a
+        data field, or ``<task>.<option>`` for a task option. Checked as the owning dataclass
+        checks it, when a cell's config is made."""
+        train, model, mixer_options, top = {}, dict(self.model), dict(self.options), {}
+        task_options = {name: dict(opts) for name, opts in self.task_options.items()}
         for name, value in changes.items():
             level = setting_level(name)
-            if level == "train":
-                train[name] = value
-            elif level == "model":
-                model[name] = value
-            elif level == "task":
+            if level == "task":
                 task_name, option = name.split(".", 1)
-                options.setdefault(task_name, {})[option] = value
+                task_options.setdefault(task_name, {})[option] = value
             else:
-                top[name] = value
+                {"train": train, "model": model, "options": mixer_options, "data": top}[level][name] = value
         return dataclasses.replace(self, train=dataclasses.replace(self.train, **train), model=model,
-                                   task_options=options, **top)  # fmt: skip
+                                   options=mixer_options, task_options=task_options, **top)  # fmt: skip
+
+    def mixer_options(self, mixer: str) -> dict[str, Any]:
+        """The options this protocol sets for `mixer`: the unqualified ones it has, then its own."""
+        own = {f.name for f in dataclasses.fields(mixers.get(mixer).options)}
+        out = {k: v for k, v in self.options.items() if "." not in k and k in own}
+        out.update({k.split(".", 1)[1]: v for k, v in self.options.items() if k.startswith(mixer + ".")})
+        return out
 
     def task(self, name: str, size: int) -> tasks.Task:
         return tasks.get(name, size, **self.task_options.get(name, {}))
 
     def model_config(self, task: tasks.Task, attention: str, dim: int, **options: Any) -> ModelConfig:
-        """The cell's ModelConfig: the protocol's model settings, then the cell's own `options`."""
-        fields = {**self.model, **options}
-        return ModelConfig(attention=attention, dim=dim, max_len=task.max_len, vocab_size=len(task.vocab), **fields)
+        """The cell's ModelConfig: the protocol's model settings and the mixer options it sets,
+        then the cell's own mixer `options`."""
+        mixer_options = {**self.mixer_options(attention), **options}
+        return ModelConfig(attention=attention, dim=dim, max_len=task.max_len, vocab_size=len(task.vocab),
+                           **self.model, options=mixer_options)  # fmt: skip
 
     def settings(self) -> dict[str, Any]:
         """Every settable name with its current value (the defaults where nothing was set)."""
         out = {name: getattr(self.train, name) for name in TRAIN_SETTABLE}
         out.update({name: self.model.get(name, MODEL_DEFAULTS[name]) for name in MODEL_SETTABLE})
         out.update({name: getattr(self, name) for name in DATA_FIELDS})
-        return out
+        return {**out, **self.options}
 
 
 TRAIN_SETTABLE = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "seed")  # seed: per cell
-MODEL_SETTABLE = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name not in CELL_FIELDS)
+MODEL_SETTABLE = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name not in CELL_FIELDS + ("options",))
 MODEL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name in MODEL_SETTABLE}
-SETTABLE = TRAIN_SETTABLE + MODEL_SETTABLE + DATA_FIELDS
+
+
+def option_names() -> tuple[str, ...]:
+    """Every option of a registered mixer (the registry may grow: asked each time)."""
+    names = []
+    for mixer in mixers.available():
+        names += [f.name for f in dataclasses.fields(mixers.get(mixer).options) if f.name not in names]
+    return tuple(names)
+
+
+def settable() -> tuple[str, ...]:
+    return TRAIN_SETTABLE + MODEL_SETTABLE + option_names() + DATA_FIELDS
+
+
+def _option_field(name: str) -> dataclasses.Field | None:
+    """The options field `name` (``option`` or ``mixer.option``) of a registered mixer."""
+    mixer, dot, option = name.rpartition(".")
+    candidates = [mixer] if dot else mixers.owners(option)
+    for owner in candidates:
+        if owner in mixers.available():
+            for f in dataclasses.fields(mixers.get(owner).options):
+                if f.name == option:
+                    return f
+    return None
 
 
 def setting_level(name: str) -> str:
-    """Which part of a Protocol `name` addresses: "train", "model", "data" or "task"."""
+    """Which part of a Protocol `name` addresses: "train", "model", "options", "data" or "task"."""
     if name in TRAIN_SETTABLE:
         return "train"
     if name in MODEL_SETTABLE:
         return "model"
     if name in DATA_FIELDS:
         return "data"
+    if _option_field(name) is not None:
+        return "options"
     task_name, dot, option = name.partition(".")
     if dot and task_name in tasks.TASKS and option:
         return "task"
-    raise ProtocolError(f"unknown setting {name!r}; settable: {', '.join(SETTABLE)}, or <task>.<option> "
-                        f"for a task option (e.g. lis.value_range)")  # fmt: skip
+    if dot and task_name in mixers.available():
+        owners = mixers.owners(option)
+        raise ProtocolError(f"{name}: {option} is " + (f"an option of {', '.join(owners)}, not of {task_name}" if owners
+                                                       else f"no option of {task_name}"))  # fmt: skip
+    raise ProtocolError(f"unknown setting {name!r}; settable: {', '.join(settable())}, <mixer>.<option> "
+                        f"or <task>.<option> (e.g. sparse.block_size, lis.value_range)")  # fmt: skip
 
 
 def _field_type(name: str) -> str:
-    owner = {"train": TrainConfig, "model": ModelConfig, "data": Protocol}[setting_level(name)]
+    level = setting_level(name)
+    if level == "options":
+        return str(_option_field(name).type)
+    owner = {"train": TrainConfig, "model": ModelConfig, "data": Protocol}[level]
     return str(next(f.type for f in dataclasses.fields(owner) if f.name == name))
 
 
@@ -192,6 +238,11 @@ def parse_value(name: str, text: str) -> Any:
     if "None" in kind and text.lower() == "none":
         return None
     base = kind.replace("| None", "").strip()
+    if base.startswith("tuple[float"):  # e.g. retention's gammas: 0.9,0.95,0.99,0.999
+        try:
+            return tuple(float(x) for x in text.split(","))
+        except ValueError:
+            raise ProtocolError(f"{name}: {text!r} is not a comma-separated list of numbers") from None
     readers = {"int": int, "float": float, "str": str}
     try:
         value = readers[base](text)

@@ -39,20 +39,24 @@ from tqdm.auto import tqdm
 from jaxdp import flops, tasks
 from jaxdp.errors import JaxdpError, ProtocolError, RunBusy, warn
 from jaxdp.evaluate import METRICS
-from jaxdp.models.config import ATTENTIONS, ModelConfig
+from jaxdp.models import mixers
+from jaxdp.models.config import ModelConfig
 from jaxdp.plots import series
 from jaxdp.protocol import Protocol, TrainConfig, run_identity, run_path
 from jaxdp.tasks.dataset import build_to_dir
 from jaxdp.train import init_state, make_train_step, train
 
 PROTOCOL_COLUMNS = ("epochs", "batch_size", "lr", "warmup_epochs", "weight_decay", "train_examples", "dropout",
-                    "num_layers", "num_heads", "block_size", "local_blocks", "global_tokens")  # fmt: skip
+                    "num_layers", "num_heads")  # fmt: skip
+#: mixer options that vary in practice, each a column (blank for a mixer without it), and all of
+#: them as one "options" column
+OPTION_COLUMNS = ("block_size", "local_blocks", "global_tokens", "window")
 CSV_FIELDS = ("task", "size", "L", "paper_L", "model", "variant", "dim", "seed", *METRICS, "examples",
-              "final_loss", "steps", *PROTOCOL_COLUMNS, "paper_gflops", "forward_gflops", "digest")  # fmt: skip
+              "final_loss", "steps", *PROTOCOL_COLUMNS, *OPTION_COLUMNS, "options", "state_size", "paper_gflops",
+              "forward_gflops", "digest")  # fmt: skip
 _INTS = {"size", "L", "paper_L", "dim", "seed", "steps", "examples", "epochs", "batch_size", "train_examples",
-         "num_layers", "num_heads", "block_size", "local_blocks", "global_tokens"}  # fmt: skip
-_STRINGS = {"task", "model", "variant", "digest"}
-SPARSE_COLUMNS = ("block_size", "local_blocks", "global_tokens")  # blank for the other models
+         "num_layers", "num_heads", "block_size", "local_blocks", "global_tokens", "window", "state_size"}  # fmt: skip
+_STRINGS = {"task", "model", "variant", "digest", "options"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,9 +100,9 @@ def plan(cell: Cell, protocol: Protocol) -> Plan:
 def grid(task_sizes: dict[str, Sequence[int]], models: Sequence[str], dims: dict[str, Sequence[int]],
          seeds: Sequence[int] = (0,)) -> list[Cell]:  # fmt: skip
     """Every (task, size, model, D, seed) combination; `dims` maps each task to its D grid."""
-    bad = [m for m in models if m not in ATTENTIONS]
+    bad = [m for m in models if m not in mixers.available()]
     if bad:
-        raise ProtocolError(f"unknown model {bad[0]!r}; choose from {', '.join(ATTENTIONS)}")
+        raise ProtocolError(f"unknown model {bad[0]!r}; choose from {', '.join(mixers.available())}")
     cells = []
     for name, sizes in task_sizes.items():
         if name not in tasks.TASKS:
@@ -245,12 +249,14 @@ def result_row(config: dict, result: dict, variant: str = "") -> dict:
     paper_L = paper_length(task["name"], task["size"]) or L
     train = config["train"]
     settings = {**train, **config["model"], "train_examples": config["data"]["train"]["count"]}
-    sparse = model_config.attention == "sparse"
+    options = dataclasses.asdict(model_config.options)
     return {
         "task": task["name"], "size": task["size"], "L": L, "paper_L": paper_L, "model": model_config.attention,
         "variant": variant, "dim": model_config.dim, "seed": train["seed"],
         **{k: result.get(k) for k in (*METRICS, "examples", "final_loss", "steps")},
-        **{k: settings[k] if sparse or k not in SPARSE_COLUMNS else None for k in PROTOCOL_COLUMNS},
+        **{k: settings[k] for k in PROTOCOL_COLUMNS}, **{k: options.get(k) for k in OPTION_COLUMNS},
+        "options": " ".join(f"{k}={v}" for k, v in options.items()),
+        "state_size": model_config.num_layers * model_config.num_heads * model_config.mixer.state_size(model_config, L),
         "paper_gflops": flops.paper_flops(model_config, paper_L) / 1e9,
         "forward_gflops": flops.forward_flops(model_config, L) / 1e9,
         "digest": config["digest"],

@@ -23,3 +23,14 @@ def test_readme_python_blocks_run():
     assert blocks
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_readme_decode_example_works_for_every_mixer():
+    """The Models section's example, with each registered mixer in place of sparse."""
+    from jaxdp.models import mixers
+
+    block = next(b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+                 if "init_decode_state" in b)  # fmt: skip
+    assert 'attention="sparse"' in block
+    for name in mixers.available():
+        exec(compile(block.replace('attention="sparse"', f'attention="{name}"'), f"README.md ({name})", "exec"), {})

@@ -94,7 +94,7 @@ def test_fig2_windows_cover_the_locality(capsys):
     assert fig2.main(["--preset", "quick", "--dry-run"]) == 0
     out = capsys.readouterr().out
     table = [line.split("|")[1:-1] for line in out.splitlines() if re.match(r"\| ed(_local)? \| \d", line)]
-    rows = [dict(zip(("task", "size", "L", "m", "variant", "B", "k", "kB", "covers"), (c.strip() for c in r)))
+    rows = [dict(zip(("task", "size", "L", "m", "model", "variant", "B", "k", "kB", "covers"), (c.strip() for c in r)))
             for r in table]  # fmt: skip
     local = [r for r in rows if r["task"] == "ed_local"]
     assert sorted({int(r["size"]) for r in local}) == list(tasks.PAPER_SIZES["ed_local"])
@@ -111,7 +111,7 @@ def test_fig2_windows_cover_the_locality(capsys):
 
 
 def test_fig2_runs_both_windows_on_the_tiny_grid(tmp_path, capsys):
-    args = ["--preset", "tiny", "--tasks", "ed_local", "--sizes", "3", "--dims", "16", "--set", "epochs=1",
+    args = ["--preset", "tiny", "--tasks", "ed_local", "--sizes", "3", "--dims", "16", "--models", "sparse", "--set", "epochs=1",
             "--set", "train_examples=128", "--set", "test_examples=8", "--set", "eval_examples=8",
             "--set", "batch_size=64", "--quiet", "--out", str(tmp_path), "--data-root", str(tmp_path / "data")]  # fmt: skip
     assert fig2.main(args) == 0

@@ -12,7 +12,8 @@ import pytest
 from experiments import fig1 as fig1_module
 from experiments import presets
 from jaxdp import plots, sweep
-from jaxdp.protocol import EVALUATION, MECHANICS, SETTABLE, parse_settings
+from jaxdp.models import mixers
+from jaxdp.protocol import EVALUATION, MECHANICS, option_names, parse_settings, settable
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "tiny", "--tasks", "lis", "--sizes", "4", "--dims", "8", "--models", "standard", "linear",
@@ -106,7 +107,8 @@ def test_concurrent_shards_give_the_same_results_as_one_process(tmp_path):
     ("batch_size=0", "TrainConfig.batch_size: must be an integer >= 1, got 0"),
     ("train_examples=-5", "Protocol.train_examples: must be an integer >= 1, got -5"),
     ("warmup_epochs=5", "TrainConfig.warmup_epochs: 5 is longer than the run (epochs=3)"),
-    ("local_blocks=0", "ModelConfig.local_blocks: must be an integer >= 1, got 0"),
+    ("local_blocks=0", "ModelConfig.options.local_blocks: must be an integer >= 1, got 0"),
+    ("sparse.window=3", "window is an option of window, not of sparse"),
     ("dtype=int8", "ModelConfig.dtype: 'int8' is not allowed"),
     ("lis.flavour=2", "lis: unknown option 'flavour'"),
     ("lr", "--set 'lr': use FIELD=VALUE"),
@@ -121,22 +123,30 @@ def test_set_reaches_every_protocol_field():
     """--set addresses TrainConfig, ModelConfig (kernel options too), data fields and task options
     by name, and each lands in the run's identity (so in its folder's digest)."""
     changes = {"weight_decay": "0.1", "schedule": "constant", "dtype": "bfloat16", "local_blocks": "2",
-               "block_size": "4", "b2": "0.99", "train_examples": "512", "lis.value_range": "30"}  # fmt: skip
+               "block_size": "4", "b2": "0.99", "train_examples": "512", "lis.value_range": "30",
+               "sparse.global_tokens": "2", "window.window": "5", "chunk_size": "16"}  # fmt: skip
     protocol = presets.PRESETS["tiny"].protocol.set(**parse_settings(f"{k}={v}" for k, v in changes.items()))
     cell = sweep.Cell("lis", 4, "sparse", 120)  # D = 120: divisible by 4 and 5 heads
     p = sweep.plan(cell, protocol)
     assert (p.train_config.weight_decay, p.train_config.schedule, p.train_config.b2) == (0.1, "constant", 0.99)
     assert (p.model_config.dtype, p.model_config.local_blocks, p.model_config.block_size) == ("bfloat16", 2, 4)
     assert protocol.train_examples == 512 and p.task.options()["value_range"] == 30
+    assert p.model_config.options.global_tokens == 2 and "chunk_size" not in p.model_config.to_dict()["options"]
+    window = sweep.plan(sweep.Cell("lis", 4, "window", 120), protocol).model_config.options
+    linear = sweep.plan(sweep.Cell("lis", 4, "linear", 120), protocol).model_config.options
+    assert (window.window, window.block_size, linear.chunk_size) == (5, 4, 16)  # each mixer takes its own
     base = sweep.plan(cell, presets.PRESETS["tiny"].protocol)
     assert p.path.rsplit("/", 1)[0] == base.path.rsplit("/", 1)[0] and p.path != base.path
-    for name in SETTABLE:  # every settable field changes the digest unless it is mechanics or evaluation
+    for name in settable():  # every settable field changes the digest unless it is mechanics or evaluation
+        if name not in protocol.settings():
+            continue  # an option this protocol leaves to each mixer's default
         value = protocol.settings()[name]
         other = {int: lambda v: v + 1, float: lambda v: v / 2 + 0.01, str: lambda v: v}.get(type(value))
         if other is None or isinstance(value, bool) or type(value) is str:
             continue
         changed = sweep.plan(cell, protocol.set(**{name: other(value)}))
-        same = name in MECHANICS + EVALUATION or name == "test_examples"
+        foreign = name in option_names() and "sparse" not in mixers.owners(name)  # e.g. chunk_size: not sparse's
+        same = name in MECHANICS + EVALUATION or name == "test_examples" or foreign
         assert (changed.path == p.path) == same, name
 
 

@@ -22,6 +22,7 @@ from jaxdp.train import TrainConfig, batch_indices, learning_rate, restore_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = tasks.get("lis", 6, value_range=16)  # L = 16, 22 tokens: learnable in seconds
+SMALL = {"sparse": {"block_size": 4}}  # options of the mixers that have them
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def runs(data, tmp_path_factory):
     out = {}
     for attention, epochs in (("standard", 20), ("sparse", 3), ("linear", 3)):
         tc = TrainConfig(epochs=epochs, batch_size=64, lr=1e-3, warmup_epochs=1, log_every=20, checkpoint_every=10_000)
-        out[attention] = (root / attention, train(root / attention, TASK, model_config(attention, block_size=4), tc,
+        out[attention] = (root / attention, train(root / attention, TASK, model_config(attention, **SMALL.get(attention, {})), tc,
                                                   *data, progress=False))  # fmt: skip
     return out
 

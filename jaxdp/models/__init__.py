@@ -1,4 +1,4 @@
-"""The paper's three architectures as one flax.nnx decoder (SPEC §1).
+"""The paper's three architectures, and more mixers, as one flax.nnx decoder (SPEC §1).
 
 >>> from flax import nnx
 >>> cfg = ModelConfig(attention="linear", dim=32, max_len=64, vocab_size=12)
@@ -9,6 +9,7 @@
 
 import jax.numpy as jnp  # noqa: F401  (used by the doctest)
 
+from jaxdp.models import mixers
 from jaxdp.models.attention import KVCache, LinearState, SparseCache
 from jaxdp.models.config import ConfigError, ModelConfig, default_block_size
 from jaxdp.models.masks import causal_mask, sparse_mask
@@ -16,6 +17,6 @@ from jaxdp.models.transformer import Attention, Block, DecodeState, FFN, Transfo
 
 __all__ = [
     "Attention", "Block", "ConfigError", "DecodeState", "FFN", "KVCache", "LinearState",
-    "ModelConfig", "SparseCache", "Transformer", "causal_mask", "default_block_size",
+    "ModelConfig", "SparseCache", "Transformer", "causal_mask", "default_block_size", "mixers",
     "sinusoids", "sparse_mask",
 ]

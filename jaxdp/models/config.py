@@ -1,38 +1,40 @@
 """`ModelConfig`: every choice that shapes a model, checked when the config is made (SPEC §1).
 
+The mixer (`attention`, also accepted as ``mixer=``) names one of `jaxdp.models.mixers`; its
+options live in ``options``, a dataclass of that mixer, which checks them and fills the
+defaults that depend on the config (e.g. the sparse block size from max_len). For brevity the
+options may also be given as keywords; an option of another mixer is refused, naming it.
+
 >>> cfg = ModelConfig(attention="sparse", dim=64, max_len=505, vocab_size=20)
->>> cfg.block_size, cfg.head_dim
+>>> cfg.options.block_size, cfg.head_dim
 (16, 16)
+>>> ModelConfig(attention="linear", dim=64, max_len=505, vocab_size=20, block_size=8)
+Traceback (most recent call last):
+...
+jaxdp.models.mixers.base.ConfigError: ModelConfig: block_size is an option of sparse, window, not of linear
 >>> ModelConfig(attention="sprase", dim=64, max_len=8, vocab_size=4)
 Traceback (most recent call last):
 ...
-jaxdp.models.config.ConfigError: ModelConfig.attention: 'sprase' is not allowed; choose one of standard, sparse, linear
+jaxdp.models.mixers.base.ConfigError: ModelConfig.attention: 'sprase' is not allowed (not a registered mixer); choose one of standard, sparse, linear, window, retention, gated...
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
-from jaxdp.errors import JaxdpError
+from jaxdp.models.mixers.base import ConfigError, MixerOptions
+from jaxdp.models.mixers.sparse import default_block_size  # the sparse block rule of §6.1, re-exported
 from jaxdp.validate import choice, integer
 
-ATTENTIONS = ("standard", "sparse", "linear")
-LINEAR_FORMS = ("chunked", "quadratic", "scan")
-SPARSE_FORMS = ("blocked", "masked")
 NORMS = ("pre_ln", "none")
 ACTIVATIONS = ("gelu_tanh", "gelu")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
+#: the names the kernel options had when they sat flat in ModelConfig (config.json of jaxdp 0.1)
+LEGACY_OPTIONS = {"sparse_form": ("sparse", "form"), "linear_form": ("linear", "form")}
+LEGACY_FLAT = ("block_size", "local_blocks", "global_tokens", "chunk_size", "sparse_form", "linear_form")
 
-
-class ConfigError(JaxdpError, ValueError):
-    """A config field holds a value the model cannot use; the message names the field."""
-
-
-def default_block_size(max_len: int) -> int:
-    """B = 2^floor(log2 sqrt(L)) (SPEC §1), with L = `max_len`."""
-    return 2 ** int(math.floor(math.log2(math.sqrt(max_len))))
+__all__ = ["ACTIVATIONS", "ConfigError", "DTYPES", "ModelConfig", "NORMS", "default_block_size"]
 
 
 def _dtype_name(value: Any) -> Any:
@@ -48,13 +50,12 @@ def _dtype_name(value: Any) -> Any:
         return value
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, init=False)
 class ModelConfig:
-    """One decoder, three attention kernels. Forms (`linear_form`, `sparse_form`) choose how a
-    kernel is computed, never what it computes, and never change the parameters' structure.
-
-    `block_size` None means the paper's default for `max_len`; it is resolved on construction so
-    that a saved config records the number actually used.
+    """One decoder, one mixer of `jaxdp.models.mixers`. `options` is the mixer's options object,
+    resolved on construction so that a saved config records the numbers actually used (for
+    instance the sparse block size). Forms (``options.form``) choose how the mixer is computed,
+    never what it computes, and never change the parameters' structure.
     """
 
     attention: str = "standard"
@@ -62,46 +63,84 @@ class ModelConfig:
     num_heads: int = 4
     dim: int = 128
     mlp_ratio: int = 4
-    max_len: int
-    vocab_size: int
+    max_len: int = 0  # required
+    vocab_size: int = 0  # required
     dropout: float = 0.1
-    block_size: int | None = None
-    local_blocks: int = 1
-    global_tokens: int = 1
-    linear_form: str = "chunked"
-    chunk_size: int = 64
-    sparse_form: str = "blocked"
     norm: str = "pre_ln"
     activation: str = "gelu_tanh"
     dtype: str = "float32"
     param_dtype: str = "float32"
+    options: MixerOptions | None = None
 
-    def __post_init__(self):
+    def __init__(self, **given: Any):
+        if "mixer" in given:
+            given["attention"] = given.pop("mixer")
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        for name in ("max_len", "vocab_size"):
+            if name not in given:
+                raise ConfigError(f"ModelConfig.{name}: required")
+        for name, field in fields.items():
+            object.__setattr__(self, name, given.pop(name, field.default))
+        self._check_fields()
+        object.__setattr__(self, "options", self._options(self.options, given))
+
+    def _check_fields(self) -> None:
         for name in ("dtype", "param_dtype"):  # a numpy or jax dtype is taken by its name
             object.__setattr__(self, name, _dtype_name(getattr(self, name)))
-        for name, allowed in (("attention", ATTENTIONS), ("linear_form", LINEAR_FORMS),
-                              ("sparse_form", SPARSE_FORMS), ("norm", NORMS),
-                              ("activation", ACTIVATIONS), ("dtype", DTYPES),
-                              ("param_dtype", DTYPES)):  # fmt: skip
+        for name, allowed in (("norm", NORMS), ("activation", ACTIVATIONS), ("dtype", DTYPES), ("param_dtype", DTYPES)):
             choice(ConfigError, f"ModelConfig.{name}", getattr(self, name), allowed)
-        for name in ("num_layers", "num_heads", "dim", "mlp_ratio", "max_len", "vocab_size",
-                     "local_blocks", "chunk_size"):  # fmt: skip
+        for name in ("num_layers", "num_heads", "dim", "mlp_ratio", "max_len", "vocab_size"):
             integer(ConfigError, f"ModelConfig.{name}", getattr(self, name))
         if self.dim % self.num_heads:
             raise ConfigError(f"ModelConfig.dim: {self.dim} is not divisible by "
                               f"num_heads={self.num_heads}")  # fmt: skip
         if isinstance(self.dropout, bool) or not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"ModelConfig.dropout: must lie in [0, 1), got {self.dropout!r}")
-        if self.block_size is None:
-            object.__setattr__(self, "block_size", default_block_size(self.max_len))
-        block = self.block_size
-        if isinstance(block, bool) or not isinstance(block, int) or not 1 <= block <= self.max_len:
-            raise ConfigError(f"ModelConfig.block_size: must be an integer in [1, max_len="
-                              f"{self.max_len}], got {block!r}")  # fmt: skip
-        c = self.global_tokens
-        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= block:
-            raise ConfigError(f"ModelConfig.global_tokens: must be an integer in [0, block_size="
-                              f"{block}], got {c!r}")  # fmt: skip
+
+    def _options(self, options, flat: dict[str, Any]) -> MixerOptions:
+        """The mixer's options from an options object or dict and keyword options, resolved."""
+        from jaxdp.models import mixers
+
+        mixer = mixers.get(self.attention)
+        if isinstance(options, MixerOptions):
+            if not isinstance(options, mixer.options):
+                raise ConfigError(f"ModelConfig.options: {type(options).__name__} are not options of {self.attention}")
+            options = dataclasses.asdict(options)
+        values = dict(options or {})
+        for key, value in flat.items():
+            owner, new = LEGACY_OPTIONS.get(key, (self.attention, key))
+            if owner != self.attention:
+                raise ConfigError(f"ModelConfig: {key} is an option of {owner}, not of {self.attention}")
+            values[new] = value
+        known = {f.name for f in dataclasses.fields(mixer.options)}
+        for key in sorted(set(values) - known):
+            owners = mixers.owners(key)
+            if owners:
+                raise ConfigError(f"ModelConfig: {key} is an option of {', '.join(owners)}, not of {self.attention}")
+            raise ConfigError(f"ModelConfig: unknown field {key!r}; fields: {', '.join(sorted(self._field_names()))}, "
+                              f"and {self.attention}'s options: {', '.join(sorted(known))}")  # fmt: skip
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        if not values.get("form"):
+            values.pop("form", None)
+        return mixer.resolve(mixer.options(**values), self)
+
+    @classmethod
+    def _field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def __getattr__(self, name: str) -> Any:
+        """An option read as a field (``config.block_size``), when the mixer has it."""
+        options = self.__dict__.get("options")
+        if options is not None and name in {f.name for f in dataclasses.fields(options)}:
+            return getattr(options, name)
+        raise AttributeError(f"ModelConfig of {self.__dict__.get('attention')!r} has no field or option {name!r}")
+
+    @property
+    def mixer(self):
+        """The `jaxdp.models.mixers.Mixer` this config names."""
+        from jaxdp.models import mixers
+
+        return mixers.get(self.attention)
 
     @property
     def head_dim(self) -> int:
@@ -113,19 +152,40 @@ class ModelConfig:
         return self.mlp_ratio * self.dim
 
     def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with `changes` applied (and checked). The block size is re-derived from a new
-        `max_len` unless it was set explicitly in `changes`."""
-        if "max_len" in changes and "block_size" not in changes:
-            changes["block_size"] = None
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes` applied (and checked); keyword options are merged into the
+        options. Options the mixer derives from `max_len` are derived again for a new `max_len`
+        unless `changes` sets them, and a new mixer starts from its own defaults."""
+        if changes.get("attention", changes.get("mixer", self.attention)) != self.attention:
+            return type(self)(**{**{k: getattr(self, k) for k in self._field_names() if k != "options"}, **changes})
+        options = dataclasses.asdict(self.options)
+        if "max_len" in changes:
+            for name in getattr(self.mixer, "derived", ()):
+                options[name] = None
+        options.update(changes.pop("options", None) or {})
+        fields = {k: getattr(self, k) for k in self._field_names() if k != "options"}
+        return type(self)(**{**fields, **changes, "options": options})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, fields: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
+        """The config of `to_dict`; a config.json of jaxdp 0.1 (kernel options flat beside the
+        fields) is converted: the options of its own mixer kept, the others dropped."""
+        fields = dict(fields)
+        known = set(cls._field_names())
+        if any(key in fields for key in LEGACY_FLAT) and "options" not in fields:
+            flat = {key: fields.pop(key) for key in LEGACY_FLAT if key in fields}
+            mixer = fields.get("attention", "standard")
+            fields["options"] = {LEGACY_OPTIONS.get(k, (mixer, k))[1]: v for k, v in flat.items()
+                                 if LEGACY_OPTIONS.get(k, (mixer, k))[0] == mixer and _owned(mixer, k)}  # fmt: skip
         unknown = sorted(set(fields) - known)
         if unknown:
             raise ConfigError(f"ModelConfig: unknown field {unknown[0]!r}; fields: {', '.join(sorted(known))}")
         return cls(**fields)
+
+
+def _owned(mixer: str, key: str) -> bool:
+    from jaxdp.models import mixers
+
+    return key in LEGACY_OPTIONS or mixer in mixers.owners(key)

@@ -1,4 +1,4 @@
-"""The decoder of SPEC §1 in flax.nnx: one model, three attention kernels.
+"""The decoder of SPEC §1 in flax.nnx: one model, any mixer of `jaxdp.models.mixers`.
 
     x = LN(Embed(s) + P) → dropout → M × [x += Attn(LN(x)); x += FFN(LN(x))] → LN → head
 
@@ -23,9 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxdp.models import attention as kernels
 from jaxdp.models.config import ConfigError, ModelConfig
-from jaxdp.models.masks import causal_mask, sparse_mask
 
 Array = jax.Array
 xavier = nnx.initializers.xavier_uniform()
@@ -63,7 +61,9 @@ def _apply(norm: nnx.LayerNorm | None, x: Array) -> Array:
 
 
 class Attention(nnx.Module):
-    """Multi-head attention, eq. (3): per-head query/key/value maps, a kernel, an output map."""
+    """Multi-head attention, eq. (3): per-head query/key/value maps, the config's mixer
+    (`jaxdp.models.mixers`), an output map. A mixer with parameters of its own keeps them in
+    ``mixer_params``."""
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         self.config = config
@@ -73,6 +73,7 @@ class Attention(nnx.Module):
         self.value = _linear(D, D, config, rngs)
         self.out = _linear(D, D, config, rngs)
         self.probs_dropout = nnx.Dropout(config.dropout, rngs=rngs)
+        self.mixer_params = config.mixer.make_params(config, rngs)
 
     def _heads(self, x_BxLxD: Array) -> tuple[Array, Array, Array]:
         H, K = self.config.num_heads, self.config.head_dim
@@ -82,72 +83,43 @@ class Attention(nnx.Module):
     def _merge(self, o_BxLxHxK: Array) -> Array:
         return self.out(o_BxLxHxK.reshape(*o_BxLxHxK.shape[:-2], self.config.dim))
 
-    def mix(self, q, k, v, deterministic: bool | None = None) -> Array:
-        """The configured kernel on per-head q, k, v [B, L, H, K]."""
-        cfg = self.config
+    def _aux(self, x_BxLxD: Array):
+        return self.config.mixer.aux(self.mixer_params, x_BxLxD, self.config)
+
+    def mix(self, q, k, v, aux=None, deterministic: bool | None = None) -> Array:
+        """The configured mixer on per-head q, k, v [B, L, H, K] (and its aux inputs)."""
         probs_fn = functools.partial(self.probs_dropout, deterministic=deterministic)
-        sparse = dict(block_size=cfg.block_size, local_blocks=cfg.local_blocks,
-                      global_tokens=cfg.global_tokens, probs_fn=probs_fn)  # fmt: skip
-        if cfg.attention == "standard":
-            return kernels.standard(q, k, v, probs_fn)
-        if cfg.attention == "sparse":
-            fn = kernels.sparse_blocked if cfg.sparse_form == "blocked" else kernels.sparse_masked
-            return fn(q, k, v, **sparse)
-        if cfg.linear_form == "quadratic":
-            return kernels.linear_quadratic(q, k, v)
-        if cfg.linear_form == "scan":
-            return kernels.linear_scan(q, k, v)
-        return kernels.linear_chunked(q, k, v, chunk_size=cfg.chunk_size)
+        return self.config.mixer.mix(q, k, v, aux, self.config, probs_fn)
 
     def __call__(self, x_BxLxD: Array, deterministic: bool | None = None) -> Array:
-        return self._merge(self.mix(*self._heads(x_BxLxD), deterministic=deterministic))
+        return self._merge(self.mix(*self._heads(x_BxLxD), self._aux(x_BxLxD), deterministic=deterministic))
 
     def weights(self, x_BxLxD: Array) -> Array:
-        """w_BxHxLxL: how much query i takes from value j in each head (no dropout); the kernel
+        """w_BxHxLxL: how much query i takes from value j in each head (no dropout); the mixer
         computes ``w @ v`` (any form) without materialising it. For drawing attention maps."""
         q, k, _ = self._heads(x_BxLxD)
-        cfg, L = self.config, x_BxLxD.shape[1]
-        if cfg.attention == "linear":
-            return kernels.linear_weights(q, k)
-        mask = sparse_mask(L, cfg.block_size, cfg.local_blocks, cfg.global_tokens) if cfg.attention == "sparse" \
-            else causal_mask(L)  # fmt: skip
-        return kernels.softmax_weights(q, k, mask)
+        w = self.config.mixer.weights(q, k, self._aux(x_BxLxD), self.config)
+        if w is None:
+            raise ConfigError(f"the {self.config.attention} mixer has no attention matrix to draw")
+        return w
 
-    # --- decoding: one state per layer (see attention.py)
+    # --- decoding: one state per layer (the mixer's)
 
     def init_state(self, batch: int, max_len: int):
-        cfg = self.config
-        args = (batch, cfg.num_heads, cfg.head_dim, jnp.dtype(cfg.dtype))
-        if cfg.attention == "linear":
-            return kernels.linear_init(*args)
-        if cfg.attention == "sparse":
-            return kernels.sparse_init(batch, max_len, *args[1:], **self._sparse_args())
-        return kernels.kv_init(batch, max_len, *args[1:])
-
-    def _sparse_args(self) -> dict:
-        cfg = self.config
-        return dict(block_size=cfg.block_size, local_blocks=cfg.local_blocks,
-                    global_tokens=cfg.global_tokens)  # fmt: skip
+        return self.config.mixer.init_state(batch, max_len, self.config)
 
     def prefill(self, x_BxPxD: Array, state) -> tuple[Array, object]:
         """Full forward over a prompt starting at position 0, filling a fresh `state`."""
         q, k, v = self._heads(x_BxPxD)
-        out = self._merge(self.mix(q, k, v, deterministic=True))
-        if self.config.attention == "linear":
-            return out, kernels.linear_prefill(state, k, v)
-        if self.config.attention == "sparse":
-            return out, kernels.sparse_prefill(state, k, v, **self._sparse_args())
-        return out, kernels.kv_prefill(state, k, v)
+        aux = self._aux(x_BxPxD)
+        out = self._merge(self.mix(q, k, v, aux, deterministic=True))
+        return out, self.config.mixer.prefill(state, q, k, v, aux, self.config)
 
     def step(self, x_BxD: Array, state, pos) -> tuple[Array, object]:
-        """Attend one new token at position `pos` (a traced int is fine)."""
+        """Mix one new token at position `pos` (a traced int is fine)."""
         q, k, v = (y[:, 0] for y in self._heads(x_BxD[:, None]))
-        if self.config.attention == "linear":
-            o, state = kernels.linear_step(state, q, k, v)
-        elif self.config.attention == "sparse":
-            o, state = kernels.sparse_step(state, q, k, v, pos, **self._sparse_args())
-        else:
-            o, state = kernels.kv_step(state, q, k, v, pos)
+        aux = self._aux(x_BxD[:, None])
+        o, state = self.config.mixer.step(state, q, k, v, None if aux is None else aux[:, 0], pos, self.config)
         return self._merge(o), state
 
 

@@ -11,8 +11,8 @@ import pytest
 from flax import nnx
 
 from jaxdp.train import restore_model
-from tests.faults.common import (TRAIN, array_file, assert_same_as_reference, finish, flip, jaxdp, metrics, one_line,
-                                 overwrite, result, steps, train_run, truncate)  # fmt: skip
+from tests.faults.common import (TRAIN, array_file, assert_same_as_reference, finish, flip, jaxdp, one_line, overwrite,
+                                 result, steps, train_run, truncate)  # fmt: skip
 
 
 @pytest.mark.parametrize("damage", [pytest.param(overwrite, marks=pytest.mark.slow), flip,

@@ -11,7 +11,6 @@ from tests.faults.common import (TRAIN, array_file, assert_same_as_reference, fi
                                  sweep, train_run)  # fmt: skip
 
 
-@pytest.mark.slow
 def test_the_same_run_started_twice_trains_once(data, reference, tmp_path):
     """A requeued SLURM task beside the one still running: the second gets one line and exit 2."""
     run = tmp_path / "run"
@@ -28,6 +27,7 @@ def test_the_same_run_started_twice_trains_once(data, reference, tmp_path):
     assert_same_as_reference(run, reference)
 
 
+@pytest.mark.slow
 def test_a_shard_started_twice_trains_each_cell_once(tmp_path):
     """The second process skips the cell the first holds and trains the other; results.csv ends
     as a single process would write it."""

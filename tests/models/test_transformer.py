@@ -1,5 +1,6 @@
-"""The decoder: config checks, one parameter structure for every kernel and form, decoding
-equal to the full forward, causality by gradients, dropout, tracing once."""
+"""The decoder, for every registered mixer and every one of its forms (the list comes from the
+registry): config checks, one parameter structure per mixer whatever the form, decoding equal to
+the full forward, causality by gradients, attention maps, dropout, tracing once."""
 
 import dataclasses
 
@@ -10,23 +11,20 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxdp.models import ConfigError, ModelConfig, Transformer, sparse_mask
+from jaxdp.models import ConfigError, ModelConfig, Transformer, mixers
 
 F32 = dict(rtol=1e-5, atol=2e-5)
-KERNELS = [  # every (attention, form) the config can choose
-    dict(attention="standard"),
-    dict(attention="sparse", sparse_form="blocked"),
-    dict(attention="sparse", sparse_form="masked"),
-    dict(attention="linear", linear_form="chunked"),
-    dict(attention="linear", linear_form="quadratic"),
-    dict(attention="linear", linear_form="scan"),
-]
+#: every (mixer, form) a config can choose, from the registry
+KERNELS = [dict(attention=name, form=form) for name in mixers.available() for form in mixers.get(name).forms]
 IDS = ["-".join(k.values()) for k in KERNELS]
+#: options that keep the test models small, each given to the mixers that have it
+SMALL = {"block_size": 4, "chunk_size": 8, "window": 6}
 
 
 def config(**changes) -> ModelConfig:
-    base = dict(dim=32, num_heads=4, max_len=48, vocab_size=13, block_size=4, chunk_size=8)
-    return ModelConfig(**{**base, **changes})
+    mixer = changes.get("attention", "standard")
+    small = {k: v for k, v in SMALL.items() if mixer in mixers.owners(k) and k not in changes}
+    return ModelConfig(**{**dict(dim=32, num_heads=4, max_len=48, vocab_size=13), **small, **changes})
 
 
 def build(cfg: ModelConfig, seed: int = 0) -> Transformer:
@@ -40,10 +38,9 @@ def tokens(shape, vocab=13, seed=1):
 
 
 def keys_seen(cfg: ModelConfig, L: int) -> np.ndarray:
-    """bool[L, L]: the keys a query may see — I_i of eq. (6) for sparse, j <= i otherwise."""
-    if cfg.attention == "sparse":
-        return sparse_mask(L, cfg.block_size, cfg.local_blocks, cfg.global_tokens)
-    return np.tril(np.ones((L, L), bool))
+    """bool[L, L]: the keys a query may see, as the mixer declares them (I_i of eq. (6) for
+    sparse, the band for window, j <= i otherwise)."""
+    return cfg.mixer.support(cfg, L)
 
 
 def jit_forward(model):
@@ -72,24 +69,52 @@ def decode_all(model, toks, prompt_len: int):
 
 
 @pytest.mark.parametrize("field,value", [
-    ("attention", "sprase"), ("linear_form", "fast"), ("sparse_form", "dense"), ("norm", "post_ln"),
-    ("activation", "relu"), ("dtype", "int8"), ("param_dtype", "float8"), ("dim", 30),
-    ("num_layers", 0), ("num_heads", -1), ("mlp_ratio", 1.5), ("max_len", 0), ("vocab_size", True),
-    ("dropout", 1.0), ("dropout", -0.1), ("block_size", 49), ("block_size", 0), ("local_blocks", 0),
-    ("global_tokens", 5), ("global_tokens", -1), ("chunk_size", 0),
+    ("attention", "sprase"), ("norm", "post_ln"), ("activation", "relu"), ("dtype", "int8"), ("param_dtype", "float8"),
+    ("dim", 30), ("num_layers", 0), ("num_heads", -1), ("mlp_ratio", 1.5), ("max_len", 0), ("vocab_size", True),
+    ("dropout", 1.0), ("dropout", -0.1),
 ])  # fmt: skip
 def test_bad_values_are_refused_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=rf"^ModelConfig\.{field}:"):
         config(**{field: value})
 
 
+@pytest.mark.parametrize("mixer,option,value", [
+    ("linear", "form", "fast"), ("sparse", "form", "dense"), ("sparse", "block_size", 49), ("sparse", "block_size", 0),
+    ("sparse", "local_blocks", 0), ("sparse", "global_tokens", 5), ("sparse", "global_tokens", -1),
+    ("linear", "chunk_size", 0), ("window", "window", 0), ("retention", "gammas", (0.9, 1.5, 0.9, 0.9)),
+    ("gated", "chunk_size", -3),
+])  # fmt: skip
+def test_bad_options_are_refused_naming_the_option(mixer, option, value):
+    with pytest.raises(ConfigError, match=rf"^ModelConfig\.options\.{option}:"):
+        config(attention=mixer, **{option: value})
+
+
+def test_an_option_of_another_mixer_is_refused_naming_it():
+    with pytest.raises(ConfigError, match="block_size is an option of sparse, window, not of linear"):
+        config(attention="linear", block_size=4)
+    with pytest.raises(ConfigError, match="sparse_form is an option of sparse, not of standard"):
+        config(sparse_form="masked")
+
+
 def test_block_size_defaults_to_paper_rule_and_is_recorded():
-    assert ModelConfig(max_len=505, vocab_size=20).block_size == 16  # 2^floor(log2 sqrt 505)
-    assert ModelConfig(max_len=64, vocab_size=20).block_size == 8
-    assert ModelConfig(max_len=63, vocab_size=20).block_size == 4
-    cfg = ModelConfig(max_len=64, vocab_size=20)
+    assert ModelConfig(attention="sparse", max_len=505, vocab_size=20).options.block_size == 16  # 2^⌊log2 √505⌋
+    assert ModelConfig(attention="sparse", max_len=64, vocab_size=20).options.block_size == 8
+    assert ModelConfig(attention="sparse", max_len=63, vocab_size=20).options.block_size == 4
+    cfg = ModelConfig(attention="sparse", max_len=64, vocab_size=20)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-    assert cfg.replace(max_len=505).block_size == 16
+    assert cfg.replace(max_len=505).options.block_size == 16
+    assert cfg.replace(max_len=505, block_size=4).options.block_size == 4
+
+
+def test_a_config_json_of_jaxdp_0_1_is_converted():
+    """Kernel options sat flat beside the fields: those of the config's own mixer are kept."""
+    old = dict(attention="sparse", num_layers=3, num_heads=4, dim=64, mlp_ratio=4, max_len=84, vocab_size=20,
+               dropout=0.1, block_size=8, local_blocks=2, global_tokens=1, linear_form="chunked", chunk_size=64,
+               sparse_form="masked", norm="pre_ln", activation="gelu_tanh", dtype="float32", param_dtype="float32")  # fmt: skip
+    cfg = ModelConfig.from_dict(old)
+    assert cfg.options == mixers.get("sparse").options(form="masked", block_size=8, local_blocks=2, global_tokens=1)
+    linear = ModelConfig.from_dict({**old, "attention": "linear"})
+    assert linear.options.form == "chunked" and linear.options.chunk_size == 64
 
 
 def test_unknown_field_in_dict_is_refused():
@@ -109,10 +134,15 @@ def shapes(model):
     return jax.tree.map(lambda x: (x.shape, x.dtype), nnx.state(model, nnx.Param))
 
 
-def test_every_kernel_and_form_has_the_same_parameters():
+def test_every_form_of_a_mixer_has_the_same_parameters():
+    """Forms never change the parameters; a mixer adds only parameters of its own (mixer_params)."""
     reference = shapes(build(config()))
     for kernel in KERNELS:
-        assert shapes(build(config(**kernel))) == reference, kernel
+        got = shapes(build(config(**kernel)))
+        assert got == shapes(build(config(attention=kernel["attention"]))), kernel
+        for block in got["blocks"].values():
+            block["attn"].pop("mixer_params", None)
+        assert got == reference, kernel
 
 
 def test_parameter_paths_and_init():
@@ -143,8 +173,9 @@ def test_prefill_then_decode_equals_full_forward(kernel):
 
 
 @pytest.mark.parametrize("kernel", [dict(attention="sparse", local_blocks=2, global_tokens=2),
-                                    dict(attention="sparse", global_tokens=0),
-                                    dict(attention="sparse", block_size=1)])  # fmt: skip
+                                    dict(attention="sparse", global_tokens=0), dict(attention="sparse", block_size=1),
+                                    dict(attention="window", window=1), dict(attention="window", window=13, block_size=8),
+                                    dict(attention="window", window=64)])  # fmt: skip
 def test_sparse_decode_variants_equal_full_forward(kernel):
     model = build(config(**kernel))
     toks = tokens((2, 30))
@@ -152,7 +183,7 @@ def test_sparse_decode_variants_equal_full_forward(kernel):
 
 
 def test_prefill_and_decode_float64(x64):
-    for kernel in KERNELS[:4]:
+    for kernel in [dict(attention=name) for name in mixers.available()]:
         model = build(config(dtype="float64", param_dtype="float64", **kernel))
         toks = tokens((2, 23))
         full = jit_forward(model)(toks)
@@ -160,20 +191,19 @@ def test_prefill_and_decode_float64(x64):
         np.testing.assert_allclose(decode_all(model, toks, prompt_len=5), full, rtol=1e-11, atol=1e-11)
 
 
-def test_forms_give_the_same_model():
+@pytest.mark.parametrize("name", mixers.available())
+def test_forms_give_the_same_model(name):
     toks = tokens((2, 45))
-    for kind, forms in (("sparse", ("blocked", "masked")), ("linear", ("chunked", "quadratic", "scan"))):
-        field = f"{kind}_form"
-        outs = [jit_forward(build(config(attention=kind, **{field: f})))(toks) for f in forms]
-        for out in outs[1:]:
-            np.testing.assert_allclose(out, outs[0], **F32)
+    outs = [jit_forward(build(config(attention=name, form=f)))(toks) for f in mixers.get(name).forms]
+    for out in outs[1:]:
+        np.testing.assert_allclose(out, outs[0], **F32)
 
 
 @pytest.mark.parametrize("form", ["blocked", "masked"])
 def test_sparse_with_window_covering_everything_is_standard(form):
     toks = tokens((2, 40))
     standard = jit_forward(build(config()))(toks)
-    sparse = jit_forward(build(config(attention="sparse", sparse_form=form, block_size=48)))(toks)
+    sparse = jit_forward(build(config(attention="sparse", form=form, block_size=48)))(toks)
     np.testing.assert_allclose(sparse, standard, **F32)
 
 
@@ -229,8 +259,9 @@ def test_attention_weights_are_what_the_kernel_mixes_with(kernel):
 # ----------------------------------------------------------------------------------- dropout
 
 
-def test_dropout_only_in_training_mode():
-    model = Transformer(config(attention="sparse", dropout=0.5, num_layers=1), rngs=nnx.Rngs(0))
+@pytest.mark.parametrize("name", ["sparse", "window"])
+def test_dropout_only_in_training_mode(name):
+    model = Transformer(config(attention=name, dropout=0.5, num_layers=1), rngs=nnx.Rngs(0))
     forward = nnx.jit(lambda m, t: m(t))
     toks = tokens((2, 9))
     assert not np.allclose(forward(model, toks), forward(model, toks)), "dropout should redraw each call"

@@ -1,0 +1,28 @@
+"""The paper's open question, asked of any registered mixer: the Figure 1 grid on LIS, ED and
+ED_local, with accuracy against the hidden size D and against the state size (the numbers the
+decode state holds after L tokens, all layers and heads: what the pigeonhole bounds count).
+
+    python -m experiments.mixers --preset tiny                     # every mixer, on a CPU
+    python -m experiments.mixers --models linear retention gated --preset quick
+"""
+
+import sys
+
+from experiments import common
+from jaxdp import plots
+from jaxdp.models import mixers
+
+
+def report(rows, exp_dir, args, plans, preset) -> str:
+    heat = plots.heatmaps(rows, exp_dir / "mixers.png", metric=args.metric, title=f"mixers: {args.metric} (%)")
+    by_dim = plots.curves(rows, exp_dir / "mixers_vs_d.png", x="dim", metric=args.metric)
+    by_state = plots.curves(rows, exp_dir / "mixers_vs_state.png", x="state_size", metric=args.metric)
+    return f"heatmaps: {heat}\ncurves: {by_dim}, {by_state}\n\n" + plots.scaling_table(rows, metric=args.metric)
+
+
+def main(argv=None) -> int:
+    return common.main("mixers", __doc__, ("lis", "ed", "ed_local"), mixers.available(), report, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The mixer protocol and the registry.
+
+A *mixer* is the one part in which jaxdp's models differ: how a layer mixes the values of
+earlier tokens. Everything else (embedding, blocks, FFN, head, decoding loop, training) is
+shared. A mixer works on per-head queries, keys and values ``q_BxLxHxK`` and provides:
+
+* ``forms``: the ways it can be computed, the reference first; every form computes the same
+  thing from the same parameters, and `mix` computes the configured one;
+* `weights`: the matrix ``w_BxHxLxL`` it mixes values with, where there is one (attention maps);
+* a decode state: `init_state`, `prefill`, `step` (one token at a time, O(state) work);
+* FLOPs: `flops` (forward, per layer and sequence, of the configured form) and `step_flops`
+  (one decode step);
+* `state_size`: how many numbers per layer and head its decode state carries after t tokens,
+  the quantity the pigeonhole bounds of Appendix B count;
+* optionally parameters of its own (`make_params`) and inputs computed from the layer's input
+  (`aux`, e.g. a data-dependent gate).
+
+Its options are a frozen dataclass (`options`), validated by `resolve`; `ModelConfig` holds one
+and refuses an option of another mixer. `register` adds a mixer, `get` finds one by name (an
+unknown name fails with the list), `available` lists them. The test suite derives its checks
+from the registry, so a registered mixer is tested without a line written for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, ClassVar
+
+import jax
+
+from jaxdp.errors import JaxdpError
+
+Array = jax.Array
+ProbsFn = Callable[[Array], Array] | None
+
+
+class ConfigError(JaxdpError, ValueError):
+    """A config field holds a value the model cannot use; the message names the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MixerOptions:
+    """A mixer's options; subclasses add fields, each with a default. `form` picks how the mix is
+    computed, never what it computes (so a model trained with one form runs with another)."""
+
+    form: str = ""
+
+
+class Mixer:
+    """One way of mixing values (module docstring). Subclasses set the class attributes and
+    implement the methods that raise NotImplementedError."""
+
+    name: ClassVar[str]
+    options: ClassVar[type[MixerOptions]] = MixerOptions
+    forms: ClassVar[tuple[str, ...]]  # the reference form first
+    derived: ClassVar[tuple[str, ...]] = ()  # options `resolve` fills from max_len when None
+    summary: ClassVar[str] = ""  # one line: formula and source
+
+    # --- configuration ------------------------------------------------------------------
+    def resolve(self, options: MixerOptions, config) -> MixerOptions:
+        """Check `options` for `config` and fill defaults that depend on it (e.g. a block size
+        from max_len); raise ConfigError naming ``ModelConfig.options.<field>``."""
+        if options.form not in self.forms:
+            raise ConfigError(f"ModelConfig.options.form: {options.form!r} is not a form of {self.name}; "
+                              f"choose one of {', '.join(self.forms)}")  # fmt: skip
+        return options
+
+    def make_params(self, config, rngs) -> Any:
+        """Parameters of the mixer's own (an nnx.Module), or None."""
+        return None
+
+    def aux(self, params, x_BxLxD: Array, config) -> Array | None:
+        """Per-token inputs the mixer computes from the layer's input (None if it needs none)."""
+        return None
+
+    # --- the mix ------------------------------------------------------------------------
+    def mix(self, q: Array, k: Array, v: Array, aux, config, probs_fn: ProbsFn = None) -> Array:
+        """o_BxLxHxK in the configured form; `probs_fn` is applied to attention probabilities
+        where the mixer has them (the model's attention dropout)."""
+        raise NotImplementedError
+
+    def weights(self, q: Array, k: Array, aux, config) -> Array | None:
+        """w_BxHxLxL with o = w @ v, where the mixer has such a matrix (for drawing)."""
+        return None
+
+    def support(self, config, L: int):
+        """bool[L, L]: which keys query i reads (causal by default); the tests hold the layer's
+        Jacobian to exactly this pattern."""
+        import numpy as np
+
+        return np.tril(np.ones((L, L), dtype=bool))
+
+    # --- decoding -----------------------------------------------------------------------
+    def init_state(self, batch: int, max_len: int, config) -> Any:
+        raise NotImplementedError
+
+    def prefill(self, state, q: Array, k: Array, v: Array, aux, config) -> Any:
+        """The state after a prompt starting at position 0 (whose output `mix` computes)."""
+        raise NotImplementedError
+
+    def step(self, state, q_BxHxK: Array, k_BxHxK: Array, v_BxHxK: Array, aux, pos, config) -> tuple[Array, Any]:
+        """Mix one new token at position `pos` (may be traced); returns (o_BxHxK, state)."""
+        raise NotImplementedError
+
+    # --- what it costs ------------------------------------------------------------------
+    def flops(self, config, L: int) -> dict[str, float]:
+        """Forward FLOPs of one layer on one sequence of length L, configured form:
+        {"scores", "mix", "elementwise"}."""
+        raise NotImplementedError
+
+    def step_flops(self, config, pos: int) -> float:
+        """Mixing FLOPs of one layer's decode step at position `pos` (one sequence)."""
+        raise NotImplementedError
+
+    def state_size(self, config, t: int) -> int:
+        """Numbers per layer and head the decode state holds after t tokens (= the elements of
+        ``init_state(1, t, config)`` per head)."""
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, Mixer] = {}
+
+
+def register(mixer: Mixer) -> Mixer:
+    """Add `mixer` under its name (a test module may register its own)."""
+    if not getattr(mixer, "name", None) or not mixer.forms:
+        raise ConfigError(f"a mixer needs a name and at least one form, got {mixer!r}")
+    _REGISTRY[mixer.name] = mixer
+    return mixer
+
+
+def available() -> tuple[str, ...]:
+    """The registered mixers, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def get(name: str) -> Mixer:
+    if name not in _REGISTRY:
+        raise ConfigError(f"ModelConfig.attention: {name!r} is not allowed (not a registered mixer); choose one of "
+                          f"{', '.join(_REGISTRY)}")  # fmt: skip
+    return _REGISTRY[name]
+
+
+def owners(option: str) -> list[str]:
+    """The mixers that have an option of this name."""
+    return [name for name, m in _REGISTRY.items() if option in {f.name for f in dataclasses.fields(m.options)}]

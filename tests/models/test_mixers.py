@@ -1,0 +1,190 @@
+"""Every registered mixer, from the registry: each form against the mixer's reference form, the
+state size against the decode state it allocates, the mixers' limiting cases (a window covering
+everything is standard attention; a decay of 1 is the paper's linear attention), and a mixer
+registered from a test module trained and decoded through the public API."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxdp.models import ModelConfig, Transformer, mixers
+from jaxdp.models.mixers import decay, linear
+
+ROOT = Path(__file__).resolve().parents[2]
+TOL = {jnp.float32: dict(rtol=1e-5, atol=1e-6), jnp.float64: dict(rtol=1e-11, atol=1e-12)}
+SMALL = {"block_size": 4, "chunk_size": 8, "window": 7}
+FORMS = [(name, form) for name in mixers.available() for form in mixers.get(name).forms[1:]]
+
+
+def small_config(name: str, dtype=jnp.float32, **changes) -> ModelConfig:
+    options = {k: v for k, v in SMALL.items() if name in mixers.owners(k)}
+    dtypes = dict(dtype=jnp.dtype(dtype).name, param_dtype=jnp.dtype(dtype).name)
+    return ModelConfig(attention=name, dim=24, num_heads=3, max_len=64, vocab_size=11, **{**options, **dtypes, **changes})
+
+
+def inputs(cfg: ModelConfig, L: int, seed: int = 0):
+    """q, k, v and the aux inputs of a real attention layer of `cfg` on random inputs."""
+    attn = Transformer(cfg, rngs=nnx.Rngs(seed)).blocks[0].attn
+    x = jnp.asarray(np.random.default_rng(seed).normal(size=(2, L, cfg.dim)), jnp.dtype(cfg.dtype))
+    return (*attn._heads(x), attn._aux(x))
+
+
+def mix(cfg: ModelConfig, form: str, q, k, v, aux):
+    cfg = cfg.replace(form=form)
+    return jax.jit(lambda q, k, v, aux: cfg.mixer.mix(q, k, v, aux, cfg))(q, k, v, aux)
+
+
+@pytest.mark.parametrize("name,form", FORMS, ids=[f"{n}-{f}" for n, f in FORMS])
+@pytest.mark.parametrize("L", [1, 13, 40])
+def test_every_form_equals_the_reference(name, form, L):
+    cfg = small_config(name)
+    args = inputs(cfg, L, seed=L)
+    np.testing.assert_allclose(mix(cfg, form, *args), mix(cfg, cfg.mixer.forms[0], *args), **TOL[jnp.float32])
+
+
+@pytest.mark.parametrize("name,form", FORMS, ids=[f"{n}-{f}" for n, f in FORMS])
+def test_every_form_equals_the_reference_float64(x64, name, form):
+    cfg = small_config(name, jnp.float64)
+    args = inputs(cfg, 29)
+    out = mix(cfg, form, *args)
+    assert out.dtype == jnp.float64
+    np.testing.assert_allclose(out, mix(cfg, cfg.mixer.forms[0], *args), **TOL[jnp.float64])
+
+
+@pytest.mark.parametrize("name", mixers.available())
+def test_state_size_counts_the_decode_state(name):
+    """`state_size(t)`: the numbers per layer and head of the decode state for t tokens."""
+    cfg = small_config(name)
+    for t in (1, 5, 16, 64):
+        state = cfg.mixer.init_state(1, t, cfg)
+        elements = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state))
+        assert elements == cfg.num_heads * cfg.mixer.state_size(cfg, t), (name, t)
+
+
+def test_state_sizes_are_the_documented_formulas():
+    K, t = 8, 100
+    sizes = {name: small_config(name).replace(dim=24, num_heads=3).mixer.state_size(small_config(name), t)
+             for name in mixers.available()}  # fmt: skip
+    assert sizes["standard"] == 2 * K * t and sizes["linear"] == sizes["retention"] == sizes["gated"] == K * K + K
+    assert sizes["window"] == 2 * K * 7  # a ring of w = 7
+    assert sizes["sparse"] == 2 * K * (4 + -(-t // 4))  # kB = 4 local slots, one summary slot per block
+
+
+# ------------------------------------------------------------------------- limiting cases
+
+
+@pytest.mark.parametrize("form", ["masked", "blocked"])
+def test_a_window_covering_everything_is_standard_attention(form):
+    L = 30
+    q, k, v, _ = inputs(small_config("standard"), L)
+    standard = mix(small_config("standard"), "masked", q, k, v, None)
+    for w in (L, L + 9):
+        np.testing.assert_allclose(mix(small_config("window", window=w), form, q, k, v, None), standard, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("form", ["quadratic", "chunked", "scan"])
+def test_retention_with_decay_one_is_linear_attention(form):
+    q, k, v, _ = inputs(small_config("linear"), 37)
+    expected = linear.linear_quadratic(q, k, v)
+    cfg = small_config("retention", gammas=(1.0, 1.0, 1.0))
+    np.testing.assert_allclose(mix(cfg, form, q, k, v, None), expected, rtol=1e-5, atol=1e-6)
+    decayed = mix(small_config("retention"), form, q, k, v, None)
+    assert not np.allclose(decayed, expected, rtol=1e-3), "RetNet's decays should change the output"
+
+
+@pytest.mark.parametrize("form", ["quadratic", "chunked", "scan"])
+def test_gated_with_gates_one_is_linear_attention(form):
+    cfg = small_config("gated")
+    q, k, v, aux = inputs(cfg, 37)
+    expected = linear.linear_quadratic(q, k, v)
+    np.testing.assert_allclose(mix(cfg, form, q, k, v, jnp.zeros_like(aux)), expected, rtol=1e-5, atol=1e-6)
+    assert aux.shape == (2, 37, 3) and bool(jnp.all(aux < 0)), "log-gates of σ(·) < 1"
+
+
+def test_gated_decay_matches_a_product_of_gates_loop():
+    """The reference form against its definition: weight e^{c_i - c_j} = Π_{j<t<=i} a_t."""
+    cfg = small_config("gated")
+    q, k, v, aux = inputs(cfg, 9)
+    a = np.exp(np.asarray(aux, np.float64))
+    fq, fk = np.asarray(linear.feature_map(q), np.float64), np.asarray(linear.feature_map(k), np.float64)
+    out = np.zeros(v.shape)
+    for b in range(2):
+        for h in range(3):
+            for i in range(9):
+                w = np.array([np.prod(a[b, j + 1 : i + 1, h]) * fq[b, i, h] @ fk[b, j, h] for j in range(i + 1)])
+                out[b, i, h] = w @ np.asarray(v[b, : i + 1, h], np.float64) / w.sum()
+    np.testing.assert_allclose(decay.decay_quadratic(q, k, v, aux), out, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+def test_the_registry_lists_the_mixers_and_refuses_unknown_ones():
+    assert mixers.available()[:6] == ("standard", "sparse", "linear", "window", "retention", "gated")
+    with pytest.raises(mixers.ConfigError, match="choose one of standard, sparse, linear, window, retention, gated"):
+        ModelConfig(attention="mamba", max_len=8, vocab_size=4)
+    assert ModelConfig(mixer="window", max_len=8, vocab_size=4).attention == "window"
+
+
+def test_no_dispatch_on_a_mixer_name_outside_the_mixers():
+    """The mixer's name picks its module through the registry and nowhere else."""
+    names = "|".join(mixers.available())
+    pattern = re.compile(rf"""(==|!=)\s*["']({names})["']|["']({names})["']\s*(==|!=)|\bif\b.* in \(["']({names})["']""")
+    offenders = []
+    for folder in ("jaxdp", "experiments"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if "mixers" in path.parts:
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if pattern.search(line):
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_options_objects_round_trip_through_json():
+    for name in mixers.available():
+        cfg = small_config(name)
+        again = ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+        assert again == cfg and dataclasses.asdict(again.options) == dataclasses.asdict(cfg.options)
+
+
+# ------------------------------------------------------------------ a mixer from outside
+
+
+def test_a_mixer_registered_by_a_test_module_trains_and_decodes(tmp_path):
+    """Registered from tests/models/toy_mixer.py, nothing in jaxdp touched: the public API
+    builds it, trains it, decodes it with its decode state (equal to full re-forwards), counts its
+    FLOPs and checks its forms against each other."""
+    from jaxdp import decode, flops, tasks
+    from jaxdp.protocol import TrainConfig
+    from jaxdp.tasks.dataset import build
+    from jaxdp.train import restore_model, train
+    from tests.models.toy_mixer import register_toy
+
+    register_toy()
+    assert "toy_mean" in mixers.available()
+    task = tasks.get("lis", 4, value_range=8)
+    train_set, test_set = build(task, 512, 32, seed=0, progress=False)
+    cfg = ModelConfig(attention="toy_mean", dim=16, num_layers=2, max_len=task.max_len, vocab_size=len(task.vocab))
+    result = train(tmp_path / "run", task, cfg, TrainConfig(epochs=3, batch_size=32, lr=3e-3, warmup_epochs=0, log_every=8),
+                   train_set, test_set, progress=False)  # fmt: skip
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert losses[-1] < losses[0] and 0 <= result["accuracy"] <= 1 and result["examples"] == 32
+    model, _ = restore_model(tmp_path / "run")
+    eos = task.vocab.index(tasks.EOS)
+    fast = decode.generate(model, test_set.tokens[:16], test_set.prompt_len[:16], eos_id=eos, batch_size=8)
+    slow = decode.generate(model, test_set.tokens[:16], test_set.prompt_len[:16], eos_id=eos, batch_size=8, full=True)
+    np.testing.assert_array_equal(fast, slow)
+    assert flops.decode_flops(cfg, 5, task.max_len) > flops.forward_flops(cfg, 5)
+    args = inputs(small_config("toy_mean"), 12)
+    toy = small_config("toy_mean")
+    np.testing.assert_allclose(mix(toy, "cumsum", *args), mix(toy, "masked", *args), **TOL[jnp.float32])

@@ -35,20 +35,33 @@ def _write(buf, pos, next_B, prompt_len_B, done_B, eos_id: int):
     return buf, done_B | (generated & (token == eos_id))
 
 
+SEGMENT = 64  # positions per decoding segment: a growable state is grown by this much at a time
+
+
+def segment_ends(prefill_len: int, T: int, segment: int = SEGMENT) -> list[int]:
+    """Where each decoding segment ends: the first multiple of `segment` past the prompt, every
+    multiple after it, and T."""
+    first = (prefill_len // segment + 1) * segment
+    return [*range(first, T, segment), T] if first < T else [T]
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "prefill_len", "eos_id"))
 def greedy(graphdef, state, tokens_BxT, prompt_len_B, *, prefill_len: int, eos_id: int):
     """Greedy decoding with the decode state. `prefill_len` (static, 1 <= it <= min prompt_len)
-    positions go through one prefill; the rest of each prompt is fed step by step."""
+    positions go through one prefill; the rest of each prompt is fed step by step. Where every
+    layer's state can grow (`Transformer.grow_decode_state`: the standard KV cache), the state
+    starts with room for the first segment and grows by `SEGMENT` positions between segments,
+    so that a step reads about as many cache slots as are filled, not the whole buffer."""
     model = nnx.merge(graphdef, state)
     B, T = tokens_BxT.shape
     buf = _prompts_only(tokens_BxT, prompt_len_B)
-    logits, dstate = model.prefill(model.init_decode_state(B, T), buf[:, :prefill_len])
+    ends = segment_ends(prefill_len, T)
+    dstate = model.init_decode_state(B, ends[0])
+    if len(ends) > 1 and model.grow_decode_state(dstate, T) is None:  # traced only, never run
+        ends, dstate = [T], model.init_decode_state(B, T)
+    logits, dstate = model.prefill(dstate, buf[:, :prefill_len])
     carry = (jnp.int32(prefill_len), buf, dstate, jnp.argmax(logits[:, -1], -1).astype(jnp.int32),
              jnp.zeros(B, bool))  # fmt: skip
-
-    def cond(carry):
-        pos, _, _, _, done = carry
-        return (pos < T) & ~jnp.all(done)
 
     def body(carry):
         pos, buf, dstate, next_B, done = carry
@@ -56,7 +69,13 @@ def greedy(graphdef, state, tokens_BxT, prompt_len_B, *, prefill_len: int, eos_i
         logits, dstate = model.decode_step(dstate, buf[:, pos])
         return pos + 1, buf, dstate, jnp.argmax(logits, -1).astype(jnp.int32), done
 
-    return jax.lax.while_loop(cond, body, carry)[1]
+    for end in ends:
+        pos, buf, dstate, next_B, done = carry
+        if dstate.positions_TxD.shape[0] < end:
+            dstate = model.grow_decode_state(dstate, end)
+        cond = lambda carry, end=end: (carry[0] < end) & ~jnp.all(carry[-1])  # noqa: E731
+        carry = jax.lax.while_loop(cond, body, (pos, buf, dstate, next_B, done))
+    return carry[1]
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "eos_id"))
@@ -77,7 +96,8 @@ def greedy_full(graphdef, state, tokens_BxT, prompt_len_B, *, eos_id: int):
         buf, done = _write(buf, pos, next_B.astype(jnp.int32), prompt_len_B, done, eos_id)
         return pos + 1, buf, done
 
-    return jax.lax.while_loop(cond, body, (jnp.int32(1), buf, jnp.zeros(B, bool)))[1]
+    start = jnp.maximum(jnp.min(prompt_len_B), 1).astype(jnp.int32)  # earlier positions are every row's prompt
+    return jax.lax.while_loop(cond, body, (start, buf, jnp.zeros(B, bool)))[1]
 
 
 def padded_batches(n: int, batch_size: int):

@@ -48,6 +48,9 @@ SCHEDULES = ("warmup_linear", "constant")
 #: TrainConfig fields that do not change the trained parameters.
 MECHANICS = ("log_every", "checkpoint_every", "keep_checkpoints")
 EVALUATION = ("eval_examples", "eval_batch_size")
+#: TrainConfig fields added after runs were first named, left out of a run's identity at their
+#: default so that the runs trained before them keep their digests.
+LATER_FIELDS = {"bucket_by_length": False}
 #: ModelConfig fields that a grid cell (attention, dim) or its task (max_len, vocab_size) fixes.
 CELL_FIELDS = ("attention", "dim", "max_len", "vocab_size")
 DATA_FIELDS = ("train_examples", "test_examples", "data_seed")
@@ -71,6 +74,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     eval_examples: int | None = None  # None: the whole test set
     eval_batch_size: int = 256
+    # Batches of neighbouring lengths, each cut to its longest example (`train.batch_indices`):
+    # for mixed-length training sets (arithmetic's 1..n operators). Off: the paper's random batches.
+    bucket_by_length: bool = False
 
     def __post_init__(self):
         where = lambda name: f"TrainConfig.{name}"  # noqa: E731
@@ -88,6 +94,8 @@ class TrainConfig:
                                 f"(epochs={self.epochs}); set warmup_epochs <= epochs")  # fmt: skip
         if self.eval_examples is not None:
             integer(TrainingError, where("eval_examples"), self.eval_examples)
+        if not isinstance(self.bucket_by_length, bool):
+            raise TrainingError(f"TrainConfig.bucket_by_length: must be true or false, got {self.bucket_by_length!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -243,6 +251,10 @@ def parse_value(name: str, text: str) -> Any:
             return tuple(float(x) for x in text.split(","))
         except ValueError:
             raise ProtocolError(f"{name}: {text!r} is not a comma-separated list of numbers") from None
+    if base == "bool":
+        if text.lower() not in ("true", "false"):
+            raise ProtocolError(f"{name}: {text!r} is not a bool; allowed: true, false")
+        return text.lower() == "true"
     readers = {"int": int, "float": float, "str": str}
     try:
         value = readers[base](text)
@@ -270,7 +282,8 @@ def parse_settings(items: typing.Iterable[str]) -> dict[str, Any]:
 def run_identity(task: tasks.Task, model_config: ModelConfig, train_config: TrainConfig, train_examples: int,
                  data_seed: int) -> dict[str, Any]:  # fmt: skip
     """What changes a run's trained parameters (module docstring), as plain JSON data."""
-    train = {k: v for k, v in train_config.to_dict().items() if k not in MECHANICS + EVALUATION}
+    train = {k: v for k, v in train_config.to_dict().items()
+             if k not in MECHANICS + EVALUATION and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}  # fmt: skip
     identity = {
         "task": {"name": task.name, "size": task.size, "options": task.options()},
         "model": model_config.to_dict(),

@@ -47,7 +47,7 @@ from jaxdp.tasks.dataset import build_to_dir
 from jaxdp.train import init_state, make_train_step, train
 
 PROTOCOL_COLUMNS = ("epochs", "batch_size", "lr", "warmup_epochs", "weight_decay", "train_examples", "dropout",
-                    "num_layers", "num_heads")  # fmt: skip
+                    "num_layers", "num_heads", "bucket_by_length")  # fmt: skip
 #: mixer options that vary in practice, each a column (blank for a mixer without it), and all of
 #: them as one "options" column
 OPTION_COLUMNS = ("block_size", "local_blocks", "global_tokens", "window")
@@ -254,7 +254,7 @@ def result_row(config: dict, result: dict, variant: str = "") -> dict:
         "task": task["name"], "size": task["size"], "L": L, "paper_L": paper_L, "model": model_config.attention,
         "variant": variant, "dim": model_config.dim, "seed": train["seed"],
         **{k: result.get(k) for k in (*METRICS, "examples", "final_loss", "steps")},
-        **{k: settings[k] for k in PROTOCOL_COLUMNS}, **{k: options.get(k) for k in OPTION_COLUMNS},
+        **{k: settings.get(k) for k in PROTOCOL_COLUMNS}, **{k: options.get(k) for k in OPTION_COLUMNS},
         "options": " ".join(f"{k}={v}" for k, v in options.items()),
         "state_size": model_config.num_layers * model_config.num_heads * model_config.mixer.state_size(model_config, L),
         "paper_gflops": flops.paper_flops(model_config, paper_L) / 1e9,
@@ -307,6 +307,8 @@ def read_csv(path: str | Path) -> list[dict]:
             return v
         if v == "":
             return None
+        if v in ("True", "False"):  # bucket_by_length
+            return v == "True"
         return int(v) if k in _INTS else float(v)
 
     out = [{k: typed(k, v) for k, v in r.items()} for r in rows]

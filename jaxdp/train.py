@@ -16,6 +16,7 @@ command again resumes from the latest checkpoint, and a finished run returns its
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import threading
@@ -94,14 +95,15 @@ def split_model(model: Transformer) -> tuple[nnx.GraphDef, Any, Any]:
 
 
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation):
-    """(state, tokens, prompt_len, length) -> (state, loss), jitted once per shape."""
+    """(state, tokens, prompt_len, length) -> (state, loss), jitted once per shape. The input
+    state's buffers are donated (updated in place): do not use a state after passing it in."""
 
     def loss_fn(params, rest, tokens, prompt_len, length):
         model = nnx.merge(graphdef, params, rest)
         loss = nll(model, tokens, prompt_len, length)
         return loss, nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.Param)))
 
-    @jax.jit
+    @functools.partial(jax.jit, donate_argnums=0)
     def step(state: TrainState, tokens, prompt_len, length):
         (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.rest, tokens, prompt_len, length)  # fmt: skip
@@ -114,14 +116,34 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation):
 # -------------------------------------------------------------------------------------- data
 
 
-def batch_indices(num_examples: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+def batch_indices(num_examples: int, batch_size: int, seed: int, step: int,
+                  lengths: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Rows of the batch at `step`: epoch e = step // steps_per_epoch walks a permutation drawn
     from (seed, e); the last partial batch of an epoch is dropped. A function of the step alone,
-    so a resumed run sees exactly the batches it would have seen."""
+    so a resumed run sees exactly the batches it would have seen.
+
+    With `lengths` (length bucketing), the epoch's rows (the same random rows, the partial
+    batch dropped first) are sorted by length and cut into batches of neighbouring lengths, and
+    the batches are taken in a random order: each example still comes once per epoch, and a
+    batch of short examples can be cut short (`batch_length`)."""
     steps_per_epoch = num_examples // batch_size
     epoch, index = divmod(step, steps_per_epoch)
-    order = np.random.default_rng([seed, epoch]).permutation(num_examples)
-    return order[index * batch_size:(index + 1) * batch_size]
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(num_examples)
+    if lengths is None:
+        return order[index * batch_size:(index + 1) * batch_size]
+    kept = order[:steps_per_epoch * batch_size]
+    batches = kept[np.argsort(lengths[kept], kind="stable")].reshape(steps_per_epoch, batch_size)
+    return batches[rng.permutation(steps_per_epoch)[index]]
+
+
+def batch_length(lengths_B: np.ndarray, max_len: int) -> int:
+    """Positions a batch needs: its longest example rounded up to a multiple of max_len/8 (itself
+    a multiple of 8), so that at most 8 shapes compile, and at most the dataset's `max_len`. Positions past an example's
+    length are padding: causal mixers never let them reach earlier positions, and the loss
+    masks them, so the cut batch has the loss of the padded one (tests/test_train.py)."""
+    bucket = 8 * -(-max_len // 64)
+    return min(max_len, -(-int(lengths_B.max()) // bucket) * bucket)
 
 
 def _prefetch(make, steps: range, depth: int = 2) -> Iterator:
@@ -332,9 +354,11 @@ class _Loop:
         self.lr = learning_rate(train_config, steps_per_epoch)
 
     def batch(self, step: int):
-        rows = batch_indices(len(self.train_set), self.config.batch_size, self.config.seed, step)
-        t = self.train_set
-        return put_batch((t.tokens[rows], t.prompt_len[rows], t.length[rows]), self.mesh)
+        t, cfg = self.train_set, self.config
+        lengths = t.length if cfg.bucket_by_length else None
+        rows = batch_indices(len(t), cfg.batch_size, cfg.seed, step, lengths)
+        T = batch_length(t.length[rows], t.tokens.shape[1]) if cfg.bucket_by_length else t.tokens.shape[1]
+        return put_batch((t.tokens[rows, :T], t.prompt_len[rows], t.length[rows]), self.mesh)
 
     def run(self, step_fn, state, start: int, end: int, pending: list, last_loss):
         cfg, total = self.config, self.config.epochs * self.steps_per_epoch

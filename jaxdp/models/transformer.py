@@ -24,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from jaxdp.models.config import ConfigError, ModelConfig
+from jaxdp.models.dropout import Dropout
 
 Array = jax.Array
 xavier = nnx.initializers.xavier_uniform()
@@ -72,13 +73,19 @@ class Attention(nnx.Module):
         self.key = _linear(D, D, config, rngs)
         self.value = _linear(D, D, config, rngs)
         self.out = _linear(D, D, config, rngs)
-        self.probs_dropout = nnx.Dropout(config.dropout, rngs=rngs)
+        self.probs_dropout = Dropout(config.dropout, rngs=rngs)
         self.mixer_params = config.mixer.make_params(config, rngs)
 
     def _heads(self, x_BxLxD: Array) -> tuple[Array, Array, Array]:
-        H, K = self.config.num_heads, self.config.head_dim
-        split = lambda y: y.reshape(*y.shape[:-1], H, K)  # noqa: E731
-        return split(self.query(x_BxLxD)), split(self.key(x_BxLxD)), split(self.value(x_BxLxD))
+        """q, k, v [..., H, K]: the three maps as one matmul with their kernels side by side (one
+        larger matmul runs faster than three), split after; the parameters stay three."""
+        H, K, D = self.config.num_heads, self.config.head_dim, self.config.dim
+        maps, dtype = (self.query, self.key, self.value), jnp.dtype(self.config.dtype)
+        kernel = jnp.concatenate([m.kernel[...] for m in maps], axis=1).astype(dtype)
+        bias = jnp.concatenate([m.bias[...] for m in maps]).astype(dtype)
+        qkv = jnp.dot(x_BxLxD.astype(dtype), kernel) + bias
+        q, k, v = (qkv[..., i * D:(i + 1) * D].reshape(*qkv.shape[:-1], H, K) for i in range(3))
+        return q, k, v
 
     def _merge(self, o_BxLxHxK: Array) -> Array:
         return self.out(o_BxLxHxK.reshape(*o_BxLxHxK.shape[:-2], self.config.dim))
@@ -107,6 +114,9 @@ class Attention(nnx.Module):
 
     def init_state(self, batch: int, max_len: int):
         return self.config.mixer.init_state(batch, max_len, self.config)
+
+    def grow_state(self, state, max_len: int):
+        return self.config.mixer.grow_state(state, max_len, self.config)
 
     def prefill(self, x_BxPxD: Array, state) -> tuple[Array, object]:
         """Full forward over a prompt starting at position 0, filling a fresh `state`."""
@@ -143,7 +153,7 @@ class Block(nnx.Module):
         self.attn = Attention(config, rngs=rngs)
         self.ffn_norm = _norm(config, rngs)
         self.ffn = FFN(config, rngs=rngs)
-        self.dropout = nnx.Dropout(config.dropout, rngs=rngs)
+        self.dropout = Dropout(config.dropout, rngs=rngs)
 
     def _ffn(self, h: Array, deterministic: bool | None) -> Array:
         return h + self.dropout(self.ffn(_apply(self.ffn_norm, h)), deterministic=deterministic)
@@ -191,10 +201,13 @@ class Transformer(nnx.Module):
         self.embed = nnx.Embed(config.vocab_size, config.dim, embedding_init=xavier, rngs=rngs,
                                **_dtypes(config))  # fmt: skip
         self.embed_norm = _norm(config, rngs)
-        self.dropout = nnx.Dropout(config.dropout, rngs=rngs)
+        self.dropout = Dropout(config.dropout, rngs=rngs)
         self.blocks = nnx.List([Block(config, rngs=rngs) for _ in range(config.num_layers)])
         self.final_norm = _norm(config, rngs)
-        self.head = _linear(config.dim, config.vocab_size, config, rngs)
+        # logits in at least float32 (a bfloat16 model reads out in float32, as it takes its softmax)
+        self.head = nnx.Linear(config.dim, config.vocab_size, kernel_init=xavier, bias_init=nnx.initializers.zeros,
+                               rngs=rngs, dtype=jnp.promote_types(config.dtype, jnp.float32),
+                               param_dtype=jnp.dtype(config.param_dtype))  # fmt: skip
 
     def check_tokens(self, tokens, ndim: int, where: str) -> None:
         """Refuse tokens of the wrong rank, longer than max_len, or (when they are concrete, i.e.
@@ -206,7 +219,8 @@ class Transformer(nnx.Module):
         if ndim == 2 and tokens.shape[1] > cfg.max_len:
             raise ConfigError(f"{where}: {tokens.shape[1]} tokens exceed ModelConfig.max_len={cfg.max_len}")
         if not isinstance(tokens, jax.core.Tracer) and tokens.size:
-            low, high = int(jnp.min(tokens)), int(jnp.max(tokens))
+            values = np.asarray(tokens)  # concrete (also when a jitted function closes over it)
+            low, high = int(values.min()), int(values.max())
             if low < 0 or high >= cfg.vocab_size:
                 bad = low if low < 0 else high
                 raise ConfigError(f"{where}: token id {bad} is outside the vocabulary [0, vocab_size={cfg.vocab_size})")
@@ -246,6 +260,18 @@ class Transformer(nnx.Module):
         layers = tuple(block.attn.init_state(batch, max_len) for block in self.blocks)
         table = jnp.asarray(sinusoids(max_len, self.config.dim), jnp.dtype(self.config.dtype))
         return DecodeState(layers, jnp.zeros((), jnp.int32), table)
+
+    def grow_decode_state(self, state: DecodeState, max_len: int) -> DecodeState | None:
+        """`state` with room for positions up to `max_len` (static, >= its length), or None when a
+        layer's mixer cannot grow its state (`Mixer.grow_state`)."""
+        if not state.positions_TxD.shape[0] <= max_len <= self.config.max_len:
+            raise ConfigError(f"grow_decode_state: max_len must be in [{state.positions_TxD.shape[0]}, "
+                              f"ModelConfig.max_len={self.config.max_len}], got {max_len}")  # fmt: skip
+        layers = tuple(block.attn.grow_state(layer, max_len) for block, layer in zip(self.blocks, state.layers))
+        if any(layer is None for layer in layers):
+            return None
+        table = jnp.asarray(sinusoids(max_len, self.config.dim), jnp.dtype(self.config.dtype))
+        return DecodeState(layers, state.position, table)
 
     def prefill(self, state: DecodeState, tokens_BxP: Array) -> tuple[Array, DecodeState]:
         """Run a prompt (the same length P for every row) through a fresh state."""

@@ -149,3 +149,28 @@ def test_gradients_are_finite_with_padding(name):
     fn = functools.partial(getattr(kernels, name), **static)
     grads = jax.jit(jax.grad(lambda *a: fn(*a).sum(), argnums=(0, 1, 2)))(*qkv(21))
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in grads)
+
+
+def test_fused_attention_call_equals_standard_and_cudnn_is_skipped_off_gpu():
+    """`standard.fused` (the cuDNN call) in its plain-XLA form equals the masked kernel, so the
+    layout and scale handed to cuDNN are right; off a GPU, or with dropout or float32, the
+    standard mixer never takes the cuDNN path."""
+    from jaxdp.models.mixers import standard
+
+    rng = np.random.default_rng(0)
+    q, k, v = (jnp.asarray(rng.normal(size=(2, 37, 4, 16)), jnp.float32) for _ in range(3))
+    np.testing.assert_allclose(standard.fused(q, k, v, implementation="xla"), standard.standard(q, k, v),
+                               rtol=2e-5, atol=2e-6)  # fmt: skip
+    half = q.astype(jnp.bfloat16)
+    assert not standard.cudnn_applies(q) and not standard.cudnn_applies(half, probs_fn=lambda p: p)
+    assert standard.cudnn_applies(half) == (jax.default_backend() == "gpu")
+
+
+@pytest.mark.gpu
+def test_cudnn_attention_equals_standard_on_gpu():
+    from jaxdp.models.mixers import standard
+
+    rng = np.random.default_rng(0)
+    q, k, v = (jnp.asarray(rng.normal(size=(2, 64, 4, 32)), jnp.bfloat16) for _ in range(3))
+    expected = standard.standard(q.astype(jnp.float32), k.astype(jnp.float32), v.astype(jnp.float32))
+    np.testing.assert_allclose(np.asarray(standard.fused(q, k, v), np.float32), expected, atol=3e-2)

@@ -182,6 +182,33 @@ def test_sparse_decode_variants_equal_full_forward(kernel):
     np.testing.assert_allclose(decode_all(model, toks, prompt_len=0), jit_forward(model)(toks), **F32)
 
 
+def test_grown_decode_state_equals_full_forward():
+    """The standard KV cache grown between steps (as `decode.greedy` grows it by segments) gives
+    the logits of a full forward at every position."""
+    model = build(config(max_len=150))
+    toks = tokens((2, 150))
+    graphdef, params = nnx.split(model)
+    step = jax.jit(lambda p, s, t: nnx.merge(graphdef, p).decode_step(s, t))
+    state = model.init_decode_state(2, 20)
+    logits, state = model.prefill(state, toks[:, :5])
+    logits = [logits]
+    for i in range(5, 150):
+        if i in (20, 64, 128):
+            state = model.grow_decode_state(state, {20: 64, 64: 128, 128: 150}[i])
+        step_logits, state = step(params, state, toks[:, i])
+        logits.append(step_logits[:, None])
+    assert state.layers[0].k_BxHxTxK.shape[2] == 150
+    np.testing.assert_allclose(jnp.concatenate(logits, axis=1), jit_forward(model)(toks), **F32)
+
+
+def test_only_growable_states_grow():
+    state = build(config(attention="sparse")).init_decode_state(2, 20)
+    assert build(config(attention="sparse")).grow_decode_state(state, 40) is None
+    model = build(config())
+    with pytest.raises(ConfigError, match="max_len must be in"):
+        model.grow_decode_state(model.init_decode_state(2, 20), 10)
+
+
 def test_prefill_and_decode_float64(x64):
     for kernel in [dict(attention=name) for name in mixers.available()]:
         model = build(config(dtype="float64", param_dtype="float64", **kernel))

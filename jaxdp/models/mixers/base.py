@@ -102,6 +102,13 @@ class Mixer:
         """Mix one new token at position `pos` (may be traced); returns (o_BxHxK, state)."""
         raise NotImplementedError
 
+    def grow_state(self, state, max_len: int, config) -> Any | None:
+        """The state made room for positions up to `max_len` (a larger, static length) with the
+        same contents, or None where the mixer cannot (the default). A mixer whose per-step cost
+        grows with its state's length implements it, and decoding then starts with a short state
+        and grows it by segments, so a step reads only about as much as is filled."""
+        return None
+
     # --- what it costs ------------------------------------------------------------------
     def flops(self, config, L: int) -> dict[str, float]:
         """Forward FLOPs of one layer on one sequence of length L, configured form:

@@ -61,7 +61,7 @@ def _chunk_states(decay_n, s_chunk, z_chunk):
 def decay_chunked(q, k, v, log_gates_BxLxH, *, chunk_size: int) -> Array:
     """Chunkwise-parallel decayed linear attention: O(L·C·K + L·K²) per head."""
     Bt, L, H, K = q.shape
-    C = chunk_size
+    C = min(chunk_size, L)  # as `linear_chunked`: a short sequence is one chunk, unpadded
     n = -(-L // C)
     fq = feature_map(pad_length(q, n * C)).reshape(Bt, n, C, H, K)  # pad before φ, as `linear_chunked`
     fk = feature_map(pad_length(k, n * C)).reshape(Bt, n, C, H, K)

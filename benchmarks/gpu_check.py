@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import datetime
 import platform
-import statistics
+import sys
 import time
 from pathlib import Path
 
 import jax
-import numpy as np
 from flax import nnx
 
 from jaxdp import decode, flops, tasks
 from jaxdp.cli import Parser
 from jaxdp.models import ModelConfig, Transformer, mixers
-from jaxdp.protocol import TrainConfig
 from jaxdp.tasks.dataset import build
-from jaxdp.train import init_state, make_train_step
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vs_torch  # noqa: E402  (the training-step timer; torch is imported only by its torch parts)
 
 #: dense peak FLOP/s by device kind and compute dtype (NVIDIA data sheets, SXM, no sparsity)
 PEAKS = {"H100": {"float32": 67e12, "bfloat16": 989e12}, "H200": {"float32": 67e12, "bfloat16": 989e12}}
@@ -43,23 +43,9 @@ def peak(dtype: str) -> float | None:
 
 
 def train_rate(cfg: ModelConfig, B: int, L: int, steps: int) -> float:
-    """Tokens/s of the real training step (median of 3 rounds of `steps` steps)."""
-    graphdef, tx, state = init_state(cfg, TrainConfig(epochs=1, batch_size=B, warmup_epochs=0), steps_per_epoch=100)
-    step = make_train_step(graphdef, tx)
-    rng = np.random.default_rng(0)
-    batch = (rng.integers(2, cfg.vocab_size, (B, L)).astype(np.int32), np.full(B, L // 4, np.int32), np.full(B, L, np.int32))
-    batch = tuple(jax.device_put(x) for x in batch)
-    for _ in range(2):
-        state, loss = step(state, *batch)
-    jax.block_until_ready(loss)
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(steps):
-            state, loss = step(state, *batch)
-        jax.block_until_ready(loss)
-        times.append((time.perf_counter() - start) / steps)
-    return B * L / statistics.median(times)
+    """Tokens/s of the real training step (vs_torch's trainer and interleaved timer, 3 rounds)."""
+    seconds = vs_torch.median_seconds({"jaxdp": vs_torch.jax_trainer(cfg)}, vs_torch.batch(cfg, B, L), steps, rounds=3)
+    return B * L / seconds["jaxdp"]
 
 
 def train_rows(shapes, steps: int) -> list[str]:

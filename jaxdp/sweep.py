@@ -42,7 +42,7 @@ from jaxdp.evaluate import METRICS
 from jaxdp.models import mixers
 from jaxdp.models.config import ModelConfig
 from jaxdp.plots import series
-from jaxdp.protocol import Protocol, TrainConfig, run_identity, run_path
+from jaxdp.protocol import LATER_FIELDS, Protocol, TrainConfig, run_identity, run_path
 from jaxdp.tasks.dataset import build_to_dir
 from jaxdp.train import init_state, make_train_step, train
 
@@ -57,6 +57,7 @@ CSV_FIELDS = ("task", "size", "L", "paper_L", "model", "variant", "dim", "seed",
 _INTS = {"size", "L", "paper_L", "dim", "seed", "steps", "examples", "epochs", "batch_size", "train_examples",
          "num_layers", "num_heads", "block_size", "local_blocks", "global_tokens", "window", "state_size"}  # fmt: skip
 _STRINGS = {"task", "model", "variant", "digest", "options"}
+_BOOLS = {"bucket_by_length"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,13 +249,14 @@ def result_row(config: dict, result: dict, variant: str = "") -> dict:
     L = model_config.max_len - 1
     paper_L = paper_length(task["name"], task["size"]) or L
     train = config["train"]
-    settings = {**train, **config["model"], "train_examples": config["data"]["train"]["count"]}
+    # a run trained before a later TrainConfig field was added ran at its default
+    settings = {**LATER_FIELDS, **train, **config["model"], "train_examples": config["data"]["train"]["count"]}
     options = dataclasses.asdict(model_config.options)
     return {
         "task": task["name"], "size": task["size"], "L": L, "paper_L": paper_L, "model": model_config.attention,
         "variant": variant, "dim": model_config.dim, "seed": train["seed"],
         **{k: result.get(k) for k in (*METRICS, "examples", "final_loss", "steps")},
-        **{k: settings.get(k) for k in PROTOCOL_COLUMNS}, **{k: options.get(k) for k in OPTION_COLUMNS},
+        **{k: settings[k] for k in PROTOCOL_COLUMNS}, **{k: options.get(k) for k in OPTION_COLUMNS},
         "options": " ".join(f"{k}={v}" for k, v in options.items()),
         "state_size": model_config.num_layers * model_config.num_heads * model_config.mixer.state_size(model_config, L),
         "paper_gflops": flops.paper_flops(model_config, paper_L) / 1e9,
@@ -307,7 +309,7 @@ def read_csv(path: str | Path) -> list[dict]:
             return v
         if v == "":
             return None
-        if v in ("True", "False"):  # bucket_by_length
+        if k in _BOOLS:
             return v == "True"
         return int(v) if k in _INTS else float(v)
 

@@ -139,9 +139,10 @@ def batch_indices(num_examples: int, batch_size: int, seed: int, step: int,
 
 def batch_length(lengths_B: np.ndarray, max_len: int) -> int:
     """Positions a batch needs: its longest example rounded up to a multiple of max_len/8 (itself
-    a multiple of 8), so that at most 8 shapes compile, and at most the dataset's `max_len`. Positions past an example's
-    length are padding: causal mixers never let them reach earlier positions, and the loss
-    masks them, so the cut batch has the loss of the padded one (tests/test_train.py)."""
+    a multiple of 8), so that at most 8 shapes compile, and at most the dataset's `max_len`.
+    Positions past an example's length are padding: causal mixers never let them reach earlier
+    positions, and the loss masks them, so the cut batch has the loss of the padded one
+    (tests/test_fast_paths.py)."""
     bucket = 8 * -(-max_len // 64)
     return min(max_len, -(-int(lengths_B.max()) // bucket) * bucket)
 

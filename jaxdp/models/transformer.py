@@ -46,9 +46,12 @@ def _dtypes(config: ModelConfig) -> dict:
     return dict(dtype=jnp.dtype(config.dtype), param_dtype=jnp.dtype(config.param_dtype))
 
 
-def _linear(d_in: int, d_out: int, config: ModelConfig, rngs: nnx.Rngs) -> nnx.Linear:
-    return nnx.Linear(d_in, d_out, kernel_init=xavier, bias_init=nnx.initializers.zeros,
-                      rngs=rngs, **_dtypes(config))  # fmt: skip
+def _linear(d_in: int, d_out: int, config: ModelConfig, rngs: nnx.Rngs, *, at_least_f32: bool = False) -> nnx.Linear:
+    """A dense map in the config's dtypes; `at_least_f32` computes in float32 or wider."""
+    dtypes = _dtypes(config)
+    if at_least_f32:
+        dtypes["dtype"] = jnp.promote_types(dtypes["dtype"], jnp.float32)
+    return nnx.Linear(d_in, d_out, kernel_init=xavier, bias_init=nnx.initializers.zeros, rngs=rngs, **dtypes)
 
 
 def _norm(config: ModelConfig, rngs: nnx.Rngs) -> nnx.LayerNorm | None:
@@ -205,9 +208,7 @@ class Transformer(nnx.Module):
         self.blocks = nnx.List([Block(config, rngs=rngs) for _ in range(config.num_layers)])
         self.final_norm = _norm(config, rngs)
         # logits in at least float32 (a bfloat16 model reads out in float32, as it takes its softmax)
-        self.head = nnx.Linear(config.dim, config.vocab_size, kernel_init=xavier, bias_init=nnx.initializers.zeros,
-                               rngs=rngs, dtype=jnp.promote_types(config.dtype, jnp.float32),
-                               param_dtype=jnp.dtype(config.param_dtype))  # fmt: skip
+        self.head = _linear(config.dim, config.vocab_size, config, rngs, at_least_f32=True)
 
     def check_tokens(self, tokens, ndim: int, where: str) -> None:
         """Refuse tokens of the wrong rank, longer than max_len, or (when they are concrete, i.e.

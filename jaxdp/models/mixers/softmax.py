@@ -72,13 +72,11 @@ def local_blocks(q, k, v, B: int, before: int):
 
 def attend_one(q_BxHxK, k_BxSxHxK, v_BxSxHxK, keep_S) -> Array:
     """One decode query against S cached keys, `keep_S` saying which of them it may see."""
-    s = scores(q_BxHxK[:, None], k_BxSxHxK)[:, :, 0]  # [B, H, S]
-    probs = masked_softmax(s, keep_S, None, v_BxSxHxK.dtype)
-    return jnp.einsum("bhs,bshk->bhk", probs, v_BxSxHxK)
+    return attend_one_heads_first(q_BxHxK, heads_first(k_BxSxHxK), heads_first(v_BxSxHxK), keep_S)
 
 
 def attend_one_heads_first(q_BxHxK, k_BxHxSxK, v_BxHxSxK, keep_S) -> Array:
-    """`attend_one` with the cache laid out heads first ([B, H, S, K])."""
+    """`attend_one` with the cache laid out heads first ([B, H, S, K]), as the KV cache keeps it."""
     s = jnp.einsum("bhk,bhsk->bhs", q_BxHxK * (1.0 / np.sqrt(q_BxHxK.shape[-1])), k_BxHxSxK)
     probs = masked_softmax(s, keep_S, None, v_BxHxSxK.dtype)
     return jnp.einsum("bhs,bhsk->bhk", probs, v_BxHxSxK)

@@ -14,7 +14,6 @@ import platform
 import time
 
 import jax
-import numpy as np
 
 from jaxdp import tasks
 from jaxdp.cli import Parser, int_at_least

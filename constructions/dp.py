@@ -1,4 +1,4 @@
-"""`DPSpec`: a dynamic program of the form eq. (9)–(10) in the regression setting (SPEC §2),
+"""`DPSpec`: a dynamic program of the form eq. (9)–(10) in the regression setting (docs/paper.md §2),
 with every function the paper assumes an MLP for (Assumptions B.1, B.2) written as a ReLU net
 over named residual subspaces (`constructions.program.Net`).
 

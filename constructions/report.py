@@ -61,7 +61,7 @@ def plot(measurements: Sequence[Measurement], path: str | Path) -> Path:
     from jaxdp.plots import pyplot, save_figure
 
     plt = pyplot()
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import MaxNLocator, NullFormatter
 
     names = list(dict.fromkeys(m.name for m in measurements))
     cols = min(4, len(names))
@@ -73,9 +73,11 @@ def plot(measurements: Sequence[Measurement], path: str | Path) -> Path:
         for dtype, marker in zip(DTYPES, "os^"):
             pts = sorted((m.size, max(m.max_error, floor)) for m in ms if m.dtype == dtype)
             ax.plot(*zip(*pts), marker=marker, label=dtype)
-        ax.axhline(ms[0].eps, color="k", ls="--", lw=1)
+        ax.axhline(ms[0].eps, color="k", ls="--", lw=1, label="ε (the lemma's promise)")
         ax.set(xscale="log", yscale="log", title=f"{ms[0].lemma} {name}", xlabel=CHECKS[name].size_label)
         ax.xaxis.set_minor_formatter(NullFormatter())
+        if all(float(m.size).is_integer() for m in ms) and max(m.size for m in ms) < 10:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no half ticks on a small integer axis
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     axes[0][0].set_ylabel("largest |error|")
@@ -89,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"comma-separated subset of: {', '.join(CHECKS)}")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="only the two smallest sizes per check")
     parser.add_argument("--json", action="store_true", help="print one JSON object per measurement")
-    parser.add_argument("--out", default="runs/constructions/precision.png", help="where to draw the plot")
+    parser.add_argument("--out", default="runs/constructions/precision.png",
+                        help="where to draw the plot (default runs/constructions/precision.png; the README's "
+                             "docs/precision.png is drawn with --out docs/precision.png)")  # fmt: skip
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.checks.split(",") if n.strip()]

@@ -1,9 +1,10 @@
 """Theory and practice side by side: the hidden size D each compiler needs for ED(n, n), the
-pigeonhole lower bounds, and — when a scaling/fig1 run's results are present — the smallest D
+pigeonhole lower bounds, and — when a fig1/fig2 sweep's results are present — the smallest D
 that trained models needed, on one log-log plot with fitted exponents.
 
-    python -m constructions.scaling                      # table + docs/scaling.png
-    python -m constructions.scaling --results runs/fig1/quick/results.csv --out scaling.png
+    python -m constructions.scaling                      # table + runs/constructions/scaling.png
+    python -m constructions.scaling --results benchmarks/results/cpu/fig1/results.csv \
+        benchmarks/results/cpu/fig2/results.csv --out docs/scaling.png   # the README's figure
 
 Exponents are fitted over L ≥ `--fit-from` (default 1000), where the √L term of the sparse and
 linear constructions dominates their constant part (scratch space, state, flags).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -67,29 +69,35 @@ def fits(table: list[dict], fit_from: int) -> dict[str, tuple[float, float]]:
     return {k: plots.fit_exponent([r["L"] for r in big], [r[k] for r in big]) for k in SERIES + state_series()}
 
 
-PRESETS_FIRST = ("paper", "quick", "tiny")  # the fig1 sweep's results, most complete protocol first
+PRESETS_FIRST = ("paper", "quick", "cpu", "tiny")  # a sweep's results, most complete protocol first
 
 
-def find_results(*roots: Path) -> Path | None:
-    """The first ``runs/fig1/<preset>/results.csv`` (paper, quick, tiny) under `roots` (default:
-    the working directory), or None."""
+def find_results(*roots: Path, exp: str = "fig1") -> Path | None:
+    """The first ``runs/<exp>/<preset>/results.csv`` (preset paper, quick, cpu, tiny) under
+    `roots` (default: the working directory), or None."""
     for root in roots or (Path.cwd(),):
         for preset in PRESETS_FIRST:
-            path = Path(root) / "runs" / "fig1" / preset / "results.csv"
+            path = Path(root) / "runs" / exp / preset / "results.csv"
             if path.exists():
                 return path
     return None
 
 
-def empirical(results: Path | None, task: str = "ed") -> dict[str, list[tuple[int, int]]]:
-    """"<model> on <task>" -> [(L, smallest D reaching the threshold)] from a sweep's results.csv.
-    The constructions drawn beside them are ED's; B.5 and B.6 hold for any DP with 2^Θ(L) inputs."""
-    if results is None or not Path(results).exists():
-        return {}
+def empirical(results: Path | Sequence[Path] | None, task: str | None = "ed") -> dict[str, list[tuple[int, int]]]:
+    """"<model> on <task>" -> [(L, smallest D reaching the threshold)] from one or more sweeps'
+    results.csv, for one task (None: every task). The constructions drawn beside them are ED's;
+    B.5 and B.6 hold for any DP with 2^Θ(L) inputs."""
     from jaxdp import sweep
 
-    found = plots.min_dims(sweep.read_csv(results))
-    return {f"{model} on {name}": pts for (name, model), pts in found.items() if name == task and pts}
+    paths = [results] if isinstance(results, (str, Path)) else list(results or [])
+    rows = [row for path in paths if Path(path).exists() for row in sweep.read_csv(path)]
+    found = plots.min_dims(rows)
+    return {f"{model} on {name}": pts for (name, model), pts in found.items() if task in (None, name) and pts}
+
+
+def exponent_text(b: float) -> str:
+    """A fitted exponent to two decimals, never "-0.00"."""
+    return f"{b + 0.0:.2f}".replace("-0.00", "0.00")
 
 
 def table_text(table: list[dict], fitted: dict) -> str:
@@ -100,39 +108,43 @@ def table_text(table: list[dict], fitted: dict) -> str:
         lines = ["| n | L | " + " | ".join(series + extra) + " |", "|" + "---|" * (len(series) + len(extra) + 2)]
         for r in table:
             lines.append(f"| {r['n']} | {r['L']} | " + " | ".join(str(r[k]) for k in series + extra) + " |")
-        lines.append("| fitted exponent | | " + " | ".join(f"{fitted[k][0]:.2f}" for k in series) + " |" * (1 + len(extra)))
+        lines.append("| fitted exponent | | " + " | ".join(exponent_text(fitted[k][0]) for k in series)
+                     + " |" * (1 + len(extra)))  # fmt: skip
         out.append("\n".join(lines))
     return "\n\n".join(out)
 
 
 def plot(table: list[dict], fitted: dict, found: dict, path: Path) -> Path:
-    """Left: the constructions, the paper's bounds and trained models; right: every registered
-    mixer's state-count bound (mixers with the same bound share a line) and the window model's
-    reach."""
+    """Left: the constructions, the paper's bounds and (where `found` has any) trained models;
+    right: every registered mixer's state-count bound (mixers with the same bound share a line)
+    and the window model's reach. Legends (below each panel) give the fitted exponents."""
     plt = plots.pyplot()
-    fig, (ax, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, (ax, right) = plt.subplots(1, 2, figsize=(13, 6.4))
     L = [r["L"] for r in table]
     for k in COMPILERS:
-        ax.plot(L, [r[k] for r in table], "o-", ms=3, label=f"{LABELS[k]}: {fitted[k][0]:.2f}")
+        ax.plot(L, [r[k] for r in table], "o-", ms=3, label=f"{LABELS[k]}: {exponent_text(fitted[k][0])}")
     for k, style in (("B.5", "--"), ("B.6", ":"), ("C.4", "-."), ("ED family", (0, (1, 3)))):
         ax.plot(L, [r[k] for r in table], linestyle=style, color="gray",
-                label=f"lower bound {k}: {fitted[k][0]:.2f}")  # fmt: skip
+                label=f"lower bound {k}: {exponent_text(fitted[k][0])}")  # fmt: skip
     for name, pts in found.items():
         b, _ = plots.fit_exponent(*zip(*pts)) if len(pts) >= 2 else (math.nan, math.nan)
-        ax.plot(*zip(*pts), "s", ms=6, label=f"trained {name} (min D at 90%)" + ("" if math.isnan(b) else f": {b:.2f}"))
-    ax.set_title("D needed vs L: constructions for ED(n, n), pigeonhole bounds, training", fontsize=10)
+        fit = "" if math.isnan(b) else f": {exponent_text(b)}"
+        ax.plot(*zip(*pts), "s", ms=6, label=f"trained {name} (min D at 90%){fit}")
+    drawn = "constructions for ED(n, n), pigeonhole bounds" + (", trained models' min D" if found else "")
+    ax.set_title(f"D needed vs L: {drawn}", fontsize=10)
     groups: dict[tuple, list[str]] = {}
     for k in state_series():
         groups.setdefault(tuple(r[k] for r in table), []).append(k.removeprefix("state: "))
     for values, names in groups.items():
-        right.plot(L, values, "o-", ms=3, label=f"{', '.join(names)}: {fitted['state: ' + names[0]][0]:.2f}")
+        right.plot(L, values, "o-", ms=3, label=f"{', '.join(names)}: {exponent_text(fitted['state: ' + names[0]][0])}")
     right.plot(L, [r["window reach"] for r in table], "k:", label="window: reach M·(w−1), tokens")
     right.plot(L, L, "k--", lw=0.8, label="ED's dependency length ≈ L")
     right.set_title("every mixer's bound from its decode state after the prompt (2^L inputs)", fontsize=10)
     for a in (ax, right):
         a.set_xscale("log"), a.set_yscale("log")
         a.set_xlabel("sequence length L"), a.set_ylabel("hidden size D (reach: tokens)")
-        a.legend(fontsize=7, loc="upper left")
+        a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
+                 title="series: fitted exponent of D in L", title_fontsize=7)  # fmt: skip
     return plots.save_figure(fig, path)
 
 
@@ -140,10 +152,13 @@ def main(argv=None) -> int:
     p = Parser(prog="python -m constructions.scaling", description=__doc__)
     p.add_argument("--max-n", type=int, default=400, help="largest ED size n (default 400, L ≈ 161k)")
     p.add_argument("--fit-from", type=int, default=1000, help="fit exponents over L >= this (default 1000)")
-    p.add_argument("--results", type=Path, default=None,
-                   help="a sweep's results.csv with ED rows (default: runs/fig1/<preset>/results.csv, "
-                        "preset paper, quick or tiny, the first present)")
-    p.add_argument("--out", type=Path, default=Path("docs/scaling.png"), help="the plot (default docs/scaling.png)")
+    p.add_argument("--results", type=Path, nargs="+", default=None,
+                   help="sweeps' results.csv files whose trained min D to draw, every task (default: "
+                        "runs/fig1/<preset>/results.csv and runs/fig2/<preset>/results.csv, preset paper, "
+                        "quick, cpu or tiny, the first present)")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("runs/constructions/scaling.png"),
+                   help="the plot (default runs/constructions/scaling.png; the README's docs/scaling.png "
+                        "is drawn with --out docs/scaling.png)")  # fmt: skip
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
     if args.max_n < 4:
@@ -152,8 +167,9 @@ def main(argv=None) -> int:
     fitted = fits(table, args.fit_from)
     print(table_text(table, fitted))
     if not args.no_plot:
-        results = args.results or find_results()
-        print(f"plot: {plot(table, fitted, empirical(results), args.out)}" + (f" (trained: {results})" if results else ""))
+        results = args.results or [r for r in (find_results(), find_results(exp="fig2")) if r]
+        drawn = plot(table, fitted, empirical(results, task=None), args.out)
+        print(f"plot: {drawn}" + (f" (trained: {', '.join(map(str, results))})" if results else ""))
     return 0
 
 

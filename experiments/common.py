@@ -9,12 +9,14 @@ the cells asked for, and write the script's tables and figures beside it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
+from experiments import launch
 from experiments.presets import PRESETS, Preset
-from jaxdp import sweep
-from jaxdp.cli import Parser, int_at_least, run_command
+from jaxdp import plots, sweep
+from jaxdp.cli import Parser, add_reporting, add_version, int_at_least, reporting, run_command
 from jaxdp.errors import JaxdpError
 from jaxdp.evaluate import METRICS
 from jaxdp.models import mixers
@@ -32,11 +34,14 @@ def gpu_present() -> bool:
 
 def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[str, ...]) -> Parser:
     p = Parser(prog=f"python -m experiments.{name}", description=description)
+    add_version(p)
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="protocol and grid (default: quick on a GPU, tiny otherwise)")  # fmt: skip
-    p.add_argument("--tasks", nargs="+", default=list(tasks), help=f"default: {' '.join(tasks)}")
-    p.add_argument("--models", nargs="+", default=list(models), choices=mixers.available(),
-                   help=f"mixers (default: {' '.join(models)})")
+    p.add_argument("--tasks", nargs="+", default=None,
+                   help=f"default: {' '.join(tasks)}, or the preset's own (cpu: {' '.join(_own('tasks', name, tasks))})")
+    p.add_argument("--models", nargs="+", default=None, choices=mixers.available(),
+                   help=f"mixers (default: {' '.join(models)}, or the preset's own; cpu: "
+                        f"{' '.join(_own('models', name, models))})")  # fmt: skip
     p.add_argument("--sizes", nargs="+", type=int_at_least(1), default=None, help="override every task's sizes")
     p.add_argument("--dims", nargs="+", type=int_at_least(1), default=None, help="override every task's D grid")
     p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=[0], help="training seeds (default: 0)")
@@ -56,7 +61,14 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
     p.add_argument("--dry-run", action="store_true", help="list the cells and the estimated cost, then exit")
     p.add_argument("--yes", action="store_true", help="start a GPU-scale preset (quick, paper) on a CPU anyway")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_reporting(p)
+    launch.add_arguments(p)
     return p
+
+
+def _own(field: str, script: str, default: tuple[str, ...], preset: str = "cpu") -> tuple[str, ...]:
+    """The tasks or models `preset` runs in `script` (its own choice, else the script's default)."""
+    return tuple(getattr(PRESETS[preset], field).get(script, default))
 
 
 def preset_from_args(args) -> Preset:
@@ -64,8 +76,7 @@ def preset_from_args(args) -> Preset:
     settings = parse_settings(args.set)
     if args.checkpoint_every is not None:
         settings["checkpoint_every"] = args.checkpoint_every
-    protocol = preset.protocol.set(**settings)
-    return Preset(preset.name, protocol, preset.sizes, preset.dims, preset.gpu_scale)
+    return dataclasses.replace(preset, protocol=preset.protocol.set(**settings))
 
 
 def grid_from_args(args, preset: Preset) -> list[sweep.Cell]:
@@ -85,12 +96,24 @@ def main(name: str, description: str, tasks: tuple[str, ...], models: tuple[str,
     then `report`. Results go to ``<out>/<exp or name>/<preset>/``. Exit 2 on bad input (one
     line, nothing built), 1 if some cells failed, 130/143 when interrupted."""
     args = parser(name, description, tasks, models).parse_args(argv)
-    return run_command(lambda: _sweep(name, args, report, exp, dry_run, make_cells))
+    return run_command(lambda: _sweep(name, args, report, exp, dry_run, make_cells, tasks, models))
 
 
-def _sweep(name, args, report: Report, exp, dry_run, make_cells) -> tuple[str, int] | None:
+def resolve(name: str, args, tasks: tuple[str, ...], models: tuple[str, ...],
+            make_cells: Callable[[argparse.Namespace, Preset], list[sweep.Cell]] = grid_from_args,
+            ) -> tuple[Preset, list[sweep.Cell]]:  # fmt: skip
+    """The preset and the cells (this shard's) that script `name`'s parsed `args` ask for;
+    `--tasks`/`--models` left out take the preset's own choice for `name`, else `tasks`/`models`."""
     preset = preset_from_args(args)
-    cells = sweep.shard(make_cells(args, preset), args.shard)
+    args.tasks = args.tasks or list(preset.tasks.get(name, tasks))
+    args.models = args.models or list(preset.models.get(name, models))
+    return preset, sweep.shard(make_cells(args, preset), args.shard)
+
+
+def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, models) -> tuple[str, int] | None:
+    preset, cells = resolve(name, args, tasks, models, make_cells)
+    logging = reporting(args)
+    launch.check(args)
     plans = sweep.validate(cells, preset.protocol)
     exp_dir = Path(args.out) / (exp or name) / preset.name
     rate = sweep.measure_rate()
@@ -103,11 +126,13 @@ def _sweep(name, args, report: Report, exp, dry_run, make_cells) -> tuple[str, i
     if preset.gpu_scale and rate["backend"] != "gpu" and not args.yes:
         raise JaxdpError(f"--preset {preset.name} is a GPU-scale protocol and this machine has no GPU; "
                          "pass --yes to start it anyway, or use --preset tiny")  # fmt: skip
-    outcome = sweep.run(exp_dir, cells, preset.protocol, data_root=args.data_root, progress=not args.quiet,
-                        max_cells=args.max_cells)  # fmt: skip
+    outcome = launch.run(args, exp_dir, cells, preset.protocol, progress=not args.quiet, reporting=logging)
     rows = sweep.collect(exp_dir, cells, preset.protocol)
     sweep.write_csv(rows, exp_dir / "results.csv")
     for metric in METRICS[:2]:
         print(sweep.accuracy_table(rows, metric) + "\n")
+    min_d = plots.min_d_table(rows, metric=args.metric)
+    (exp_dir / "min_d.md").write_text(min_d + "\n")
+    print(f"{min_d}\n\n(written to {exp_dir / 'min_d.md'})\n")
     print(report(rows, exp_dir, args, plans, preset))
     return sweep.summary(name, outcome, len(cells), exp_dir / "results.csv")

@@ -2,6 +2,7 @@
 
     python -m experiments.fig1                             # the tiny grid on a CPU (quick on a GPU)
     python -m experiments.fig1 --preset quick              # one GPU, about an hour (target)
+    python -m experiments.fig1 --preset cpu                # the CPU study's LIS slice, 5 mixers (~1 h on 2 cores)
     python -m experiments.fig1 --preset paper --shard 0/8  # one of 8 workers at the paper's scale
 """
 
@@ -10,15 +11,17 @@ import sys
 from experiments import common
 from jaxdp import plots
 
+TASKS, MODELS = ("arithmetic", "ed", "lis"), ("standard", "sparse", "linear")
+
 
 def report(rows, exp_dir, args, plans, preset) -> str:
     path = plots.heatmaps(rows, exp_dir / "fig1.png", metric=args.metric,
-                          title=f"Figure 1: {args.metric} (%)")  # fmt: skip
+                          title=f"Figure 1, preset {preset.name}: {args.metric} (%)")  # fmt: skip
     return f"heatmaps: {path}"
 
 
 def main(argv=None) -> int:
-    return common.main("fig1", __doc__, ("arithmetic", "ed", "lis"), ("standard", "sparse", "linear"), report, argv)
+    return common.main("fig1", __doc__, TASKS, MODELS, report, argv)
 
 
 if __name__ == "__main__":

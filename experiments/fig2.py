@@ -24,6 +24,7 @@ from experiments import common
 from jaxdp import plots, sweep, tasks
 
 WINDOW, PAPER = "kB>=m_local", "k=1"
+TASKS, MODELS = ("ed_local", "ed"), ("sparse", "linear")
 
 
 def locality(name: str, size: int, protocol) -> int:
@@ -85,13 +86,13 @@ def dry_run(plans, preset) -> str:
 
 def report(rows, exp_dir, args, plans, preset) -> str:
     path = plots.heatmaps(rows, exp_dir / "fig2.png", metric=args.metric,
-                          title=f"Figure 2: ED_local vs ED, {args.metric} (%)")  # fmt: skip
+                          title=f"Figure 2, preset {preset.name}: ED_local vs ED, {args.metric} (%)")  # fmt: skip
     return (f"heatmaps: {path}\n\nSparse windows:\n\n{windows_table(plans, preset.protocol)}\n\n"
             + plots.scaling_table(rows, metric=args.metric))  # fmt: skip
 
 
 def main(argv=None) -> int:
-    return common.main("fig2", __doc__, ("ed_local", "ed"), ("sparse", "linear"), report, argv,
+    return common.main("fig2", __doc__, TASKS, MODELS, report, argv,
                        dry_run=dry_run, make_cells=cells)  # fmt: skip
 
 

@@ -41,6 +41,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+def add_version(parser: argparse.ArgumentParser) -> None:
+    from jaxdp import __version__
+
+    parser.add_argument("--version", action="version", version=f"jaxdp {__version__}")
+
+
 def _option(text: str) -> tuple[str, object]:
     """``key=value``, the value read as a task option (`jaxdp.protocol.option_value`)."""
     if "=" not in text:
@@ -65,9 +71,10 @@ def int_at_least(low: int):
     return read
 
 
-def _task_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", required=True, choices=list(tasks.TASKS))
-    p.add_argument("--size", required=True, type=int, help="n operators / N numbers / n string length")
+def _task_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    also = "" if required else " (default: the --config file's)"
+    p.add_argument("--task", required=required, choices=list(tasks.TASKS), help="the task" + also)
+    p.add_argument("--size", required=required, type=int, help="n operators / N numbers / n string length" + also)
     p.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
                    help="a task option, e.g. border=costs or under=false (repeatable)")  # fmt: skip
 
@@ -84,9 +91,13 @@ def _field_type(field: str):
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, choices=mixers.available(), help="the mixer")
-    p.add_argument("--dim", type=int_at_least(1), required=True, help="hidden size D")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="training seed (default: 0)")
+    p.add_argument("--config", default=None, metavar="FILE.json",
+                   help="a whole run from one file, e.g. a run folder's config.json (jaxdp.run_config); "
+                        "the flags given here win over it")  # fmt: skip
+    p.add_argument("--model", choices=mixers.available(), help="the mixer (default: the --config file's)")
+    p.add_argument("--dim", type=int_at_least(1), help="hidden size D (default: the --config file's)")
+    p.add_argument("--seed", type=int_at_least(0), default=None, help="training seed (default: the --config "
+                   "file's, else 0)")  # fmt: skip
     defaults = Protocol().settings()
     for field, flag in TRAIN_FLAGS.items():
         p.add_argument(flag, dest=field, type=_field_type(field), default=None,
@@ -96,10 +107,29 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="dataset folder (default data/<task>-<size>)")
     p.add_argument("--out", default=None, help="run folder (default runs/train/<task>/<model>/size=<n>/d=<D>/seed=<s>/<digest>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_reporting(p)
+
+
+def add_reporting(p: argparse.ArgumentParser) -> None:
+    """``--log`` and ``--eval-every``, shared by `train` and the experiment scripts."""
+    p.add_argument("--log", default=None, metavar="NAMES",
+                   help="mirror metrics.jsonl to these loggers, comma-separated: tensorboard (an event file in the "
+                        "run folder), wandb (a W&B run; WANDB_MODE=offline works) (default: none)")  # fmt: skip
+    p.add_argument("--eval-every", type=int_at_least(1), default=None, metavar="EPOCHS",
+                   help="every EPOCHS epochs, greedy-decode the first 200 test examples and log their scores "
+                        "as eval_* (default: off)")  # fmt: skip
+
+
+def reporting(args) -> dict:
+    """`train`'s reporting keywords from ``--log`` and ``--eval-every`` (loggers checked here)."""
+    from jaxdp import loggers
+
+    return {"log_to": loggers.parse(args.log), "eval_every": args.eval_every}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m jaxdp", description=__doc__)
+    add_version(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{data,show,locality,train,eval}")
     command = lambda name, text: sub.add_parser(name, help=text, description=text)  # noqa: E731
 
@@ -123,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int_at_least(0), default=0, help="seed (default: 0)")
 
     p = command("train", "train one model on one task and report its test accuracy")
-    _task_args(p)
+    _task_args(p, required=False)
     _train_args(p)
 
     p = command("eval", "greedy-decode the test set with a run's latest checkpoint")
@@ -157,9 +187,10 @@ def cmd_data(args) -> str:
 def cmd_show(args) -> str:
     task = _make_task(args)
     rng = np.random.default_rng(args.seed)
+    print(f"{task}: vocabulary {len(task.vocab)} tokens, max_len {task.max_len}; {args.count} example(s), seed {args.seed}")
     for _ in range(args.count):
         _show(task, task.sample(rng))
-    return f"{task}: vocabulary {len(task.vocab)} tokens, max_len {task.max_len}"
+    return f"{task}: {args.count} example(s) shown"
 
 
 def cmd_locality(args) -> str:
@@ -186,9 +217,11 @@ def _summary(result: dict) -> str:
 def cmd_train(args) -> str:
     from jaxdp.train import train
 
+    from_file = _apply_config(args)
+    report = reporting(args)
     task = _make_task(args)
     given = {field: getattr(args, field) for field in TRAIN_FLAGS if getattr(args, field) is not None}
-    protocol = Protocol().set(**given, **parse_settings(args.set))
+    protocol = Protocol().set(**from_file).set(**given, **parse_settings(args.set))
     model_config = protocol.model_config(task, args.model, args.dim)
     train_config = dataclasses.replace(protocol.train, seed=args.seed)
     data = Path(args.data or f"data/{task.name}-{task.size}")
@@ -196,9 +229,29 @@ def cmd_train(args) -> str:
     identity = run_identity(task, model_config, train_config, len(train_set), train_set.seed)
     out = Path(args.out or Path("runs/train") / run_path(identity))
     result = train(out, task, model_config, train_config, train_set, test_set, progress=not args.quiet,
-                   data_dir=str(data))  # fmt: skip
+                   data_dir=str(data), **report)  # fmt: skip
     return (f"{task} {args.model} D={args.dim}: {_summary(result)}; final loss {result['final_loss']:.4f}, "
             f"{result['steps']} steps -> {out}")  # fmt: skip
+
+
+def _apply_config(args) -> dict:
+    """Fill the flags left out from ``--config`` (`jaxdp.run_config`) and return the protocol
+    settings it makes (its mixer options only if the run keeps its mixer); refuse a run that
+    still lacks its task, size, model or D."""
+    from jaxdp import run_config
+
+    cfg = run_config.load(args.config) if args.config else run_config.RunConfig()
+    for field in ("task", "size", "model", "dim", "seed", "data"):
+        if getattr(args, field) is None:
+            setattr(args, field, getattr(cfg, field))
+    args.seed = 0 if args.seed is None else args.seed
+    for field in ("task", "size", "model", "dim"):
+        if getattr(args, field) is None:
+            raise JaxdpError(f"--{field} is required (or a --config file that names it)")
+    if args.task == cfg.task:
+        args.option = list(cfg.task_options.items()) + list(args.option)
+    own = {f"{args.model}.{k}": v for k, v in cfg.mixer_options.items()} if args.model == cfg.model else {}
+    return {**cfg.settings, **own}
 
 
 def cmd_eval(args) -> str:

@@ -1,4 +1,4 @@
-"""Batched greedy generation (SPEC §4: token by token until `<eos>`).
+"""Batched greedy generation (docs/paper.md §4: token by token until `<eos>`).
 
 `greedy` uses the model's decode state (KV cache / sparse cache / (S, z)): a prefill over the
 first `prefill_len` positions, then one `decode_step` per position inside a `lax.while_loop`

@@ -9,7 +9,7 @@ Two accountings:
   work (norms, softmax, GeLU, feature map, residual adds). Cross-checked against XLA's
   `cost_analysis()` in the tests.
 * **paper** (`paper_flops`): 2 · N · L with N the number of parameters, the "2N per token" rule.
-  The paper's Table 2 (SPEC §4) matches this within 2% (see README), i.e. it leaves out the
+  The paper's Table 2 (docs/paper.md §4) matches this within 2% (see README), i.e. it leaves out the
   attention mixing, which is why its linear and sparse figures are plain multiples of the
   standard model's.
 
@@ -32,7 +32,7 @@ LAYERNORM = 7
 GELU = 8
 
 
-#: The paper's Table 2 (SPEC §4): forward GFLOPs per sequence on Arithmetic at the paper's
+#: The paper's Table 2 (docs/paper.md §4): forward GFLOPs per sequence on Arithmetic at the paper's
 #: lengths L = 87, 221, 355, 505, with the hidden size D that 2·N·L implies for each cell (see
 #: README "FLOPs").
 PAPER_TABLE2_L = PAPER_MAX_LENGTHS["arithmetic"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 from jaxdp import faults
 from jaxdp.errors import CheckpointError, warn
@@ -49,10 +50,11 @@ def read(path: Path) -> list[dict]:
 
 
 class MetricsLog:
-    """Appends records to `path`, after keeping only the valid lines with step <= `resume_step`."""
+    """Appends records to `path`, after keeping only the valid lines with step <= `resume_step`;
+    each record also goes to every one of `mirrors` (`jaxdp.loggers`), after the file."""
 
-    def __init__(self, path: Path, resume_step: int):
-        self.path = path
+    def __init__(self, path: Path, resume_step: int, mirrors: Sequence = ()):
+        self.path, self.mirrors = path, list(mirrors)
         kept = [r for r in read(path) if r["step"] <= resume_step]
         text = "".join(json.dumps(r) + "\n" for r in kept)
         if not path.exists() or path.read_text(errors="replace") != text:
@@ -67,6 +69,10 @@ class MetricsLog:
             os.write(self.fd, data[: len(data) // 2])
             faults.die()
         os.write(self.fd, data)
+        for mirror in self.mirrors:
+            mirror.write(record)
 
     def close(self) -> None:
         os.close(self.fd)
+        for mirror in self.mirrors:
+            mirror.close()

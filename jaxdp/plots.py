@@ -38,7 +38,8 @@ def pyplot():
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a figure laid out by its own engine (constrained) keeps it
+        fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -78,7 +79,10 @@ def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "", metric: st
     models = _series_names(rows)
     wide = len(task_names) == 1  # a single task: the models side by side
     n_rows, n_cols = (1, len(models)) if wide else (len(models), len(task_names))
-    fig, axes = plt.subplots(n_rows, n_cols, squeeze=False, figsize=(3.2 * n_cols + 1, 2.6 * n_rows + 0.6))
+    fig, axes = plt.subplots(n_rows, n_cols, squeeze=False, figsize=(3.2 * n_cols + 1.6, 2.8 * n_rows + 0.6),
+                             layout="constrained")  # fmt: skip
+    lengths = {(r["task"], r["size"]): r["L"] for r in rows}
+    image = None
     for i, model in enumerate(models):
         for j, task in enumerate(task_names):
             ax = axes[0][i] if wide else axes[i][j]
@@ -88,19 +92,21 @@ def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "", metric: st
             grid = np.full((len(dims), len(sizes)), np.nan)
             for (s, d), a in acc.items():
                 grid[dims.index(d), sizes.index(s)] = 100 * a
-            ax.imshow(grid, origin="lower", cmap="Blues", vmin=0, vmax=100, aspect="auto")
+            image = ax.imshow(grid, origin="lower", cmap="Blues", vmin=0, vmax=100, aspect="auto")
             for y in range(len(dims)):
                 for x in range(len(sizes)):
                     if not np.isnan(grid[y, x]):
                         ax.text(x, y, f"{grid[y, x]:.0f}", ha="center", va="center", fontsize=8,
                                 color="white" if grid[y, x] > 60 else "black")  # fmt: skip
-            ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
+            ax.set_xticks(range(len(sizes)), [f"{s}\nL={lengths[(task, s)]}" for s in sizes])
             ax.set_yticks(range(len(dims)), [str(d) for d in dims])
             ax.set_title(f"{task} · {model}", fontsize=9)
             if wide or i == len(models) - 1:
                 ax.set_xlabel("problem size")
             if (i == 0) if wide else (j == 0):
                 ax.set_ylabel("hidden size D")
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label=f"{metric} (%)")
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
@@ -168,6 +174,31 @@ def scaling_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: st
         pts = ", ".join(f"({L}, {D})" for L, D in points)
         lines.append(f"| {task} | {model} | {pts} | {b:.2f} ± {se:.2f} |")
     return "\n".join(lines) + "\n\nTheory (Theorem 4.2 / 4.4): D = Θ̃(sqrt L) for the efficient models, exponent 0.5."
+
+
+def min_d_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: str = "accuracy") -> str:
+    """Markdown: per task, one line per series, the smallest D whose `metric` (mean over seeds)
+    reaches `threshold` at each size; "> D" where no D of the grid does, the best score beside it."""
+    out = [f"Smallest D with {metric} >= {threshold:.0%} (> D: none of the grid's D does; the best "
+           f"score in brackets). L: our longest sequence without <eos>."]  # fmt: skip
+    for task in sorted({r["task"] for r in rows}):
+        sizes = sorted({r["size"] for r in rows if r["task"] == task})
+        lengths = {r["size"]: r["L"] for r in rows if r["task"] == task}
+        lines = ["| model | " + " | ".join(f"size {s} (L={lengths[s]})" for s in sizes) + " |",
+                 "|---" * (len(sizes) + 1) + "|"]  # fmt: skip
+        for name in _series_names([r for r in rows if r["task"] == task]):
+            acc = _mean_score(rows, metric, series=name, task=task)
+            lines.append(f"| {name} | " + " | ".join(_min_d_cell(acc, s, threshold) for s in sizes) + " |")
+        out.append(f"**{task}**\n\n" + "\n".join(lines))
+    return "\n\n".join(out)
+
+
+def _min_d_cell(acc: dict[tuple[int, int], float], size: int, threshold: float) -> str:
+    scores = {d: a for (s, d), a in acc.items() if s == size}
+    if not scores:
+        return ""
+    good = [d for d, a in scores.items() if a >= threshold]
+    return str(min(good)) if good else f"> {max(scores)} ({max(scores.values()):.2f})"
 
 
 def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD, metric: str = "accuracy") -> Path:

@@ -171,11 +171,12 @@ OUTCOMES = ("ran", "rescored", "skipped", "busy", "failed")
 
 
 def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, data_root: str | Path = "data",
-        progress: bool = True, max_cells: int | None = None) -> dict[str, list[Cell]]:  # fmt: skip
+        progress: bool = True, max_cells: int | None = None, reporting: dict | None = None) -> dict[str, list[Cell]]:  # fmt: skip
     """Train every cell without a result (and rescore those scored otherwise). Returns the cells
     by outcome (`OUTCOMES`): "ran", "rescored", "skipped" (done already), "busy" (another process
     holds the cell: skipped) and "failed" (a one-line reason was printed; the sweep goes on).
-    `max_cells` stops after that many trained cells (a time-boxed job; rerun to continue)."""
+    `max_cells` stops after that many trained cells (a time-boxed job; rerun to continue);
+    `reporting` (``log_to``, ``eval_every``) is passed to every cell's `train`."""
     exp_dir = Path(exp_dir)
     plans = validate(cells, protocol)
     outcome: dict[str, list[Cell]] = {name: [] for name in OUTCOMES}
@@ -192,7 +193,7 @@ def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, data_
             break
         else:
             try:
-                result = _run_cell(p, out, protocol, data_root, loaded, progress)
+                result = _run_cell(p, out, protocol, data_root, loaded, progress, reporting or {})
             except RunBusy as e:
                 outcome["busy"].append(p.cell)
                 bar.write(f"{name}: skipped, {e}")
@@ -209,13 +210,14 @@ def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, data_
     return outcome
 
 
-def _run_cell(p: Plan, out: Path, protocol: Protocol, data_root, loaded: dict, progress: bool) -> dict:
+def _run_cell(p: Plan, out: Path, protocol: Protocol, data_root, loaded: dict, progress: bool, reporting: dict) -> dict:
     data = dataset_dir(data_root, p.task, protocol)
     if data not in loaded:
         with _locked(data.with_name(data.name + ".lock")):  # one builder per dataset across processes
             loaded[data] = build_to_dir(p.task, data, protocol.train_examples, protocol.test_examples,
                                         protocol.data_seed, progress=progress)[:2]  # fmt: skip
-    return train(out, p.task, p.model_config, p.train_config, *loaded[data], progress=progress, data_dir=str(data))
+    return train(out, p.task, p.model_config, p.train_config, *loaded[data], progress=progress, data_dir=str(data),
+                 **reporting)  # fmt: skip
 
 
 def summary(name: str, outcome: dict[str, list[Cell]], cells: int, results: Path) -> tuple[str, int]:

@@ -17,12 +17,13 @@ command again resumes from the latest checkpoint, and a finished run returns its
 from __future__ import annotations
 
 import functools
+import dataclasses
 import json
 import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +33,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxdp import __version__, faults, interrupts
+from jaxdp import __version__, faults, interrupts, loggers
 from jaxdp.checkpoint import Checkpoints, check_run_config, run_lock, write_json_atomic
 from jaxdp.errors import CheckpointError, TrainingError, warn
 from jaxdp.metrics import MetricsLog
@@ -244,7 +245,8 @@ def init_state(model_config: ModelConfig, train_config: TrainConfig, steps_per_e
 
 def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset,
           test_set: Dataset | None = None, *, progress: bool = True, stop_after: int | None = None,
-          devices=None, data_dir: str | None = None) -> dict:  # fmt: skip
+          devices=None, data_dir: str | None = None, log_to: Sequence[str] = (),
+          eval_every: int | None = None) -> dict:  # fmt: skip
     """Train (or resume) the run in `run_dir`, evaluate on `test_set`, write ``result.json``.
 
     The folder records the run's config (``config.json``) and identity (``protocol.json``); a
@@ -258,7 +260,10 @@ def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: Tr
     `stop_after` ends the call after that many steps in total, with a checkpoint, as an
     interruption would (the next call resumes); the result is then ``{"stopped_at": step}``.
     `devices` limits the data-parallel mesh (default: all devices); `data_dir` is recorded in
-    the config so that `python -m jaxdp eval` can find the test set.
+    the config so that `python -m jaxdp eval` can find the test set. `log_to` names loggers that
+    mirror ``metrics.jsonl`` (`jaxdp.loggers`: tensorboard, wandb); every `eval_every` epochs the
+    first `EVAL_EVERY_EXAMPLES` test examples are decoded and their scores logged as ``eval_*``.
+    Neither changes the run's identity or its result.
     """
     run_dir = Path(run_dir)
     mesh = data_mesh(devices)
@@ -274,8 +279,9 @@ def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: Tr
         if result is not None and result.get("evaluation") == evaluation:
             return result
         started = time.perf_counter()
+        report = Reporting(config, tuple(log_to), eval_every, test_set)
         graphdef, state, end, final_loss = _fit(run_dir, model_config, train_config, train_set, mesh, steps_per_epoch,
-                                                config["digest"], progress=progress, stop_after=stop_after)  # fmt: skip
+                                                report, progress=progress, stop_after=stop_after)  # fmt: skip
         if end < train_config.epochs * steps_per_epoch:
             return {"stopped_at": end}
         if result is None:
@@ -318,13 +324,28 @@ def _read_result(path: Path) -> dict | None:
     return None
 
 
+#: how many test examples (the first ones) the periodic evaluation of ``eval_every`` decodes
+EVAL_EVERY_EXAMPLES = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class Reporting:
+    """What a run reports while it trains, besides ``metrics.jsonl``: the loggers that mirror it
+    and the periodic evaluation (`train`'s `log_to` and `eval_every`)."""
+
+    config: dict
+    log_to: tuple[str, ...] = ()
+    eval_every: int | None = None
+    test_set: Dataset | None = None
+
+
 def _fit(run_dir: Path, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset, mesh: Mesh,
-         steps_per_epoch: int, run_digest: str, *, progress: bool, stop_after: int | None):  # fmt: skip
+         steps_per_epoch: int, report: Reporting, *, progress: bool, stop_after: int | None):  # fmt: skip
     """The training loop from the latest good checkpoint; returns (graphdef, state, steps done,
     the loss of the last logged window)."""
     graphdef, tx, state = init_state(model_config, train_config, steps_per_epoch)
     state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
-    checkpoints = Checkpoints(run_dir, keep=train_config.keep_checkpoints, run_digest=run_digest)
+    checkpoints = Checkpoints(run_dir, keep=train_config.keep_checkpoints, run_digest=report.config["digest"])
     try:
         start, pending, last_loss = 0, [], None
         found = checkpoints.restore_latest(state)
@@ -333,9 +354,9 @@ def _fit(run_dir: Path, model_config: ModelConfig, train_config: TrainConfig, tr
             pending, last_loss = list(meta.get("pending", [])), meta.get("last_loss")
         total = train_config.epochs * steps_per_epoch
         end = total if stop_after is None else min(total, stop_after)
-        log = MetricsLog(run_dir / "metrics.jsonl", start)
+        log = MetricsLog(run_dir / "metrics.jsonl", start, mirrors=loggers.open_all(report.log_to, run_dir, report.config))
         loop = _Loop(run_dir, train_config, train_set, mesh, steps_per_epoch, checkpoints, log, progress,
-                     f"{model_config.attention} D={model_config.dim}")  # fmt: skip
+                     f"{model_config.attention} D={model_config.dim}", (graphdef, report))  # fmt: skip
         try:
             state, last_loss = loop.run(make_train_step(graphdef, tx), state, start, end, pending, last_loss)
         finally:
@@ -348,10 +369,14 @@ def _fit(run_dir: Path, model_config: ModelConfig, train_config: TrainConfig, tr
 class _Loop:
     """Steps, logging and checkpointing of one call of `_fit`, between safe points."""
 
-    def __init__(self, run_dir, train_config, train_set, mesh, steps_per_epoch, checkpoints, log, progress, name):
+    def __init__(self, run_dir, train_config, train_set, mesh, steps_per_epoch, checkpoints, log, progress, name,
+                 evaluation: tuple[nnx.GraphDef, Reporting]):  # fmt: skip
         self.run_dir, self.config, self.train_set, self.mesh = run_dir, train_config, train_set, mesh
         self.steps_per_epoch, self.checkpoints, self.log = steps_per_epoch, checkpoints, log
         self.progress, self.name = progress, name
+        self.graphdef, report = evaluation
+        every = report.eval_every if report.test_set is not None else None
+        self.eval_steps, self.test_set = (every * steps_per_epoch if every else None), report.test_set
         self.lr = learning_rate(train_config, steps_per_epoch)
 
     def batch(self, step: int):
@@ -386,6 +411,8 @@ class _Loop:
                     if done % cfg.checkpoint_every == 0 or done == end:
                         self.save(done, state, pending, last_loss)
                         saved = done
+                    if self.eval_steps and done % self.eval_steps == 0:
+                        self.write_eval(done, state)
                 if done > saved:  # stopped between checkpoints: keep what was done
                     self.save(done, state, pending, last_loss)
                 stop.check()
@@ -411,6 +438,15 @@ class _Loop:
         self.log.write(line)
         bar.set_postfix(loss=f"{line['loss']:.4f}", tok_s=f"{line['tokens_per_s']:,.0f}")
         return line["loss"]
+
+    def write_eval(self, done: int, state) -> None:
+        """Greedy scores of the first `EVAL_EVERY_EXAMPLES` test examples, as one metrics line."""
+        from jaxdp.evaluate import evaluate
+
+        scores = evaluate(load_model(self.graphdef, state), self.test_set, batch_size=self.config.eval_batch_size,
+                          limit=EVAL_EVERY_EXAMPLES)  # fmt: skip
+        self.log.write({"step": done, "epoch": done / self.steps_per_epoch,
+                        **{f"eval_{k}": v for k, v in scores.items() if k != "examples"}})  # fmt: skip
 
     def save(self, done: int, state, pending: list, last_loss) -> None:
         losses = [float(x) for x in jax.device_get(pending)]

@@ -40,15 +40,16 @@ from jaxdp import plots, sweep
 
 SMOKE = os.environ.get("JAXDP_SMOKE") == "1"  # the test suite's quick mode: sizes up to n = 60
 REPO = Path(scaling.__file__).resolve().parents[1]  # the checkout (jaxdp is installed editable)
-BUNDLED = REPO / "notebooks" / "examples" / "lis_tiny_results.csv"
+BUNDLED = REPO / "benchmarks" / "results" / "cpu" / "fig1" / "results.csv"  # the committed CPU study
 
 # %% [markdown]
 # ## Trained models
 #
-# The first `runs/fig1/<preset>/results.csv` found (preset paper, then quick, then tiny; here or in
-# the checkout), else the bundled example: a tiny sweep on 2 CPU cores, LIS with N = 4, 6, 8
-# (`benchmarks/RESULTS.md` has the command). ED does not train to 90% in a CPU budget, LIS does;
-# at such small L the bundle illustrates the method, not the paper's numbers.
+# The first `runs/fig1/<preset>/results.csv` found (preset paper, quick, cpu, then tiny; here or
+# in the checkout), else the committed CPU study: `python -m experiments.fig1 --preset cpu`, LIS
+# with N = 3, 6, 10, 17 (L = 9 … 37) and five mixers on 2 CPU cores (`benchmarks/RESULTS.md`, "The
+# CPU study"). At such small L it shows the method and the direction of the effect, not the
+# paper's numbers.
 
 # %%
 results = scaling.find_results(Path.cwd(), Path.cwd().parent, REPO) or BUNDLED

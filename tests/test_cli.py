@@ -54,3 +54,45 @@ def test_show_and_options(capsys):
     assert "prompt:" in out and "arithmetic(3, modulus=7, under=True, order='leftmost')" in out
 
 
+
+
+def test_show_prints_the_task_header_before_its_examples(capsys):
+    assert cli.main(["show", "--task", "lis", "--size", "4", "--count", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("lis(4, value_range=200): vocabulary 207 tokens, max_len 12")
+    assert [i for i, line in enumerate(lines) if "prompt:" in line] == [1, 4]
+
+
+def test_version_is_the_package_version(capsys):
+    from jaxdp import __version__
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"jaxdp {__version__}"
+
+
+def test_a_run_folders_config_trains_the_same_run_again(tmp_path):
+    """`train --config <run>/config.json --out other` gives the same protocol digest, the same
+    loss curve and the same scores as the run it was read from; a flag given beside it wins."""
+    import json
+
+    data = tmp_path / "data"
+    assert cli.main(["data", "--task", "lis", "--size", "4", "--option", "value_range=16", "--train", "256",
+                     "--test", "32", "--out", str(data)]) == 0  # fmt: skip
+    first = tmp_path / "first"
+    assert cli.main(["train", "--task", "lis", "--size", "4", "--option", "value_range=16", "--model", "sparse",
+                     "--dim", "16", "--seed", "3", "--epochs", "2", "--batch-size", "32", "--lr", "2e-3",
+                     "--warmup-epochs", "1", "--set", "local_blocks=2", "--data", str(data), "--out", str(first),
+                     "--quiet"]) == 0  # fmt: skip
+    again = tmp_path / "again"
+    assert cli.main(["train", "--config", str(first / "config.json"), "--out", str(again), "--quiet"]) == 0
+    read = lambda run, name: json.loads((run / name).read_text())  # noqa: E731
+    assert read(again, "config.json")["digest"] == read(first, "config.json")["digest"]
+    for key in ("accuracy", "final_loss", "steps", "teacher_forced_exact"):
+        assert read(again, "result.json")[key] == read(first, "result.json")[key], key
+    losses = lambda run: [json.loads(line)["loss"] for line in open(run / "metrics.jsonl") if '"loss"' in line]  # noqa: E731
+    assert losses(again) == losses(first)
+    other = tmp_path / "other"
+    assert cli.main(["train", "--config", str(first / "config.json"), "--epochs", "1", "--out", str(other), "--quiet"]) == 0
+    assert read(other, "config.json")["train"]["epochs"] == 1
+    assert read(other, "config.json")["model"]["options"]["local_blocks"] == 2

@@ -2,6 +2,7 @@
 whose sparse window covers the locality, the demo, and the library's independence from them."""
 
 import ast
+import importlib.util
 import re
 import subprocess
 import sys
@@ -50,6 +51,17 @@ def test_without_a_gpu_the_default_is_tiny_and_gpu_presets_need_yes(capsys):
     assert "preset quick: estimated cost: 180 cells" in captured.out
     assert "pass --yes" in captured.err and len(captured.err.strip().splitlines()) == 1
     assert not Path("/nonexistent/never-written").exists()
+
+
+def test_the_cpu_preset_runs_lis_over_a_factor_4_in_l_with_the_new_mixers(capsys):
+    """Its own tasks and mixers per script (issue 19's study), unless --tasks/--models say otherwise."""
+    assert fig1.main(["--preset", "cpu", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    lengths = [tasks.get("lis", n, value_range=50).max_len - 1 for n in presets.PRESETS["cpu"].sizes["lis"]]
+    assert max(lengths) >= 4 * min(lengths)
+    assert "60 cells, preset cpu" in out and "/lis/window/" in out and "/lis/retention/" in out and "/ed/" not in out
+    assert fig1.main(["--preset", "cpu", "--dry-run", "--models", "standard", "--tasks", "lis", "ed"]) == 0
+    assert "16 cells, preset cpu" in capsys.readouterr().out  # 4 LIS sizes x 3 dims + 2 ED sizes x 2 dims
 
 
 def test_quick_reaches_d_512():
@@ -132,3 +144,18 @@ def test_demo_trains_three_models_and_draws_the_heatmap(tmp_path):
     assert "| lis | 6 | standard |" in proc.stdout and "teacher_forced_exact" in proc.stdout
     assert (tmp_path / "runs" / "demo.png").stat().st_size > 1000
     assert len((tmp_path / "runs" / "results.csv").read_text().splitlines()) == 7
+
+
+def test_submitit_job_array_gives_the_plain_runs_results_csv(tmp_path):
+    """`--launcher submitit` through submitit's local executor (one process per array task, as
+    SLURM would run them): a 2-cell sweep in 2 tasks writes the same results.csv as one process."""
+    if importlib.util.find_spec("submitit") is None:  # not imported here: the code under test imports it
+        pytest.skip("the slurm extra is not installed")
+    argv = ["--preset", "tiny", "--tasks", "lis", "--sizes", "4", "--dims", "16", "--models", "standard", "sparse",
+            "--set", "epochs=1", "--quiet", "--data-root", str(tmp_path / "data")]  # fmt: skip
+    assert fig1.main(argv + ["--out", str(tmp_path / "plain")]) == 0
+    assert fig1.main(argv + ["--out", str(tmp_path / "array"), "--launcher", "submitit", "--cluster", "local",
+                             "--jobs", "2", "--gpus-per-task", "0"]) == 0  # fmt: skip
+    plain, array = (tmp_path / name / "fig1" / "tiny" / "results.csv" for name in ("plain", "array"))
+    assert array.read_text() == plain.read_text() and len(plain.read_text().splitlines()) == 3
+    assert len(list((tmp_path / "array" / "fig1" / "tiny" / "submitit").glob("*_result.pkl"))) == 2

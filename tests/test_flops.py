@@ -9,7 +9,7 @@ from flax import nnx
 from jaxdp import flops, tasks
 from jaxdp.models import ModelConfig, Transformer, mixers
 
-#: SPEC §4 (Table 2): forward GFLOPs per sequence at L = 87, 221, 355, 505, and the hidden sizes
+#: docs/paper.md §4 (Table 2): forward GFLOPs per sequence at L = 87, 221, 355, 505, and the hidden sizes
 #: D that reproduce them (read off 2·N·L; see README "FLOPs").
 TABLE2 = {
     "standard": ((0.027, 0.266, 0.426, 0.605), (64, 128, 128, 128)),

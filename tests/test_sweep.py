@@ -174,6 +174,17 @@ def test_min_dims_and_exponents_match_the_rule():
     assert b == pytest.approx(1.0)  # D = L / 2 on this grid
 
 
+def test_min_d_table_gives_the_rules_smallest_d_and_the_best_score_where_none_reaches():
+    rows = synthetic_rows() + [{**r, "model": "sparse", "accuracy": r["dim"] / 256} for r in synthetic_rows()
+                               if r["model"] == "linear"]  # fmt: skip
+    lines = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+             for line in plots.min_d_table(rows).splitlines() if line.startswith("| ") and "model" not in line}  # fmt: skip
+    assert lines["standard"] == ["16", "32", "64"]  # D >= 4 sqrt(L) at L = 16, 64, 256
+    assert lines["linear"] == ["8", "32", "128"]  # D >= L / 2
+    assert lines["sparse"] == ["> 128 (0.50)"] * 3  # at most 128 / 256: no D reaches 90%
+    assert "size 4 (L=16)" in plots.min_d_table(rows)
+
+
 def test_fit_exponent_standard_error_matches_closed_form():
     rng = np.random.default_rng(0)
     L = np.array([10.0, 20, 40, 80, 160])

@@ -1,4 +1,4 @@
-"""The paper's three architectures, and more mixers, as one flax.nnx decoder (SPEC §1).
+"""The paper's three architectures, and more mixers, as one flax.nnx decoder (docs/paper.md §1).
 
 >>> from flax import nnx
 >>> cfg = ModelConfig(attention="linear", dim=32, max_len=64, vocab_size=12)

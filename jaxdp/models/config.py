@@ -1,4 +1,4 @@
-"""`ModelConfig`: every choice that shapes a model, checked when the config is made (SPEC §1).
+"""`ModelConfig`: every choice that shapes a model, checked when the config is made (docs/paper.md §1).
 
 The mixer (`attention`, also accepted as ``mixer=``) names one of `jaxdp.models.mixers`; its
 options live in ``options``, a dataclass of that mixer, which checks them and fills the

@@ -1,4 +1,4 @@
-"""The decoder of SPEC §1 in flax.nnx: one model, any mixer of `jaxdp.models.mixers`.
+"""The decoder of docs/paper.md §1 in flax.nnx: one model, any mixer of `jaxdp.models.mixers`.
 
     x = LN(Embed(s) + P) → dropout → M × [x += Attn(LN(x)); x += FFN(LN(x))] → LN → head
 

@@ -1,4 +1,4 @@
-"""The chain-of-thought tasks of the paper's Section 6.1 (SPEC §3).
+"""The chain-of-thought tasks of the paper's Section 6.1 (docs/paper.md §3).
 
 >>> import numpy
 >>> task = get("lis", 40)

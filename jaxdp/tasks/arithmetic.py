@@ -1,4 +1,4 @@
-"""Arithmetic(n, p): evaluate an expression over the integers mod p step by step (SPEC §3).
+"""Arithmetic(n, p): evaluate an expression over the integers mod p step by step (docs/paper.md §3).
 
 Expression. Built top-down as in the Feng et al. benchmark: start from a random number and,
 n times, replace a uniformly chosen number x by ``a op b`` whose value is x (a uniform, op

@@ -1,4 +1,4 @@
-"""The `Task` protocol shared by every chain-of-thought task (SPEC §3).
+"""The `Task` protocol shared by every chain-of-thought task (docs/paper.md §3).
 
 A task turns a random problem instance into a *prompt* (the question, ending with the first
 separator) and a *target* (the chain of thought, the final answer, then ``<eos>``). Tokens are
@@ -153,7 +153,7 @@ class TaskBase:
         return [self.vocab[i] for i in ids.tolist()]
 
     def answer(self, tokens: Sequence[str] | np.ndarray) -> str:
-        """The token before the first ``<eos>`` (SPEC §4); "" if there is none."""
+        """The token before the first ``<eos>`` (docs/paper.md §4); "" if there is none."""
         if isinstance(tokens, np.ndarray) or (len(tokens) and not isinstance(tokens[0], str)):
             tokens = self.decode(tokens)
         tokens = list(tokens)

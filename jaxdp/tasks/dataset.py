@@ -1,7 +1,7 @@
 """Datasets: padded token arrays built deterministically from a seed, saved with a header.
 
 A dataset is one split of one task: ``tokens[count, max_len]`` (``<pad>`` = 0 after each
-example), ``prompt_len`` and ``length``. The loss mask (SPEC §3) covers every target token:
+example), ``prompt_len`` and ``length``. The loss mask (docs/paper.md §3) covers every target token:
 positions ``prompt_len <= i < length`` (the CoT, the answer and ``<eos>``, never the question).
 
 Building (`build`): examples are drawn in fixed chunks, chunk k of stream s from

@@ -1,4 +1,4 @@
-"""ED(n) and ED_local(n): edit distance between two strings, one DP row per character (SPEC §3).
+"""ED(n) and ED_local(n): edit distance between two strings, one DP row per character (docs/paper.md §3).
 
 Strings (the benchmark's distribution): an alphabet of 3–10 letters drawn from a–z; the first
 string has n letters; the second, with probability 0.4, has an independent length uniform in

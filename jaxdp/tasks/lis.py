@@ -1,4 +1,4 @@
-"""LIS(N): longest strictly increasing subsequence, with one DP value per input (SPEC §3).
+"""LIS(N): longest strictly increasing subsequence, with one DP value per input (docs/paper.md §3).
 
 Sequence: ``a_1 … a_N <sep> dp_1 … dp_N <sep> max(dp) <eos>``, where dp_i is the length of the
 longest strictly increasing subsequence ending at a_i (eq. (9) with h = all earlier states).

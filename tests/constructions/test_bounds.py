@@ -87,3 +87,25 @@ def test_trained_min_dims_are_read_per_task(tmp_path):
     assert scaling.empirical(path) == {"standard on ed": [(30, 16), (42, 32)]}
     assert scaling.empirical(path, task="lis") == {"standard on lis": [(11, 8)]}
     assert scaling.empirical(tmp_path / "missing.csv") == {}
+
+
+def test_scaling_writes_under_runs_unless_told_and_reads_several_results(tmp_path, monkeypatch):
+    """The default plot goes to runs/constructions/ (ignored by git), never over docs/scaling.png;
+    trained points come from every --results file, labelled with their task."""
+    from jaxdp import sweep
+
+    monkeypatch.chdir(tmp_path)
+    assert scaling.main(["--max-n", "20"]) == 0
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "runs/constructions/scaling.png"]  # fmt: skip
+    row = dict(size=3, seed=0, accuracy=1.0, teacher_forced_exact=1.0, cot_exact_match=1.0, token_accuracy=1.0,
+               final_loss=0.1, steps=1, examples=10, paper_gflops=0.0, forward_gflops=0.0)  # fmt: skip
+    a = sweep.write_csv([dict(row, task="lis", L=9, model="standard", dim=16)], tmp_path / "a.csv")
+    b = sweep.write_csv([dict(row, task="ed_local", L=54, model="window", dim=32)], tmp_path / "b.csv")
+    assert scaling.empirical([a, b], task=None) == {"standard on lis": [(9, 16)], "window on ed_local": [(54, 32)]}
+    assert scaling.main(["--max-n", "20", "--results", str(a), str(b), "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 10_000
+
+
+def test_fitted_exponents_never_print_minus_zero():
+    assert [scaling.exponent_text(b) for b in (-0.001, -0.0, 0.0, 0.456, -0.51)] == ["0.00", "0.00", "0.00", "0.46", "-0.51"]

@@ -1,4 +1,4 @@
-"""Independent solvers for the tests, written from SPEC §3 without the generators' code.
+"""Independent solvers for the tests, written from docs/paper.md §3 without the generators' code.
 
 Arithmetic works on a parse tree (recursive descent) where the library works on token lists;
 ED is a memoised top-down recursion where the library fills tables; LIS is checked against a

@@ -1,4 +1,4 @@
-"""`locality` is validated two ways, with local rules written here from SPEC §3:
+"""`locality` is validated two ways, with local rules written here from docs/paper.md §3:
 
 * sufficiency — each CoT token is recomputed from the tokens its declared dependencies point
   at, every other token masked (reading one fails), so the declared m is an upper bound;

@@ -1,0 +1,100 @@
+"""Where a sweep's cells train: in this process (``--launcher inline``, the default) or as a job
+array through submitit (``--launcher submitit``): one array task per shard, each running
+``jaxdp.sweep.run`` on its cells ``i, i + n, …``, then this process waits for them and collects.
+
+    python -m experiments.fig1 --preset quick --launcher submitit --partition gpu --jobs 8 \\
+        --gpus-per-task 1 --time-min 240
+
+``--cluster`` picks submitit's executor: ``auto`` (SLURM where ``sbatch`` exists, else local
+processes), ``slurm``, ``local`` (one process per task on this machine) or ``debug`` (in this
+process). A task preempted or timed out is requeued by submitit (`Shard` is checkpointable) and
+resumes through the sweep's own resume: finished cells are skipped and a cut cell continues from
+its last checkpoint. Job logs go to ``<results>/submitit/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+from pathlib import Path
+
+from jaxdp import sweep
+from jaxdp.cli import int_at_least
+from jaxdp.errors import JaxdpError
+from jaxdp.protocol import Protocol
+
+LAUNCHERS = ("inline", "submitit")
+CLUSTERS = ("auto", "slurm", "local", "debug")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--launcher", choices=LAUNCHERS, default="inline",
+                   help="inline: train here (default); submitit: a job array, one task per shard")  # fmt: skip
+    p.add_argument("--cluster", choices=CLUSTERS, default="auto", help="submitit's executor (default: auto)")
+    p.add_argument("--jobs", type=int_at_least(1), default=8, help="submitit: array tasks (shards) (default: 8)")
+    p.add_argument("--array-parallelism", type=int_at_least(1), default=8,
+                   help="submitit: array tasks running at once (default: 8)")  # fmt: skip
+    p.add_argument("--partition", default=None, help="submitit: SLURM partition (default: the cluster's)")
+    p.add_argument("--time-min", type=int_at_least(1), default=240, help="submitit: time limit per task, minutes (default: 240)")
+    p.add_argument("--gpus-per-task", type=int_at_least(0), default=1, help="submitit: GPUs per task (default: 1)")
+
+
+class Shard:
+    """One array task: `jaxdp.sweep.run` over the shard's cells (picklable; requeued by submitit
+    on preemption or timeout, where `checkpoint` hands it back unchanged)."""
+
+    def __init__(self, exp_dir: str, cells: list, protocol: Protocol, data_root: str, reporting: dict):
+        self.args = (exp_dir, cells, protocol, data_root, reporting)
+
+    def __call__(self) -> dict:
+        exp_dir, cells, protocol, data_root, reporting = self.args
+        return sweep.run(exp_dir, cells, protocol, data_root=data_root, progress=False, reporting=reporting)
+
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self)
+
+
+def check(args) -> None:
+    """Refuse a launcher that cannot start, in one line, before anything is built."""
+    if args.launcher == "submitit" and importlib.util.find_spec("submitit") is None:
+        raise JaxdpError('--launcher submitit: submitit is not installed; pip install -e ".[slurm]"')
+
+
+def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool, reporting: dict) -> dict:
+    """Train `cells` with the launcher `args` name; the cells by outcome (`sweep.OUTCOMES`)."""
+    if args.launcher == "inline":
+        return sweep.run(exp_dir, cells, protocol, data_root=args.data_root, progress=progress,
+                         max_cells=args.max_cells, reporting=reporting)  # fmt: skip
+    import submitit
+
+    # submitit's logging config binds handlers to the streams of its import (a test's captured
+    # ones, closed later); its messages go through the root logger instead
+    logging.getLogger("submitit").handlers.clear()
+
+    n = min(args.jobs, max(len(cells), 1))
+    executor = submitit.AutoExecutor(folder=str(exp_dir / "submitit"),
+                                     cluster=None if args.cluster == "auto" else args.cluster)  # fmt: skip
+    executor.update_parameters(timeout_min=args.time_min, slurm_array_parallelism=args.array_parallelism,
+                               name=f"jaxdp-{exp_dir.parent.name}", **_slurm(args))  # fmt: skip
+    shards = [Shard(str(exp_dir), sweep.shard(cells, f"{i}/{n}"), protocol, args.data_root, reporting) for i in range(n)]
+    with executor.batch():
+        jobs = [executor.submit(shard) for shard in shards]
+    print(f"submitted {n} task(s) to {executor.cluster}: {', '.join(job.job_id for job in jobs)}", flush=True)
+    outcome: dict[str, list] = {name: [] for name in sweep.OUTCOMES}
+    for job in jobs:
+        try:
+            result = job.result()
+        except Exception as e:  # a task that raised: its traceback is in its log
+            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise JaxdpError(f"submitit task {job.job_id} failed ({reason}); log: {job.paths.stderr}") from None
+        for name, done in result.items():
+            outcome[name] += done
+    return outcome
+
+
+def _slurm(args) -> dict:
+    out = {"slurm_gpus_per_task": args.gpus_per_task} if args.gpus_per_task else {}
+    return {**out, "slurm_partition": args.partition} if args.partition else out

@@ -19,8 +19,9 @@ import math
 import numpy as np
 
 from constructions.handset import HandSet, construction_config
-from constructions.mlp import ceil_div_relu, relu_to_gelu
-from constructions.residual import MLP, Layout, attention_params, block_params, ffn_params, zero_ffn
+from constructions.mlp import (LemmaMLP, bits, ceil_div_relu, ceil_square, gated_sum, position_features,
+                               relu_to_gelu, select_slot, slot_spread)  # fmt: skip
+from constructions.residual import Layout, attention_params, block_params, ffn_params, zero_ffn
 from jaxdp.models import default_block_size
 
 # ----------------------------------------------------------------------------------- A.8
@@ -210,134 +211,11 @@ def copy_softmax(Q: np.ndarray, K: np.ndarray, V: np.ndarray, rating: np.ndarray
 # ---------------------------------------------------------------------------------- A.12
 
 
-class _ReluNet:
-    """A ReLU MLP written unit by unit: `unit({input: weight}, bias)`, then `emit(out, unit, c)`."""
-
-    def __init__(self, d_in: int, d_out: int):
-        self.d_in, self.cols, self.bias, self.outs = d_in, [], [], []
-        self.b2 = np.zeros(d_out)
-
-    def unit(self, weights: dict[int, float], bias: float) -> int:
-        col = np.zeros(self.d_in)
-        for i, w in weights.items():
-            col[i] += w
-        self.cols.append(col)
-        self.bias.append(bias)
-        return len(self.cols) - 1
-
-    def emit(self, out: int, unit: int, coef: float) -> None:
-        self.outs.append((unit, out, coef))
-
-    def mlp(self) -> MLP:
-        w2 = np.zeros((len(self.cols), len(self.b2)))
-        for unit, out, coef in self.outs:
-            w2[unit, out] += coef
-        return MLP(np.stack(self.cols, axis=1), np.array(self.bias), w2, self.b2.copy())
-
-
-def _bits(n: int) -> int:
-    return max(1, int(n - 1).bit_length())
-
-
-def _slot_spread(d: int, B: int, M: float) -> MLP:
-    """Layer 1: (v, i mod B) -> B slots of size d, v in slot (i mod B), zeros elsewhere.
-
-    With the gate v·[r ≥ t] = ReLU(v + 2M + 4M(r − t)) − ReLU(2M + 4M(r − t)), slot
-    s = v·[r ≥ s] − v·[r ≥ s + 1]. For integer r and |v| ≤ M every pre-activation is at least M
-    away from 0."""
-    net = _ReluNet(d + 1, B * d)
-    r = d
-    for t in range(B):
-        shared = net.unit({r: 4 * M}, 2 * M - 4 * M * t)
-        for k in range(d):
-            u = net.unit({k: 1.0, r: 4 * M}, 2 * M - 4 * M * t)
-            for s, sign in ((t, 1.0), (t - 1, -1.0)):  # +gate_t into slot t, −gate_t into slot t−1
-                if 0 <= s < B:
-                    net.emit(s * d + k, u, sign), net.emit(s * d + k, shared, -sign)
-    return net.mlp()
-
-
-def _position_features(B: int, C: int) -> MLP:
-    """Layer 1: (r = i mod B, c = ⌈i/B⌉) -> (is_sum, sum_c, f, c², rating, bits of n_i − 1).
-
-    is_sum = [r = 0] (i is its block's summary token), sum_c = c·is_sum, f = ⌊i/B⌋ = c − 1 + is_sum,
-    rating = i's place in its block (1..B), n_i = min(i, B) (the size of i's local window). All
-    inputs are integers, so every pre-activation is an integer: 0 (where GeLU is exact) or ≥ 1."""
-    nb = _bits(B)
-    net = _ReluNet(2, 5 + nb)
-    r, c = 0, 1
-    u_r, u_r1 = net.unit({r: 1.0}, 0.0), net.unit({r: 1.0}, -1.0)
-    u_sc, u_c = net.unit({c: 1.0, r: -2.0 * C}, 0.0), net.unit({c: 1.0}, 0.0)
-    net.b2[0] = 1.0  # is_sum = 1 − ReLU(r) + ReLU(r − 1)
-    net.emit(0, u_r, -1.0), net.emit(0, u_r1, 1.0)
-    net.emit(1, u_sc, 1.0)  # sum_c = ReLU(c − 2C·r)
-    net.emit(2, u_c, 1.0), net.emit(2, u_r, -1.0), net.emit(2, u_r1, 1.0)  # f
-    net.emit(3, u_c, 1.0)  # c² = c + 2·Σ_{t≥1} ReLU(c − t) at integers
-    for t in range(1, C):
-        net.emit(3, net.unit({c: 1.0}, -float(t)), 2.0)
-    net.b2[4] = B  # rating = r + B·is_sum
-    net.emit(4, u_r, 1.0 - B), net.emit(4, u_r1, float(B))
-    # bit_b(n_i − 1) = bit_b(B − 1) + [c = 1 ∧ r ≥ 1]·(bit_b(r − 1) − bit_b(B − 1)), the product
-    # telescoped over steps [c = 1 ∧ r ≥ t] = ReLU(r − t + 1 − B(c − 1)) − ReLU(r − t − B(c − 1)).
-    bit = lambda x, b: float((x >> b) & 1)  # noqa: E731
-    for b in range(nb):
-        net.b2[5 + b] = bit(B - 1, b)
-    for t in range(1, B):
-        hi = net.unit({r: 1.0, c: -float(B)}, -t + 1.0 + B)
-        lo = net.unit({r: 1.0, c: -float(B)}, -t + 0.0 + B)
-        for b in range(nb):
-            step = bit(t - 1, b) - (bit(t - 2, b) if t >= 2 else bit(B - 1, b))
-            if step:
-                net.emit(5 + b, hi, step), net.emit(5 + b, lo, -step)
-    return net.mlp()
-
-
-def _gated_sum(d_u: int, nb: int, M: float) -> MLP:
-    """Layer 2: (o, bits) -> o·Σ_b 2^b·bit_b, with o·bit = ReLU(o + 2M' + 4M'(bit − 1)) −
-    ReLU(2M' + 4M'(bit − 1)), M' = 2M: rescales the window average by n_i − 1 (added to o)."""
-    Mp = 2.0 * M
-    net = _ReluNet(d_u + nb, d_u)
-    for b in range(nb):
-        shared = net.unit({d_u + b: 4 * Mp}, 2 * Mp - 4 * Mp)
-        for k in range(d_u):
-            u = net.unit({k: 1.0, d_u + b: 4 * Mp}, 2 * Mp - 4 * Mp)
-            net.emit(k, u, 2.0**b), net.emit(k, shared, -(2.0**b))
-    return net.mlp()
-
-
-def _ceil_square(B: int, C: int) -> MLP:
-    """Layer 2: p -> ⌈p/B⌉² = 1 + Σ_{j=1}^{C−1} (2j + 1)·[p ≥ jB + 1], with the ramps of A.7."""
-    net = _ReluNet(1, 1)
-    net.b2[0] = 1.0
-    for j in range(1, C):
-        hi, lo = net.unit({0: 2.0}, -2.0 * j * B - 0.5), net.unit({0: 2.0}, -2.0 * j * B - 1.5)
-        net.emit(0, hi, 2.0 * j + 1), net.emit(0, lo, -(2.0 * j + 1))
-    return net.mlp()
-
-
-def _select_slot(d: int, B: int, M: float) -> MLP:
-    """Layer 3: (B slots u_s, pr) -> u_s for the s with s ≡ pr (mod B), pr ∈ [1, B]: the gates
-    u·[pr ≥ t] of `_slot_spread` with M' = 2M, slot s ↔ t_s = s (s ≥ 1), t_0 = B."""
-    Mp = 2.0 * M
-    net = _ReluNet(B * d + 1, d)
-    pr = B * d
-    shared = {t: net.unit({pr: 4 * Mp}, 2 * Mp - 4 * Mp * t) for t in range(1, B + 1)}
-    for s in range(B):
-        t_s = s if s else B
-        for t, sign in ((t_s, 1.0), (t_s + 1, -1.0)):
-            if t > B:
-                continue
-            for k in range(d):
-                u = net.unit({s * d + k: 1.0, pr: 4 * Mp}, 2 * Mp - 4 * Mp * t)
-                net.emit(k, u, sign), net.emit(k, shared[t], -sign)
-    return net.mlp()
-
-
 def window_head(layout: Layout, lam2: float, head_size: int | None = None, *,
                 slots: str = "slots", window: str = "window") -> dict:  # fmt: skip
     """A.12 layer 2 as one head: uniform attention over the local window (score 0); summary
     tokens of older blocks (⌈j/B⌉ < ⌊i/B⌋) scored at most −λ₂. It averages subspace `slots`
-    into `window`, reading the position features `f`, `sum_c`, `is_sum` (`_position_features`)."""
+    into `window`, reading the position features `f`, `sum_c`, `is_sum` (`position_features`)."""
     D = layout.dim
     Kh = D if head_size is None else head_size
     s, n = math.sqrt(Kh), layout.size(slots)
@@ -374,23 +252,47 @@ def block_copy_head(layout: Layout, *, B: int, C: int, eta: float, M: float, eps
                      head_size=head_size)  # fmt: skip
 
 
+def _a12_mlps(d: int, B: int, C: int, M: float, eps: float) -> tuple[LemmaMLP, ...]:
+    """A.12's six MLPs (spread, position features, rescale, ⌈p/B⌉, ⌈p/B⌉², selection), GeLU.
+
+    Error budget: slots and selection ε/8 each, rescale ε/8, the two attentions ε/4 each; the
+    integer features get a share so small that their errors only matter through ρ."""
+    eta_f = eps * 1e-6 / (8.0 * (C + 3))
+    return (relu_to_gelu(slot_spread(d, B, M), eps / (8.0 * B), margin=M),
+            relu_to_gelu(position_features(B, C), eta_f, margin=1.0),
+            relu_to_gelu(gated_sum(B * d, bits(B), M), eps / 8.0, margin=M),
+            relu_to_gelu(ceil_div_relu(B, C), eta_f, margin=0.5),
+            relu_to_gelu(ceil_square(B, C), eta_f, margin=0.5),
+            relu_to_gelu(select_slot(d, B, M), eps / 8.0, margin=M))  # fmt: skip
+
+
+def _window_attention(layout: Layout, M: float, C: int, eps: float, eta: float) -> tuple[dict, float, float]:
+    """A.12 layer 2's attention (`window_head`), its λ₂ and its error: the leak of C older
+    summary tokens, plus what feature errors ≤ η do to the window's scores."""
+    lam2 = math.log(2.0 * M * C / (eps / 4.0))
+    err = 2.0 * M * C * math.exp(-lam2)
+    delta2 = lam2 * eta * (C + 3)  # feature errors move the window's scores by at most this
+    err += M * (math.exp(2 * delta2) - 1.0)
+    return attention_params(layout, 1, {0: window_head(layout, lam2)}), lam2, err
+
+
 def copy_sparse(L: int, d: int, M: float, eps: float, B: int | None = None) -> HandSet:
     """Lemma A.12: three sparse-attention layers (eq. (6), block size B, one summary token per
     block, local window B) that give token i the value v_{p_i} of any target p_i ≤ i, up to ε.
 
     Input x_i = (v_i, p_i, i mod B, ⌈i/B⌉) with v_i ∈ [−M, M]^d. Our realisation of the proof:
 
-    1. FFN (`_slot_spread`, `_position_features`): v_i into slot (i mod B) of B slots; integer
+    1. FFN (`slot_spread`, `position_features`): v_i into slot (i mod B) of B slots; integer
        position features (summary flag, ⌊i/B⌋, ⌈i/B⌉², place in block, bits of min(i, B) − 1).
     2. Attention: uniform over the local window (score 0), older summary tokens scored
        −λ₂·(⌊i/B⌋ − ⌈j/B⌉) ≤ −λ₂; FFN: rescale the average to the window's sum. The paper
-       multiplies by B; a window holds min(i, B) tokens, so we multiply by that (`_gated_sum`),
+       multiplies by B; a window holds min(i, B) tokens, so we multiply by that (`gated_sum`),
        else the first block's tokens come out scaled by B/i. Also ⌈p/B⌉, p's place in its block
        (Lemma A.7, `ceil_div_relu`) and ⌈p/B⌉².
     3. Attention: COPY (Lemma A.11, `copy_head`) from the latest visible token j of block ⌈p/B⌉
        (q·k = −(⌈j/B⌉ − ⌈p/B⌉)², rating = j's place in its block): that is the block's summary
        token, whose window is the whole block, or i itself when p is in i's block. FFN: pick
-       the slot of p (`_select_slot`).
+       the slot of p (`select_slot`).
 
     Every MLP is a ReLU net with a margin turned into GeLU by Lemma A.2 (Gaussian-tail error).
     The bound adds the parts' errors; the scale reported is the COPY head's λ.
@@ -398,30 +300,17 @@ def copy_sparse(L: int, d: int, M: float, eps: float, B: int | None = None) -> H
     B = default_block_size(L) if B is None else B
     if B < 2:
         raise ValueError(f"copy_sparse: block size B={B} must be at least 2")
-    C, nb = -(-L // B), _bits(B)
+    C, nb = -(-L // B), bits(B)
     layout = Layout(v=d, p=1, rmod=1, cblk=1, slots=B * d, is_sum=1, sum_c=1, f=1, c2=1, rating=1,
                     nbits=nb, window=B * d, b=1, bm1=1, pr=1, b2=1, copied=B * d, out=d)  # fmt: skip
-    # Error budget: slots and selection ε/8 each, rescale ε/8, the two attentions ε/4 each;
-    # the integer features get a share so small that their errors only matter through ρ.
-    eta_f = eps * 1e-6 / (8.0 * (C + 3))
-    spread = relu_to_gelu(_slot_spread(d, B, M), eps / (8.0 * B), margin=M)
-    feats = relu_to_gelu(_position_features(B, C), eta_f, margin=1.0)
-    rescale = relu_to_gelu(_gated_sum(B * d, nb, M), eps / 8.0, margin=M)
-    ceil_p = relu_to_gelu(ceil_div_relu(B, C), eta_f, margin=0.5)
-    square_p = relu_to_gelu(_ceil_square(B, C), eta_f, margin=0.5)
-    select = relu_to_gelu(_select_slot(d, B, M), eps / 8.0, margin=M)
-    mlps = (spread, feats, rescale, ceil_p, square_p, select)
+    spread, feats, rescale, ceil_p, square_p, select = mlps = _a12_mlps(d, B, C, M, eps)
     eta = max(feats.error_bound, ceil_p.error_bound, square_p.error_bound)
     hidden = max(spread.mlp.hidden + feats.mlp.hidden,
                  rescale.mlp.hidden + ceil_p.mlp.hidden + square_p.mlp.hidden, select.mlp.hidden)
     cfg = construction_config(layout, hidden, attention="sparse", max_len=L, block_size=B,
                               local_blocks=1, global_tokens=1, num_layers=3)  # fmt: skip
 
-    lam2 = math.log(2.0 * M * C / (eps / 4.0))
-    attn2 = attention_params(layout, 1, {0: window_head(layout, lam2)})
-    err2 = 2.0 * M * C * math.exp(-lam2)
-    delta2 = lam2 * eta * (C + 3)  # feature errors move the window's scores by at most this
-    err2 += M * (math.exp(2 * delta2) - 1.0)
+    attn2, lam2, err2 = _window_attention(layout, M, C, eps, eta)
     head3, lam3, err3, norm3 = block_copy_head(layout, B=B, C=C, eta=eta, M=M + eps, eps=eps / 4.0,
                                                values=layout.indices("window"), out="copied")  # fmt: skip
     attn3 = attention_params(layout, 1, {0: head3})

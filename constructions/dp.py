@@ -1,6 +1,8 @@
 """`DPSpec`: a dynamic program of the form eq. (9)–(10) in the regression setting (docs/paper.md §2),
 with every function the paper assumes an MLP for (Assumptions B.1, B.2) written as a ReLU net
-over named residual subspaces (`constructions.program.Net`).
+over named residual subspaces (`constructions.program.Net`). `DPSpec` is the protocol every
+compiler (`constructions.compilers`) reads; `GridDP` (here) and `LineDP` (`constructions.line`)
+implement it.
 
 A spec says:
 
@@ -8,8 +10,11 @@ A spec says:
   the input symbols, then a separator whose state is the one before the first DP state; each
   CoT token holds a DP state, its value dp and whatever the format carries along; the last token
   (end = 1) holds the answer u. The model emits the next vector and we round it (the readout).
-* the **next-state map** (`next_state`, Assumption B.2) and the **positions** of what the next
-  state needs, h_k(i) and g_j(i) (`targets`), as absolute positions of earlier tokens;
+* the **state**: `state_size` numbers, each variable with its square (`state_vars`), so that a
+  softmax head can score −(t − j)² for a target position t that is affine in a variable;
+* the **next-state map** (`next_state`, Assumption B.2), 0/1 `flags` of the next state, and
+  the **positions** of what it needs, h_k(i) and g_j(i) (`fetches`, `target_rule`), each
+  ``variable + offset`` of the current position k or of a next-state variable;
 * the **transition** f and the answer u (`transition`), from the fetched fields.
 
 How the fetched fields arrive (COPY by softmax, by sparse attention, by linear AGG) is the
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import string
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -43,6 +49,56 @@ class Fetch:
 
     name: str
     fields: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where a fetch points for the next state: ``at`` = (variable, offset), the position
+    variable + offset, variable "k" (the current position) or one of `state_vars` (of the next
+    state); while that state's variable `early[0]` is at most `early[1]`, ``instead`` (the first
+    row of a grid, where the row above is the border)."""
+
+    at: tuple[str, int]
+    instead: tuple[str, int] | None = None
+    early: tuple[str, int] | None = None
+
+
+@runtime_checkable
+class DPSpec(Protocol):
+    """What a compiler needs of a DP of the form eq. (9)–(10). Token vectors are laid out as
+    `token_layout()`: ("state", `state_size`), one space per field, ("end", 1); `width` in all."""
+
+    name: str
+    width: int
+    length: int  # L: the prompt, the CoT, the answer
+    prompt_len: int
+    m: int  # the locality (Definition 5.3); L − 1 when there is none
+    value_bound: int  # a bound on every token entry
+    fields: tuple[str, ...]
+    fetches: tuple[Fetch, ...]
+    state_size: int  # the state's numbers (the first entries of a token)
+    flag_names: tuple[str, ...]  # the 0/1 flags of the next state that `flags` writes
+    state_vars: dict[str, tuple[int, int]]  # variable -> (its index, its square's) in the state
+
+    def token_layout(self) -> list[tuple[str, int]]: ...
+
+    def work(self) -> list[tuple[str, int]]: ...  # the transition's scratch subspaces
+
+    def prompt(self, *inputs) -> np.ndarray: ...
+
+    def tokens(self, *inputs) -> np.ndarray: ...  # the textbook chain [L, width]
+
+    def answer(self, *inputs) -> int: ...
+
+    def random_inputs(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, ...]: ...
+
+    def target_rule(self, fetch: str) -> Target: ...
+
+    def next_state(self, layout: Layout) -> Net: ...  # reads "state", writes "nstate", "fin"
+
+    def flags(self, net: Net) -> None: ...  # reads "nstate", writes `flag_names`
+
+    def transition(self, layout: Layout, got: dict[tuple[str, str], tuple[str, int]]) -> list[Net]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +251,23 @@ class GridDP:
             return (Fetch("up", ("val", "bj")), Fetch("diag", ("val",)), Fetch("c", ("c",)))
         return (Fetch("up", ("val",)), Fetch("diag", ("val",)), Fetch("a", ("val",)), Fetch("b", ("val",)))
 
+    @property
+    def state_vars(self) -> dict[str, tuple[int, int]]:
+        return {"i": (0, 2), "j": (1, 3)}
+
+    @property
+    def state_size(self) -> int:
+        return len(STATE)
+
+    @property
+    def flag_names(self) -> tuple[str, ...]:
+        return ("r1", "c1", "cM")
+
+    def target_rule(self, fetch: str) -> Target:
+        """`target` for rows after the first, and for the first row where it differs."""
+        later, first = self.target(fetch, False), self.target(fetch, True)
+        return Target(later) if later == first else Target(later, first, early=("i", 1))
+
     def target(self, fetch: str, first_row: bool) -> tuple[str, int]:
         """Where fetch `fetch` for the next state (i', j') points, from the current position k:
         (variable, offset) meaning variable + offset, variable ∈ {"k", "i", "j"} (of the next
@@ -247,42 +320,45 @@ class GridDP:
     def transition(self, layout: Layout, got: dict[tuple[str, str], tuple[str, int]]) -> list[Net]:
         """Assumption B.1: f and u as ReLU layers. `got[(fetch, field)]` names the residual
         coordinate holding that fetched field. The last layer writes the next token into `out`."""
-        G, local = self.gate_scale, self.local
-        own = {f: f for f in self.fields}
+        return [self._neighbours(layout, got), self._diagonal(layout), *self._recurrence(layout),
+                self._readout(layout)]  # fmt: skip
+
+    def _neighbours(self, layout: Layout, got) -> Net:
+        """U = dp(i'−1, j'), Lf = dp(i', j'−1), Din = dp(i'−1, j'−1) before its first-row border,
+        and the letters a_i', b_j' (ach, bch); locally also the letter to carry on (cn)."""
+        G, local, own = self.gate_scale, self.local, {f: f for f in self.fields}
         n_i, n_j = ("nstate", 0), ("nstate", 1)
-        reads1 = sorted({g[0] for g in got.values()}) + ["val", "nstate", "r1", "c1", "cM"]
-        reads1 += ["ai"] if local else []
-        t1 = Net(layout, reads1, ["U", "Lf", "Din", "ach", "bch"] + (["cn"] if local else []))
-        up, diag = got[("up", "val")], got[("diag", "val")]
+        reads = sorted({g[0] for g in got.values()}) + ["val", "nstate", "r1", "c1", "cM"] + (["ai"] if local else [])
+        net = Net(layout, reads, ["U", "Lf", "Din", "ach", "bch"] + (["cn"] if local else []))
         border = 1.0 if self.kind == "ed" else 0.0
-
-        def choose(net, out, flag, when_flag: tuple[dict, float], otherwise: dict):
-            """out = flag ? when_flag : otherwise (0/1 flag)."""
-            net.affine(out, otherwise)
-            net.gate(out, otherwise, {flag: 1.0}, cond_bias=-1.0, G=G, coef=-1.0)
-            net.gate(out, when_flag[0], {flag: 1.0}, value_bias=when_flag[1], cond_bias=-1.0, G=G)
-
-        choose(t1, "U", "r1", ({n_j: border}, 0.0), {up: 1.0})  # dp(0, j') = j'
-        choose(t1, "Lf", "c1", ({n_i: border}, 0.0), {own["val"]: 1.0})  # dp(i', 0) = i'
-        choose(t1, "Din", "c1", ({n_i: border}, -border), {diag: 1.0})  # dp(i'−1, 0)
+        net.choose("U", "r1", ({n_j: border}, 0.0), {got[("up", "val")]: 1.0}, G=G)  # dp(0, j') = j'
+        net.choose("Lf", "c1", ({n_i: border}, 0.0), {own["val"]: 1.0}, G=G)  # dp(i', 0) = i'
+        net.choose("Din", "c1", ({n_i: border}, -border), {got[("diag", "val")]: 1.0}, G=G)  # dp(i'−1, 0)
         if local:
             c = got[("c", "c")]
-            choose(t1, "ach", "c1", ({c: 1.0}, 0.0), {own["ai"]: 1.0})  # a_i' starts each row
-            t1.affine("bch", {got[("up", "bj")]: 1.0})
-            t1.affine("cn", {c: 1.0})  # a_{i'+j'−1}; 0 past the end of a (j' = M, i' > 1)
-            t1.gate("cn", {c: 1.0}, {"cM": 1.0, "r1": -1.0}, cond_bias=-1.0, G=G, coef=-1.0)
+            net.choose("ach", "c1", ({c: 1.0}, 0.0), {own["ai"]: 1.0}, G=G)  # a_i' starts each row
+            net.affine("bch", {got[("up", "bj")]: 1.0})
+            net.affine("cn", {c: 1.0})  # a_{i'+j'−1}; 0 past the end of a (j' = M, i' > 1)
+            net.gate("cn", {c: 1.0}, {"cM": 1.0, "r1": -1.0}, cond_bias=-1.0, G=G, coef=-1.0)
         else:
-            t1.affine("ach", {got[("a", "val")]: 1.0})
-            t1.affine("bch", {got[("b", "val")]: 1.0})
+            net.affine("ach", {got[("a", "val")]: 1.0})
+            net.affine("bch", {got[("b", "val")]: 1.0})
+        return net
 
-        t2 = Net(layout, ["Din", "nstate", "r1", "ach", "bch"], ["Dst", "eq"])
-        choose(t2, "Dst", "r1", ({n_j: border}, -border), {"Din": 1.0})  # dp(0, j'−1)
+    def _diagonal(self, layout: Layout) -> Net:
+        """Dst = dp(i'−1, j'−1) with its border, and eq = [a_i' = b_j']."""
+        border = 1.0 if self.kind == "ed" else 0.0
+        net = Net(layout, ["Din", "nstate", "r1", "ach", "bch"], ["Dst", "eq"])
+        net.choose("Dst", "r1", ({("nstate", 1): border}, -border), {"Din": 1.0}, G=self.gate_scale)  # dp(0, j'−1)
         d = {"ach": 1.0, "bch": -1.0}  # [a = b] = 1 − ReLU(d) + ReLU(d − 1) − ReLU(−d) + ReLU(−d − 1)
-        t2.bias("eq", 1.0)
-        t2.relu("eq", d, 0.0, -1.0), t2.relu("eq", d, -1.0, 1.0)
-        t2.relu("eq", {k: -w for k, w in d.items()}, 0.0, -1.0)
-        t2.relu("eq", {k: -w for k, w in d.items()}, -1.0, 1.0)
+        net.bias("eq", 1.0)
+        net.relu("eq", d, 0.0, -1.0), net.relu("eq", d, -1.0, 1.0)
+        net.relu("eq", {k: -w for k, w in d.items()}, 0.0, -1.0)
+        net.relu("eq", {k: -w for k, w in d.items()}, -1.0, 1.0)
+        return net
 
+    def _recurrence(self, layout: Layout) -> tuple[Net, Net]:
+        """dp(i', j') from U, Lf, Dst and eq, in two layers (x1, x2, then dp)."""
         t3 = Net(layout, ["U", "Lf", "Dst", "eq"], ["x1", "x2"])
         t4 = Net(layout, ["x1", "x2"], ["dp"])
         if self.kind == "ed":  # x1 = min(U + del, Lf + ins), x2 = Dst + rep·[a ≠ b]; dp = min(x1, x2)
@@ -292,23 +368,25 @@ class GridDP:
             t4.affine("dp", {"x2": 1.0})
             t4.relu("dp", {"x2": 1.0, "x1": -1.0}, coef=-1.0)
         else:  # x1 = [a = b]·(Dst + 1), x2 = max(U, Lf); dp = max(x1, x2)
-            t3.gate("x1", {"Dst": 1.0}, {"eq": 1.0}, value_bias=1.0, cond_bias=-1.0, G=G)
+            t3.gate("x1", {"Dst": 1.0}, {"eq": 1.0}, value_bias=1.0, cond_bias=-1.0, G=self.gate_scale)
             t3.affine("x2", {"U": 1.0})
             t3.relu("x2", {"Lf": 1.0, "U": -1.0})
             t4.affine("dp", {"x2": 1.0})
             t4.relu("dp", {"x1": 1.0, "x2": -1.0})
+        return t3, t4
 
-        # The next token: (i', j', i'², j'², dp, carried letters, 0) or, after (N, M), the answer.
-        carried = {"c": "cn", "ai": "ach", "bj": "bch"} if local else {}
-        t5 = Net(layout, ["nstate", "dp", "val", "fin"] + list(carried.values()), ["out"])
-        keep = lambda out, src: choose(t5, out, "fin", ({}, 0.0), {src: 1.0})  # noqa: E731
+    def _readout(self, layout: Layout) -> Net:
+        """The next token: (i', j', i'², j'², dp, carried letters, 0) or, after (N, M), the answer."""
+        G = self.gate_scale
+        carried = {"c": "cn", "ai": "ach", "bj": "bch"} if self.local else {}
+        net = Net(layout, ["nstate", "dp", "val", "fin"] + list(carried.values()), ["out"])
         for t in range(4):
-            keep(("out", t), ("nstate", t))
-        choose(t5, ("out", 4), "fin", ({"val": 1.0}, 0.0), {"dp": 1.0})  # u(dp(N, M)) = dp(N, M)
+            net.choose(("out", t), "fin", ({}, 0.0), {("nstate", t): 1.0}, G=G)
+        net.choose(("out", 4), "fin", ({"val": 1.0}, 0.0), {"dp": 1.0}, G=G)  # u(dp(N, M)) = dp(N, M)
         for t, name in enumerate(self.fields[1:], start=5):
-            keep(("out", t), carried[name])
-        t5.affine(("out", self.width - 1), {"fin": 1.0})
-        return [t1, t2, t3, t4, t5]
+            net.choose(("out", t), "fin", ({}, 0.0), {carried[name]: 1.0}, G=G)
+        net.affine(("out", self.width - 1), {"fin": 1.0})
+        return net
 
 
 def edit_distance(N: int, M: int | None = None, *, local: bool = False) -> GridDP:

@@ -1,4 +1,5 @@
-"""Lemmas A.1–A.7: two-layer GeLU MLPs with hand-set weights, their error bounds and norms.
+"""Lemmas A.1–A.7: two-layer GeLU MLPs with hand-set weights, their error bounds and norms; and
+the ReLU nets of Lemma A.12's three layers (slots, position features, rescale, selection).
 
 Every lemma here is built the way the paper (after Feng et al. 2023) proves it: write the target
 as a small ReLU network, then trade ReLU for GeLU by Lemma A.2. Each function takes the lemma's
@@ -24,6 +25,7 @@ import math
 
 import numpy as np
 
+from constructions.program import ReluNet
 from constructions.residual import MLP
 
 
@@ -264,3 +266,105 @@ def ceil_div(n: int, eps: float | None = None, *, q_max: int | None = None,
     """
     q_max = n if q_max is None else q_max
     return relu_to_gelu(ceil_div_relu(n, q_max), eps, lam=lam, lemma="A.7")
+
+
+# ------------------------------------------------------------------------- A.12's MLPs
+
+
+def bits(n: int) -> int:
+    """How many bits hold the integers 0 .. n − 1 (at least 1)."""
+    return max(1, int(n - 1).bit_length())
+
+
+def slot_spread(d: int, B: int, M: float) -> MLP:
+    """Layer 1: (v, i mod B) -> B slots of size d, v in slot (i mod B), zeros elsewhere.
+
+    With the gate v·[r ≥ t] = ReLU(v + 2M + 4M(r − t)) − ReLU(2M + 4M(r − t)), slot
+    s = v·[r ≥ s] − v·[r ≥ s + 1]. For integer r and |v| ≤ M every pre-activation is at least M
+    away from 0."""
+    net = ReluNet(d + 1, B * d)
+    r = d
+    for t in range(B):
+        shared = net.unit({r: 4 * M}, 2 * M - 4 * M * t)
+        for k in range(d):
+            u = net.unit({k: 1.0, r: 4 * M}, 2 * M - 4 * M * t)
+            for s, sign in ((t, 1.0), (t - 1, -1.0)):  # +gate_t into slot t, −gate_t into slot t−1
+                if 0 <= s < B:
+                    net.emit(s * d + k, u, sign), net.emit(s * d + k, shared, -sign)
+    return net.mlp()
+
+
+def position_features(B: int, C: int) -> MLP:
+    """Layer 1: (r = i mod B, c = ⌈i/B⌉) -> (is_sum, sum_c, f, c², rating, bits of n_i − 1).
+
+    is_sum = [r = 0] (i is its block's summary token), sum_c = c·is_sum, f = ⌊i/B⌋ = c − 1 + is_sum,
+    rating = i's place in its block (1..B), n_i = min(i, B) (the size of i's local window). All
+    inputs are integers, so every pre-activation is an integer: 0 (where GeLU is exact) or ≥ 1."""
+    nb = bits(B)
+    net = ReluNet(2, 5 + nb)
+    r, c = 0, 1
+    u_r, u_r1 = net.unit({r: 1.0}, 0.0), net.unit({r: 1.0}, -1.0)
+    u_sc, u_c = net.unit({c: 1.0, r: -2.0 * C}, 0.0), net.unit({c: 1.0}, 0.0)
+    net.b2[0] = 1.0  # is_sum = 1 − ReLU(r) + ReLU(r − 1)
+    net.emit(0, u_r, -1.0), net.emit(0, u_r1, 1.0)
+    net.emit(1, u_sc, 1.0)  # sum_c = ReLU(c − 2C·r)
+    net.emit(2, u_c, 1.0), net.emit(2, u_r, -1.0), net.emit(2, u_r1, 1.0)  # f
+    net.emit(3, u_c, 1.0)  # c² = c + 2·Σ_{t≥1} ReLU(c − t) at integers
+    for t in range(1, C):
+        net.emit(3, net.unit({c: 1.0}, -float(t)), 2.0)
+    net.b2[4] = B  # rating = r + B·is_sum
+    net.emit(4, u_r, 1.0 - B), net.emit(4, u_r1, float(B))
+    # bit_b(n_i − 1) = bit_b(B − 1) + [c = 1 ∧ r ≥ 1]·(bit_b(r − 1) − bit_b(B − 1)), the product
+    # telescoped over steps [c = 1 ∧ r ≥ t] = ReLU(r − t + 1 − B(c − 1)) − ReLU(r − t − B(c − 1)).
+    bit = lambda x, b: float((x >> b) & 1)  # noqa: E731
+    for b in range(nb):
+        net.b2[5 + b] = bit(B - 1, b)
+    for t in range(1, B):
+        hi = net.unit({r: 1.0, c: -float(B)}, -t + 1.0 + B)
+        lo = net.unit({r: 1.0, c: -float(B)}, -t + 0.0 + B)
+        for b in range(nb):
+            step = bit(t - 1, b) - (bit(t - 2, b) if t >= 2 else bit(B - 1, b))
+            if step:
+                net.emit(5 + b, hi, step), net.emit(5 + b, lo, -step)
+    return net.mlp()
+
+
+def gated_sum(d_u: int, nb: int, M: float) -> MLP:
+    """Layer 2: (o, bits) -> o·Σ_b 2^b·bit_b, with o·bit = ReLU(o + 2M' + 4M'(bit − 1)) −
+    ReLU(2M' + 4M'(bit − 1)), M' = 2M: rescales the window average by n_i − 1 (added to o)."""
+    Mp = 2.0 * M
+    net = ReluNet(d_u + nb, d_u)
+    for b in range(nb):
+        shared = net.unit({d_u + b: 4 * Mp}, 2 * Mp - 4 * Mp)
+        for k in range(d_u):
+            u = net.unit({k: 1.0, d_u + b: 4 * Mp}, 2 * Mp - 4 * Mp)
+            net.emit(k, u, 2.0**b), net.emit(k, shared, -(2.0**b))
+    return net.mlp()
+
+
+def ceil_square(B: int, C: int) -> MLP:
+    """Layer 2: p -> ⌈p/B⌉² = 1 + Σ_{j=1}^{C−1} (2j + 1)·[p ≥ jB + 1], with the ramps of A.7."""
+    net = ReluNet(1, 1)
+    net.b2[0] = 1.0
+    for j in range(1, C):
+        hi, lo = net.unit({0: 2.0}, -2.0 * j * B - 0.5), net.unit({0: 2.0}, -2.0 * j * B - 1.5)
+        net.emit(0, hi, 2.0 * j + 1), net.emit(0, lo, -(2.0 * j + 1))
+    return net.mlp()
+
+
+def select_slot(d: int, B: int, M: float) -> MLP:
+    """Layer 3: (B slots u_s, pr) -> u_s for the s with s ≡ pr (mod B), pr ∈ [1, B]: the gates
+    u·[pr ≥ t] of `slot_spread` with M' = 2M, slot s ↔ t_s = s (s ≥ 1), t_0 = B."""
+    Mp = 2.0 * M
+    net = ReluNet(B * d + 1, d)
+    pr = B * d
+    shared = {t: net.unit({pr: 4 * Mp}, 2 * Mp - 4 * Mp * t) for t in range(1, B + 1)}
+    for s in range(B):
+        t_s = s if s else B
+        for t, sign in ((t_s, 1.0), (t_s + 1, -1.0)):
+            if t > B:
+                continue
+            for k in range(d):
+                u = net.unit({s * d + k: 1.0, pr: 4 * Mp}, 2 * Mp - 4 * Mp * t)
+                net.emit(k, u, sign), net.emit(k, shared[t], -sign)
+    return net.mlp()

@@ -1,10 +1,11 @@
-"""`Net`: one FFN's ReLU network written unit by unit over named residual subspaces.
+"""ReLU networks written unit by unit: `ReluNet` over raw coordinates (the A.12 MLPs in
+`constructions.mlp`), `Net` over named residual subspaces (every MLP of a compiled DP).
 
 The DP compilers (`constructions.compile`) describe every MLP the paper's Assumption B.1 /
 B.2 asks for (next state, positions, the transition f, the answer u) as a ReLU net whose
 inputs are integers or 0/1 flags, so every pre-activation is either exactly 0 or at least a
-margin γ away from the kink; Lemma A.2 (`relu_to_gelu` with `margin`) then makes the GeLU twin
-accurate up to a Gaussian tail. Terms are `{name: weight}` with `name` a subspace of size 1 or
+margin γ away from the kink; Lemma A.2 (`constructions.mlp.relu_to_gelu` with `margin`) then
+makes the GeLU twin accurate up to a Gaussian tail. Terms are `{name: weight}` with `name` a subspace of size 1 or
 `(subspace, index)`.
 
 >>> from constructions.residual import Layout
@@ -22,11 +23,40 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from constructions.attention import _ReluNet
-from constructions.mlp import LemmaMLP, relu_to_gelu
 from constructions.residual import MLP, Layout
 
 Terms = Mapping[object, float]
+
+
+class ReluNet:
+    """A ReLU MLP written unit by unit: `unit({input: weight}, bias)`, then `emit(out, unit, c)`.
+
+    >>> net = ReluNet(1, 1)
+    >>> net.emit(0, net.unit({0: 1.0}, 0.0), 2.0)    # y = 2·ReLU(x)
+    >>> net.mlp().w2.tolist()
+    [[2.0]]
+    """
+
+    def __init__(self, d_in: int, d_out: int):
+        self.d_in, self.cols, self.bias, self.outs = d_in, [], [], []
+        self.b2 = np.zeros(d_out)
+
+    def unit(self, weights: Mapping[int, float], bias: float) -> int:
+        col = np.zeros(self.d_in)
+        for i, w in weights.items():
+            col[i] += w
+        self.cols.append(col)
+        self.bias.append(bias)
+        return len(self.cols) - 1
+
+    def emit(self, out: int, unit: int, coef: float) -> None:
+        self.outs.append((unit, out, coef))
+
+    def mlp(self) -> MLP:
+        w2 = np.zeros((len(self.cols), len(self.b2)))
+        for unit, out, coef in self.outs:
+            w2[unit, out] += coef
+        return MLP(np.stack(self.cols, axis=1), np.array(self.bias), w2, self.b2.copy())
 
 
 class Net:
@@ -36,7 +66,7 @@ class Net:
         self.layout, self.reads, self.writes = layout, list(reads), list(writes)
         self._in = self._index(self.reads)
         self._out = self._index(self.writes)
-        self._net = _ReluNet(len(self._in), len(self._out))
+        self._net = ReluNet(len(self._in), len(self._out))
 
     def _index(self, names: Sequence[str]) -> dict[tuple[str, int], int]:
         keys = [(n, t) for n in names for t in range(self.layout.size(n))]
@@ -93,11 +123,14 @@ class Net:
         self.emit(out, u, coef)
         self.emit(out, shared, -coef)
 
+    def choose(self, out, flag, when_flag: tuple[Terms, float], otherwise: Terms, *, G: float) -> None:
+        """out += `when_flag` (terms, bias) if the 0/1 `flag` is 1, else `otherwise` (terms):
+        `otherwise` exactly, then two gates on [flag ≥ 1] swap it for `when_flag`."""
+        self.affine(out, otherwise)
+        self.gate(out, otherwise, {flag: 1.0}, cond_bias=-1.0, G=G, coef=-1.0)
+        self.gate(out, when_flag[0], {flag: 1.0}, value_bias=when_flag[1], cond_bias=-1.0, G=G)
+
     def relu_net(self) -> MLP:
         if not self._net.cols:
             raise ValueError(f"Net writing {self.writes} has no units")
         return self._net.mlp()
-
-    def part(self, eps: float, margin: float = 1.0) -> tuple[LemmaMLP, list[str], list[str]]:
-        """The GeLU twin (Lemma A.2 with a margin) and its (reads, writes), for `ffn_params`."""
-        return relu_to_gelu(self.relu_net(), eps, margin=margin), self.reads, self.writes

@@ -27,7 +27,9 @@ from jaxdp.cli import Parser
 from jaxdp.models import ModelConfig, mixers
 
 LABELS = {"standard": "standard (Thm 4.1)", "local": "sparse, B = m, ED_local (Prop 5.4)",
-          "sparse": "sparse, B ≈ √L (Thm B.4)", "linear": "linear (Thm B.3)"}  # fmt: skip
+          "sparse": "sparse, B ≈ √L (Thm B.4)", "linear": "linear (Thm B.3)",
+          "window": "window, w = m, ED_local (as Prop 5.4)"}  # fmt: skip
+DRAWN = COMPILERS + ("window",)  # the gated and retention compilers have linear's D
 DEPTH, HEADS = 3, 4  # the bounds are for the paper's experimental models (M = 3, H = 4)
 
 
@@ -43,8 +45,8 @@ def rows(ns: list[int]) -> list[dict]:
         L = spec.length
         bits = math.ceil(math.log2(L))
         row = dict(n=n, L=L, bits=bits)
-        for c in COMPILERS:
-            s = local if c == "local" else spec
+        for c in DRAWN:
+            s = local if c in ("local", "window") else spec
             row[c], row[f"{c}_period"] = dims(s, c), period(s, c)
         row["B.5"] = bounds.b5_linear(L, DEPTH, HEADS, bits)
         row["B.6"] = bounds.b6_sparse(L, spec.prompt_len, period(spec, "sparse"), DEPTH, bits)
@@ -61,7 +63,7 @@ def state_series() -> list[str]:
     return [f"state: {name}" for name in mixers.available()]
 
 
-SERIES = list(COMPILERS) + ["B.5", "B.6", "C.4", "ED family"]
+SERIES = list(DRAWN) + ["B.5", "B.6", "C.4", "ED family"]
 
 
 def fits(table: list[dict], fit_from: int) -> dict[str, tuple[float, float]]:
@@ -121,7 +123,7 @@ def plot(table: list[dict], fitted: dict, found: dict, path: Path) -> Path:
     plt = plots.pyplot()
     fig, (ax, right) = plt.subplots(1, 2, figsize=(13, 6.4))
     L = [r["L"] for r in table]
-    for k in COMPILERS:
+    for k in DRAWN:
         ax.plot(L, [r[k] for r in table], "o-", ms=3, label=f"{LABELS[k]}: {exponent_text(fitted[k][0])}")
     for k, style in (("B.5", "--"), ("B.6", ":"), ("C.4", "-."), ("ED family", (0, (1, 3)))):
         ax.plot(L, [r[k] for r in table], linestyle=style, color="gray",

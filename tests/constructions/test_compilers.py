@@ -1,0 +1,122 @@
+"""The compilers as stages (`constructions.compilers`) on a DP that is not a grid (`LineDP`), the
+compilers for the newer mixers (window, gated, retention), and the import rule behind them.
+Each compiled chain is compared with the spec's textbook loop, token by token."""
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from constructions.compile import ALL_COMPILERS, compile_dp, dims, generate_reference
+from constructions.dp import DPSpec, edit_distance
+from constructions.line import LineDP
+
+pytestmark = pytest.mark.usefixtures("x64")
+ROOT = Path(__file__).resolve().parents[2]
+OURS = ("jaxdp", "constructions", "experiments")
+
+
+def _mismatches(spec, compiler, count, seed, **forms):
+    model = compile_dp(spec, compiler)
+    inputs = spec.random_inputs(np.random.default_rng(seed), count)
+    ref = generate_reference(spec, *inputs)
+    P = spec.prompt_len
+    return int((model.predict(ref, **forms)[:, P - 1 : -1] != ref[:, P:]).any(axis=-1).sum())
+
+
+def test_line_dp_reference_is_the_recursion():
+    spec = LineDP(7, K=3)
+    (s,) = spec.random_inputs(np.random.default_rng(0), 30)
+    for x in s:  # brute force: every subset whose chosen indices lie >= K apart
+        best = 0
+        for mask in range(1 << spec.n):
+            idx = [i for i in range(spec.n) if mask >> i & 1]
+            if all(b - a >= spec.K for a, b in zip(idx, idx[1:])):
+                best = max(best, int(sum(x[i] for i in idx)))
+        assert spec.answer(x) == best
+    assert isinstance(spec, DPSpec) and isinstance(edit_distance(3), DPSpec)
+
+
+@pytest.mark.parametrize("compiler", ALL_COMPILERS)
+@pytest.mark.parametrize("n", [6, 20])
+def test_a_dp_that_is_not_a_grid_compiles_with_every_compiler(compiler, n):
+    spec = LineDP(n, K=3)
+    assert _mismatches(spec, compiler, 200, seed=n) == 0
+    (s,) = spec.random_inputs(np.random.default_rng(n + 1), 20)
+    np.testing.assert_array_equal(compile_dp(spec, compiler).generate(s, mode="decode"), generate_reference(spec, s))
+
+
+@pytest.mark.parametrize("form", ["masked", "blocked"])
+@pytest.mark.parametrize("n,count", [(4, 200), (8, 100)])
+def test_window_reproduces_the_local_ed_chain(form, n, count):
+    assert _mismatches(edit_distance(n, local=True), "window", count, seed=n, form=form) == 0
+
+
+def test_window_decodes_the_local_chain_with_constant_D():
+    spec = edit_distance(13, local=True)
+    a, b = spec.random_inputs(np.random.default_rng(3), 50)
+    np.testing.assert_array_equal(compile_dp(spec, "window").generate(a, b, mode="decode"),
+                                  generate_reference(spec, a, b))  # fmt: skip
+    assert len({dims(edit_distance(n, local=True), "window") for n in range(3, 60, 7)}) == 1
+    with pytest.raises(ValueError, match="m-local"):
+        compile_dp(edit_distance(3), "window")
+
+
+@pytest.mark.parametrize("compiler", ["gated", "retention"])
+@pytest.mark.parametrize("form", ["quadratic", "chunked", "scan"])
+def test_decay_compilers_reproduce_the_ed_chain(compiler, form):
+    assert _mismatches(edit_distance(6), compiler, 100, seed=5, form=form) == 0
+
+
+def test_the_decay_held_near_one_is_what_makes_retention_work():
+    """RetNet's own decays (γ_h = 1 − 2^{−5−h}) break the AGG average the compiler relies on."""
+    spec = edit_distance(6)
+    model = compile_dp(spec, "retention")
+    a, b = spec.random_inputs(np.random.default_rng(5), 100)
+    ref = generate_reference(spec, a, b)
+    H = model.config.num_heads
+    retnet = tuple(1 - 2.0 ** (-5 - h) for h in range(H))
+    x = model.handset.__class__(**{**model.handset.__dict__, "config": model.config.replace(gammas=retnet)})
+    out = np.rint(x(model.embed(ref))[..., x.layout.slice("out")])
+    P = spec.prompt_len
+    assert (out[:, P - 1 : -1] != ref[:, P:]).any(axis=-1).sum() > 0
+
+
+def _private_imports(path: Path) -> list[str]:
+    """`from a.b import _x`, and `module._x` for modules imported from this repository."""
+    tree = ast.parse(path.read_text())
+    found, modules = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_") and a.name != "__version__"]
+            if node.module.split(".")[0] in OURS:
+                modules |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            modules |= {a.asname or a.name for a in node.names if a.name.split(".")[0] in OURS}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                and node.attr.startswith("_") and not node.attr.startswith("__")):  # fmt: skip
+            found.append(f"{node.value.id}.{node.attr}")
+    return found
+
+
+@pytest.mark.parametrize("package", ["jaxdp", "constructions", "experiments"])
+def test_no_module_imports_another_modules_private_names(package):
+    bad = {str(p.relative_to(ROOT)): _private_imports(p) for p in sorted((ROOT / package).rglob("*.py"))}
+    assert {p: names for p, names in bad.items() if names} == {}
+
+
+def test_the_rule_catches_a_private_import(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("from constructions.attention import _x\nfrom constructions import mlp\nmlp._y\nimport os\nos._exit\n")
+    assert _private_imports(f) == ["constructions.attention._x", "mlp._y"]
+
+
+def test_no_function_in_constructions_is_over_60_lines():
+    long = []
+    for p in sorted((ROOT / "constructions").rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{p.name}:{node.name}")
+    assert long == []

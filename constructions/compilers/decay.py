@@ -26,15 +26,19 @@ from constructions.compilers.linear import Linear
 from constructions.dp import DPSpec
 
 
-class Gated(Linear):
-    """`Linear` under gated linear attention, every gate σ(β) = γ ≈ 1 (gate weights 0)."""
-
-    name, mixer = "gated", "gated"
+class NearOne(Linear):
+    """`Linear` under a mixer whose decays the construction holds at γ = 1 − δ/L."""
 
     def gamma(self, spec: DPSpec, eps: float) -> float:
         """The decay γ = 1 − δ/L, δ = ε/(16·M·W): every product of gates over L tokens ≥ 1 − δ."""
         delta = eps / (16.0 * spec.value_bound * self.period(spec))
         return 1.0 - delta / spec.length
+
+
+class Gated(NearOne):
+    """`Linear` under gated linear attention, every gate σ(β) = γ ≈ 1 (gate weights 0)."""
+
+    name, mixer = "gated", "gated"
 
     def mixer_params(self, spec, dim, num_heads, eps):
         gamma = self.gamma(spec, eps)
@@ -43,13 +47,10 @@ class Gated(Linear):
                 "attn.mixer_params.gate.bias": np.full(num_heads, beta)}  # fmt: skip
 
 
-class Retention(Gated):
+class Retention(NearOne):
     """`Linear` under retention, every head's decay γ ≈ 1 (`gammas`, set by the compiler)."""
 
     name, mixer = "retention", "retention"
-
-    def mixer_params(self, spec, dim, num_heads, eps):
-        return {}
 
     def options(self, spec, num_heads, eps):
         return dict(gammas=(self.gamma(spec, eps),) * num_heads)

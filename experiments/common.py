@@ -58,6 +58,9 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
                         "teacher_forced_exact (benchmark)")  # fmt: skip
     p.add_argument("--out", default="runs", help="results root (default: runs/)")
     p.add_argument("--data-root", default="data", help="datasets root (default: data/)")
+    p.add_argument("--compile-cache", default=None, metavar="DIR",
+                   help="jax's persistent compilation cache, shared by reruns and shards "
+                        "(default: <out>/compile-cache; 'none': off)")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="list the cells and the estimated cost, then exit")
     p.add_argument("--yes", action="store_true", help="start a GPU-scale preset (quick, paper) on a CPU anyway")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -44,12 +44,14 @@ class Shard:
     """One array task: `jaxdp.sweep.run` over the shard's cells (picklable; requeued by submitit
     on preemption or timeout, where `checkpoint` hands it back unchanged)."""
 
-    def __init__(self, exp_dir: str, cells: list, protocol: Protocol, data_root: str, reporting: dict):
-        self.args = (exp_dir, cells, protocol, data_root, reporting)
+    def __init__(self, exp_dir: str, cells: list, protocol: Protocol, data_root: str, reporting: dict,
+                 compile_cache: str | None = None):  # fmt: skip
+        self.args = (exp_dir, cells, protocol, data_root, reporting, compile_cache)
 
     def __call__(self) -> dict:
-        exp_dir, cells, protocol, data_root, reporting = self.args
-        return sweep.run(exp_dir, cells, protocol, data_root=data_root, progress=False, reporting=reporting)
+        exp_dir, cells, protocol, data_root, reporting, compile_cache = self.args
+        return sweep.run(exp_dir, cells, protocol, data_root=data_root, progress=False, reporting=reporting,
+                         compile_cache=compile_cache)  # fmt: skip
 
     def checkpoint(self, *args, **kwargs):
         import submitit
@@ -67,7 +69,7 @@ def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool,
     """Train `cells` with the launcher `args` name; the cells by outcome (`sweep.OUTCOMES`)."""
     if args.launcher == "inline":
         return sweep.run(exp_dir, cells, protocol, data_root=args.data_root, progress=progress,
-                         max_cells=args.max_cells, reporting=reporting)  # fmt: skip
+                         max_cells=args.max_cells, reporting=reporting, compile_cache=compile_cache(args))  # fmt: skip
     import submitit
 
     # submitit's logging config binds handlers to the streams of its import (a test's captured
@@ -79,7 +81,8 @@ def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool,
                                      cluster=None if args.cluster == "auto" else args.cluster)  # fmt: skip
     executor.update_parameters(timeout_min=args.time_min, slurm_array_parallelism=args.array_parallelism,
                                name=f"jaxdp-{exp_dir.parent.name}", **_slurm(args))  # fmt: skip
-    shards = [Shard(str(exp_dir), sweep.shard(cells, f"{i}/{n}"), protocol, args.data_root, reporting) for i in range(n)]
+    shards = [Shard(str(exp_dir), sweep.shard(cells, f"{i}/{n}"), protocol, args.data_root, reporting, compile_cache(args))
+              for i in range(n)]  # fmt: skip
     with executor.batch():
         jobs = [executor.submit(shard) for shard in shards]
     print(f"submitted {n} task(s) to {executor.cluster}: {', '.join(job.job_id for job in jobs)}", flush=True)
@@ -93,6 +96,13 @@ def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool,
         for name, done in result.items():
             outcome[name] += done
     return outcome
+
+
+def compile_cache(args) -> str | None:
+    """The folder `--compile-cache` names (default ``<out>/compile-cache``, shared by every
+    sweep and shard under that root), or None for ``--compile-cache none``."""
+    chosen = args.compile_cache or str(Path(args.out) / "compile-cache")
+    return None if chosen == "none" else chosen
 
 
 def _slurm(args) -> dict:

@@ -27,6 +27,7 @@ import fcntl
 import functools
 import itertools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -171,13 +172,16 @@ OUTCOMES = ("ran", "rescored", "skipped", "busy", "failed")
 
 
 def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, data_root: str | Path = "data",
-        progress: bool = True, max_cells: int | None = None, reporting: dict | None = None) -> dict[str, list[Cell]]:  # fmt: skip
+        progress: bool = True, max_cells: int | None = None, reporting: dict | None = None,
+        compile_cache: str | Path | None = None) -> dict[str, list[Cell]]:  # fmt: skip
     """Train every cell without a result (and rescore those scored otherwise). Returns the cells
     by outcome (`OUTCOMES`): "ran", "rescored", "skipped" (done already), "busy" (another process
     holds the cell: skipped) and "failed" (a one-line reason was printed; the sweep goes on).
     `max_cells` stops after that many trained cells (a time-boxed job; rerun to continue);
-    `reporting` (``log_to``, ``eval_every``) is passed to every cell's `train`."""
+    `reporting` (``log_to``, ``eval_every``) is passed to every cell's `train`; `compile_cache`
+    is a folder for `use_compile_cache`."""
     exp_dir = Path(exp_dir)
+    use_compile_cache(compile_cache)
     plans = validate(cells, protocol)
     outcome: dict[str, list[Cell]] = {name: [] for name in OUTCOMES}
     loaded: dict[Path, tuple] = {}  # datasets already read by this process
@@ -208,6 +212,26 @@ def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, data_
         bar.update(1)
     bar.close()
     return outcome
+
+
+def use_compile_cache(folder: str | Path | None) -> Path | None:
+    """Keep XLA's compiled programs in `folder`, jax's persistent compilation cache: a rerun, a
+    requeued array task or a sibling shard on the same file system then loads a cell's training
+    and decoding steps instead of compiling them again (the key is the program, jax's version
+    and its flags, so a stale entry is never used). Only compilations longer than a second are
+    kept (jax's default). ``JAX_COMPILATION_CACHE_DIR``, when set, wins; None changes nothing.
+    Like jax's own cache, the folder is trusted code: do not share it with users you do not
+    trust. Returns the folder in use, or None."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
+    if folder is None:
+        return None
+    from jax.experimental.compilation_cache import compilation_cache
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    compilation_cache.set_cache_dir(str(folder))
+    compilation_cache.reset_cache()  # takes effect even after this process's first compile
+    return Path(folder)
 
 
 def _run_cell(p: Plan, out: Path, protocol: Protocol, data_root, loaded: dict, progress: bool, reporting: dict) -> dict:

@@ -3,11 +3,24 @@ when jax sees no GPU. The default run spreads test files over two workers (pytes
 pyproject's addopts; `-n 0` runs in one process)."""
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
 # The default run has two pytest workers (-n 2): on a GPU, neither may grab most of its memory.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# One persistent compilation cache for the whole session, set here in the controller before jax
+# is imported, so that the workers and every subprocess a test starts (reruns after a fault, shards,
+# notebooks) load the programs an earlier one compiled (`jaxdp.sweep.use_compile_cache`).
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ and "PYTEST_XDIST_WORKER" not in os.environ
+if _OWN_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxdp-tests-xla-")
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 #: the longest files, handed to the two workers first (xdist's loadfile follows the collection

@@ -146,16 +146,19 @@ def test_demo_trains_three_models_and_draws_the_heatmap(tmp_path):
     assert len((tmp_path / "runs" / "results.csv").read_text().splitlines()) == 7
 
 
-def test_submitit_job_array_gives_the_plain_runs_results_csv(tmp_path):
+def test_submitit_job_array_gives_the_plain_runs_results_csv(tmp_path, monkeypatch):
     """`--launcher submitit` through submitit's local executor (one process per array task, as
-    SLURM would run them): a 2-cell sweep in 2 tasks writes the same results.csv as one process."""
+    SLURM would run them): a 2-cell sweep in 2 tasks writes the same results.csv as one process,
+    and the tasks keep their compiled steps in the sweep's compilation cache."""
     if importlib.util.find_spec("submitit") is None:  # not imported here: the code under test imports it
         pytest.skip("the slurm extra is not installed")
     argv = ["--preset", "tiny", "--tasks", "lis", "--sizes", "4", "--dims", "16", "--models", "standard", "sparse",
             "--set", "epochs=1", "--quiet", "--data-root", str(tmp_path / "data")]  # fmt: skip
     assert fig1.main(argv + ["--out", str(tmp_path / "plain")]) == 0
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)  # the tasks (subprocesses) use the sweep's
     assert fig1.main(argv + ["--out", str(tmp_path / "array"), "--launcher", "submitit", "--cluster", "local",
                              "--jobs", "2", "--gpus-per-task", "0"]) == 0  # fmt: skip
     plain, array = (tmp_path / name / "fig1" / "tiny" / "results.csv" for name in ("plain", "array"))
     assert array.read_text() == plain.read_text() and len(plain.read_text().splitlines()) == 3
     assert len(list((tmp_path / "array" / "fig1" / "tiny" / "submitit").glob("*_result.pkl"))) == 2
+    assert any((tmp_path / "array" / "compile-cache").glob("*-cache")), "no compiled step was kept"

@@ -86,6 +86,7 @@ def test_a_cell_is_found_by_its_whole_protocol(tmp_path, capsys):
     assert [r["model"] for r in results(tmp_path)] == ["standard"], "a sub-grid collects only its cells"
 
 
+@pytest.mark.slow  # the submitit test (tests/test_experiments.py) runs a sharded sweep by default
 def test_concurrent_shards_give_the_same_results_as_one_process(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     finish(fig1("--out", str(one), "--data-root", str(tmp_path / "data")))

@@ -37,8 +37,17 @@ def _teacher_forced_mismatches(compiler, n, count, seed, dtype="float64", kind="
     return int((pred[:, P - 1 : -1] != ref[:, P:]).any(axis=-1).sum())
 
 
-@pytest.mark.parametrize("compiler,forms", CASES, ids=[f"{c}-{'-'.join(map(str, f.values())) or 'dense'}" for c, f in CASES])
-@pytest.mark.parametrize("n,count", [(4, 200), (8, 100)])
+def _every_form_cases():
+    """(compiler, forms, n, count) for every form at L = 38 and L = 82; L = 82 for all but the
+    standard compiler is in `-m slow` (L = 197 is checked by the decoding tests below)."""
+    for n, count in [(4, 200), (8, 100)]:
+        for compiler, forms in CASES:
+            slow = [pytest.mark.slow] if n == 8 and compiler != "standard" else []
+            name = f"{n}-{count}-{compiler}-{'-'.join(map(str, forms.values())) or 'dense'}"
+            yield pytest.param(compiler, forms, n, count, marks=slow, id=name)
+
+
+@pytest.mark.parametrize("compiler,forms,n,count", list(_every_form_cases()))
 def test_every_next_token_is_exact_in_every_form(compiler, forms, n, count):
     assert _teacher_forced_mismatches(compiler, n, count, seed=n, **forms) == 0
 

@@ -42,7 +42,7 @@ def test_line_dp_reference_is_the_recursion():
 
 
 @pytest.mark.parametrize("compiler", ALL_COMPILERS)
-@pytest.mark.parametrize("n", [6, 20])
+@pytest.mark.parametrize("n", [6, pytest.param(20, marks=pytest.mark.slow)])
 def test_a_dp_that_is_not_a_grid_compiles_with_every_compiler(compiler, n):
     spec = LineDP(n, K=3)
     assert _mismatches(spec, compiler, 200, seed=n) == 0

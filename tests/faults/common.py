@@ -29,9 +29,12 @@ TRAIN = ["train", "--task", "lis", "--size", "4", "--option", "value_range=8", "
          "--lr", "3e-3", "--eval-examples", "8", "--checkpoint-every", "10", "--set", "log_every=4", "--quiet"]  # fmt: skip
 
 
-def jaxdp(*args, fault: str | None = None, **kwargs) -> subprocess.Popen:
+def jaxdp(*args, fault: str | None = None, compile_cache: bool = True, **kwargs) -> subprocess.Popen:
+    """`python -m jaxdp ARGS` with failpoint `fault`; `compile_cache=False` compiles afresh
+    (without the session's persistent cache, see tests/conftest.py)."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", **({"JAXDP_FAULT": fault} if fault else {})}
     env.pop("JAXDP_FAULT", None) if fault is None else None
+    env.pop("JAX_COMPILATION_CACHE_DIR", None) if not compile_cache else None
     return subprocess.Popen([sys.executable, "-m", "jaxdp", *args], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)  # fmt: skip
 

@@ -28,7 +28,7 @@ def test_a_signal_mid_training_checkpoints_the_last_step_and_the_rerun_matches(s
 
 def test_ctrl_c_during_the_first_compile_ends_cleanly(data, reference, tmp_path):
     """Sent from outside while the first step compiles: no segfault, one line, exit 130."""
-    proc = jaxdp(*TRAIN, "--data", str(data), "--out", str(tmp_path / "run"))
+    proc = jaxdp(*TRAIN, "--data", str(data), "--out", str(tmp_path / "run"), compile_cache=False)
     deadline = time.monotonic() + 120
     while not (tmp_path / "run" / "protocol.json").exists():  # written just before the compile
         assert proc.poll() is None and time.monotonic() < deadline

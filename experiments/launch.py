@@ -63,6 +63,9 @@ def check(args) -> None:
     """Refuse a launcher that cannot start, in one line, before anything is built."""
     if args.launcher == "submitit" and importlib.util.find_spec("submitit") is None:
         raise JaxdpError('--launcher submitit: submitit is not installed; pip install -e ".[slurm]"')
+    cache = compile_cache(args)
+    if cache is not None and Path(cache).exists() and not Path(cache).is_dir():
+        raise JaxdpError(f"--compile-cache: {cache} is a file, not a folder (or pass --compile-cache none)")
 
 
 def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool, reporting: dict) -> dict:

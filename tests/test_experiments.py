@@ -162,3 +162,13 @@ def test_submitit_job_array_gives_the_plain_runs_results_csv(tmp_path, monkeypat
     assert array.read_text() == plain.read_text() and len(plain.read_text().splitlines()) == 3
     assert len(list((tmp_path / "array" / "fig1" / "tiny" / "submitit").glob("*_result.pkl"))) == 2
     assert any((tmp_path / "array" / "compile-cache").glob("*-cache")), "no compiled step was kept"
+
+
+def test_a_compile_cache_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "cache").write_text("not a folder")
+    argv = ["--preset", "tiny", "--tasks", "lis", "--sizes", "4", "--dims", "16", "--models", "standard",
+            "--out", str(tmp_path / "out"), "--compile-cache", str(tmp_path / "cache"), "--quiet"]  # fmt: skip
+    assert fig1.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --compile-cache: ") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out").exists() and (tmp_path / "cache").read_text() == "not a folder"

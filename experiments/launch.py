@@ -70,9 +70,10 @@ def check(args) -> None:
 
 def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool, reporting: dict) -> dict:
     """Train `cells` with the launcher `args` name; the cells by outcome (`sweep.OUTCOMES`)."""
+    cache = compile_cache(args)
     if args.launcher == "inline":
         return sweep.run(exp_dir, cells, protocol, data_root=args.data_root, progress=progress,
-                         max_cells=args.max_cells, reporting=reporting, compile_cache=compile_cache(args))  # fmt: skip
+                         max_cells=args.max_cells, reporting=reporting, compile_cache=cache)  # fmt: skip
     import submitit
 
     # submitit's logging config binds handlers to the streams of its import (a test's captured
@@ -84,7 +85,7 @@ def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool,
                                      cluster=None if args.cluster == "auto" else args.cluster)  # fmt: skip
     executor.update_parameters(timeout_min=args.time_min, slurm_array_parallelism=args.array_parallelism,
                                name=f"jaxdp-{exp_dir.parent.name}", **_slurm(args))  # fmt: skip
-    shards = [Shard(str(exp_dir), sweep.shard(cells, f"{i}/{n}"), protocol, args.data_root, reporting, compile_cache(args))
+    shards = [Shard(str(exp_dir), sweep.shard(cells, f"{i}/{n}"), protocol, args.data_root, reporting, cache)
               for i in range(n)]  # fmt: skip
     with executor.batch():
         jobs = [executor.submit(shard) for shard in shards]

@@ -17,9 +17,9 @@ F32 = dict(rtol=1e-5, atol=2e-5)
 #: every (mixer, form) a config can choose, from the registry
 KERNELS = [dict(attention=name, form=form) for name in mixers.available() for form in mixers.get(name).forms]
 IDS = ["-".join(k.values()) for k in KERNELS]
-#: KERNELS with every form but each mixer's default in `-m slow` (for checks the form does not change)
-DEFAULT_FORMS = [pytest.param(k, id=i, marks=[] if k["form"] == mixers.get(k["attention"]).forms[0] else [pytest.mark.slow])
-                 for k, i in zip(KERNELS, IDS)]  # fmt: skip
+#: KERNELS with all but each mixer's reference form (its first) in `-m slow`, for checks the form does not change
+OTHER_FORMS_SLOW = [pytest.param(k, id=i, marks=[] if k["form"] == mixers.get(k["attention"]).forms[0] else [pytest.mark.slow])
+                    for k, i in zip(KERNELS, IDS)]  # fmt: skip
 #: options that keep the test models small, each given to the mixers that have it
 SMALL = {"block_size": 4, "chunk_size": 8, "window": 6}
 
@@ -313,7 +313,7 @@ def test_blocks_work_on_raw_residual_vectors():
 # ------------------------------------------------------------------------------ trace counts
 
 
-@pytest.mark.parametrize("kernel", DEFAULT_FORMS)
+@pytest.mark.parametrize("kernel", OTHER_FORMS_SLOW)
 def test_train_step_forward_traces_once_per_shape(kernel):
     """The functional NNX pattern of a training step: parameters and the dropout RNG state go in
     and out of one jitted function, which must not retrace for new data of the same shape."""

@@ -44,7 +44,7 @@ def peak(dtype: str) -> float | None:
 
 def train_rate(cfg: ModelConfig, B: int, L: int, steps: int) -> float:
     """Tokens/s of the real training step (vs_torch's trainer and interleaved timer, 3 rounds)."""
-    seconds = vs_torch.median_seconds({"jaxdp": vs_torch.jax_trainer(cfg)}, vs_torch.batch(cfg, B, L), steps, rounds=3)
+    seconds = vs_torch.median_seconds({"jaxdp": vs_torch.jax_trainer(cfg, B)}, vs_torch.batch(cfg, B, L), steps, rounds=3)
     return B * L / seconds["jaxdp"]
 
 

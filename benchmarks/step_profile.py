@@ -78,7 +78,7 @@ def main() -> None:
     for D, L, B in vs_torch.TRAIN_SHAPES:
         cfg = ModelConfig(attention="standard", dim=D, max_len=L, vocab_size=24, dropout=0.1)
         args = vs_torch.batch(cfg, B, L)
-        steps = {"jaxdp": vs_torch.jax_trainer(cfg), "torch": vs_torch.torch_trainer(cfg, False)}
+        steps = {"jaxdp": vs_torch.jax_trainer(cfg, B), "torch": vs_torch.torch_trainer(cfg, False)}
         step_s = vs_torch.median_seconds(steps, args, steps=3, rounds=5)
         dense, batched = products(D, L, B)
         jp, tp = median_time(jax_products(dense, batched)), median_time(torch_products(dense, batched))

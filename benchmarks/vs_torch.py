@@ -9,8 +9,9 @@ The twin (`TorchDecoder`) is written here from jaxdp's architecture (README "Mod
 embedding + sinusoidal positions → LayerNorm → dropout → pre-LN blocks (softmax attention with
 dropout on the probabilities, GeLU-tanh FFN, dropout on both residual branches) → LayerNorm →
 head. It is checked before timing: the same parameter count, and the same logits for jaxdp's
-weights to 1e-5. jaxdp is timed through its real training step (`jaxdp.train.make_train_step`)
-and its real decoding (`jaxdp.decode.generate`); torch through AdamW with weight decay on matrices
+weights to 1e-5. jaxdp is timed through its real training step (`jaxdp.train.make_train_step` on
+`train`'s data mesh) and its real decoding (`jaxdp.decode.generate`), with one jax device per
+core as jaxdp's commands set it (`jaxdp.devices`; ``JAX_NUM_CPU_DEVICES=1`` for one device); torch through AdamW with weight decay on matrices
 only, eager and `torch.compile`d, and through a plain KV cache and the full re-forward of every
 prefix that the Feng et al. benchmark decodes with. Run it on a quiet machine: torch's OpenMP
 threads slow down by an order of magnitude when another process shares the cores.
@@ -33,7 +34,8 @@ from jaxdp.cli import Parser
 from jaxdp.models import ModelConfig, Transformer, sinusoids
 from jaxdp.protocol import TrainConfig
 from jaxdp.tasks.dataset import build
-from jaxdp.train import init_state, make_train_step
+from jaxdp.devices import replicate, use_cpu_cores
+from jaxdp.train import data_mesh, init_state, make_train_step, put_batch
 
 TRAIN_SHAPES = [(64, 84, 64), (128, 84, 64), (256, 224, 32), (128, 508, 16)]  # (D, L, batch)
 DECODE_SETTINGS = [("lis", 40, 64), ("lis", 40, 256), ("ed", 12, 64)]  # (task, size, batch)
@@ -161,14 +163,16 @@ def batch(cfg: ModelConfig, B: int, L: int, seed: int = 0):
     return tokens, np.full(B, L // 4, np.int32), np.full(B, L, np.int32)
 
 
-def jax_trainer(cfg: ModelConfig):
-    train_config = TrainConfig(epochs=1, batch_size=1, warmup_epochs=0, schedule="constant", lr=1e-4)
+def jax_trainer(cfg: ModelConfig, batch_size: int):
+    """`train`'s step on `train`'s data-parallel mesh (one device per core after `use_cpu_cores`)."""
+    train_config = TrainConfig(epochs=1, batch_size=batch_size, warmup_epochs=0, schedule="constant", lr=1e-4)
     graphdef, tx, state = init_state(cfg, train_config, steps_per_epoch=1000)
+    mesh = data_mesh(batch_size)
     step = make_train_step(graphdef, tx)
-    holder = {"state": state}
+    holder = {"state": replicate(state, mesh)}
 
     def run(tokens, prompt_len, length):
-        holder["state"], loss = step(holder["state"], tokens, prompt_len, length)
+        holder["state"], loss = step(holder["state"], *put_batch((tokens, prompt_len, length), mesh))
         return loss
 
     return run
@@ -222,7 +226,7 @@ def train_table(shapes, steps: int, rounds: int, compiled: bool) -> str:
     for D, L, B in shapes:
         cfg = ModelConfig(attention="standard", dim=D, max_len=L, vocab_size=24, dropout=0.1)
         check_twin(cfg)
-        fns = {"jaxdp": jax_trainer(cfg), "eager": torch_trainer(cfg, False)}
+        fns = {"jaxdp": jax_trainer(cfg, B), "eager": torch_trainer(cfg, False)}
         if compiled:
             fns["compile"] = torch_trainer(cfg, True)
         s = median_seconds(fns, batch(cfg, B, L), steps, rounds)
@@ -304,7 +308,7 @@ def main() -> None:
     import torch
 
     print(f"# {platform.node()}, {platform.processor() or platform.machine()}, jax {jax.__version__} "
-          f"({jax.default_backend()}), torch {torch.__version__} ({torch.get_num_threads()} threads), float32")  # fmt: skip
+          f"({jax.default_backend()}, {jax.device_count()} devices), torch {torch.__version__} ({torch.get_num_threads()} threads), float32")  # fmt: skip
     shapes = TRAIN_SHAPES[:1] if args.quick else TRAIN_SHAPES
     settings = DECODE_SETTINGS[:1] if args.quick else DECODE_SETTINGS
     rounds = 3 if args.quick else args.rounds
@@ -315,4 +319,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    use_cpu_cores()  # as the commands do (jaxdp.devices)
     main()

@@ -9,6 +9,7 @@ import sys
 
 from experiments import common
 from jaxdp import plots
+from jaxdp.devices import use_cpu_cores
 
 
 def report(rows, exp_dir, args, plans, preset) -> str:
@@ -24,4 +25,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    use_cpu_cores()  # one jax device per CPU core (jaxdp.devices)
     sys.exit(main())

@@ -12,6 +12,7 @@ import sys
 
 from experiments import common
 from jaxdp import flops, plots, tasks
+from jaxdp.devices import use_cpu_cores
 
 
 def paper_cells(plans, preset) -> str:
@@ -38,4 +39,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    use_cpu_cores()  # one jax device per CPU core (jaxdp.devices)
     sys.exit(main())

@@ -1,5 +1,9 @@
 import sys
 
-from jaxdp.cli import main
+from jaxdp.devices import use_cpu_cores
+
+use_cpu_cores()  # one jax device per CPU core, before jax starts (jaxdp.devices)
+
+from jaxdp.cli import main  # noqa: E402
 
 sys.exit(main())

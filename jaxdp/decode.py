@@ -20,6 +20,8 @@ import numpy as np
 from flax import nnx
 from tqdm.auto import tqdm
 
+from jaxdp.devices import batch_devices, batch_mesh, replicate, shard_rows
+
 
 def _prompts_only(tokens_BxT, prompt_len_B):
     keep = jnp.arange(tokens_BxT.shape[1])[None, :] < prompt_len_B[:, None]
@@ -110,11 +112,24 @@ def padded_batches(n: int, batch_size: int):
         yield rows, index
 
 
+def row_placement(state, batch: int, devices=None):
+    """(place, state): `place(rows)` puts a batch's rows on the device(s) that decode them, and
+    `state` (the model's) is on each of them. Over several devices (`jaxdp.devices.batch_devices`,
+    e.g. a CPU's cores) the rows are split and decoded concurrently; every row's tokens are the
+    same as on one device, since each row is decoded on its own."""
+    chosen = batch_devices(batch, devices)
+    if len(chosen) == 1 and devices is None:
+        return jnp.asarray, state
+    mesh = batch_mesh(chosen)
+    return (lambda rows: shard_rows(rows, mesh)), replicate(state, mesh)
+
+
 def generate(model: nnx.Module, tokens: np.ndarray, prompt_len: np.ndarray, *, eos_id: int,
              batch_size: int = 256, full: bool = False, prefill_len: int | None = None,
-             progress: bool = False) -> np.ndarray:  # fmt: skip
+             progress: bool = False, devices=None) -> np.ndarray:  # fmt: skip
     """Greedy completions of every row's prompt, in batches of `batch_size`. Returns int32 [N, T].
-    Puts `model` in eval mode."""
+    Puts `model` in eval mode. Each batch's rows are split over `devices` (default: the most of
+    this process's devices that divide the batch, `row_placement`)."""
     model.eval()
     graphdef, state = nnx.split(model)
     tokens = np.asarray(tokens, np.int32)
@@ -122,9 +137,10 @@ def generate(model: nnx.Module, tokens: np.ndarray, prompt_len: np.ndarray, *, e
     n = len(tokens)
     prefill_len = int(prompt_len.min()) if prefill_len is None else prefill_len
     out = np.zeros_like(tokens)
+    place, state = row_placement(state, min(n, batch_size), devices)
     bar = tqdm(total=n, unit="ex", desc="greedy decoding", disable=not progress, leave=False, dynamic_ncols=True)
     for rows, index in padded_batches(n, batch_size):
-        args = (graphdef, state, jnp.asarray(tokens[index]), jnp.asarray(prompt_len[index]))
+        args = (graphdef, state, place(tokens[index]), place(prompt_len[index]))
         if full:
             result = greedy_full(*args, eos_id=eos_id)
         else:

@@ -4,8 +4,9 @@ batch 512, next-token NLL on the CoT, answer and `<eos>`; the settings are `jaxd
 
 One jitted step in the functional NNX pattern: the model is split once into a graph definition
 and pure pytrees (parameters, dropout RNG state), merged inside the step. The batch is sharded
-over all devices along a ``data`` mesh axis and the state is replicated (data parallel; on many
-hosts call `jax.distributed.initialize()` first, see README). A background thread gathers and
+along a ``data`` mesh axis (`data_mesh`: all devices, or on one host the most that divide the
+batch, a CPU's cores among them, `jaxdp.devices`) and the state is replicated (data parallel; on
+many hosts call `jax.distributed.initialize()` first, see README). A background thread gathers and
 transfers the next batches while the device works.
 
 A run lives in a folder: ``protocol.json`` (its identity, whose digest `jaxdp.protocol.run_path`
@@ -35,6 +36,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxdp import __version__, faults, interrupts, loggers
 from jaxdp.checkpoint import Checkpoints, check_run_config, run_lock, write_json_atomic
+from jaxdp.devices import batch_devices, batch_mesh, replicate
 from jaxdp.errors import CheckpointError, TrainingError, warn
 from jaxdp.metrics import MetricsLog
 from jaxdp.models import ModelConfig, Transformer
@@ -179,9 +181,13 @@ def _prefetch(make, steps: range, depth: int = 2) -> Iterator:
                 thread.join(timeout=0.05)
 
 
-def data_mesh(devices=None) -> Mesh:
-    """A 1-D ``data`` mesh over `devices` (default: all devices of all processes)."""
-    return Mesh(np.array(jax.devices() if devices is None else devices), ("data",))
+def data_mesh(batch_size: int, devices=None) -> Mesh:
+    """The 1-D ``data`` mesh: over `devices`; by default over all devices of all processes, or,
+    in one process, over the most of them that divide the batch (`jaxdp.devices.batch_devices`:
+    a CPU split into one device per core by `jaxdp.devices.use_cpu_cores`)."""
+    if devices is None:
+        devices = jax.devices() if jax.process_count() > 1 else batch_devices(batch_size)
+    return batch_mesh(devices)
 
 
 def put_batch(arrays: tuple[np.ndarray, ...], mesh: Mesh) -> tuple[jax.Array, ...]:
@@ -259,14 +265,14 @@ def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: Tr
 
     `stop_after` ends the call after that many steps in total, with a checkpoint, as an
     interruption would (the next call resumes); the result is then ``{"stopped_at": step}``.
-    `devices` limits the data-parallel mesh (default: all devices); `data_dir` is recorded in
+    `devices` sets the data-parallel mesh (default: `data_mesh`'s); `data_dir` is recorded in
     the config so that `python -m jaxdp eval` can find the test set. `log_to` names loggers that
     mirror ``metrics.jsonl`` (`jaxdp.loggers`: tensorboard, wandb); every `eval_every` epochs the
     first `EVAL_EVERY_EXAMPLES` test examples are decoded and their scores logged as ``eval_*``.
     Neither changes the run's identity or its result.
     """
     run_dir = Path(run_dir)
-    mesh = data_mesh(devices)
+    mesh = data_mesh(train_config.batch_size, devices)
     steps_per_epoch = check_settings(task, model_config, train_config, train_set, mesh.size)
     check_test_set(task, train_set, test_set)
     identity = run_identity(task, model_config, train_config, len(train_set), train_set.seed)
@@ -344,7 +350,7 @@ def _fit(run_dir: Path, model_config: ModelConfig, train_config: TrainConfig, tr
     """The training loop from the latest good checkpoint; returns (graphdef, state, steps done,
     the loss of the last logged window)."""
     graphdef, tx, state = init_state(model_config, train_config, steps_per_epoch)
-    state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
+    state = replicate(state, mesh)
     checkpoints = Checkpoints(run_dir, keep=train_config.keep_checkpoints, run_digest=report.config["digest"])
     try:
         start, pending, last_loss = 0, [], None

@@ -82,13 +82,13 @@ class Attention(nnx.Module):
     def _heads(self, x_BxLxD: Array) -> tuple[Array, Array, Array]:
         """q, k, v [..., H, K]: the three maps as one matmul with their kernels side by side (one
         larger matmul runs faster than three), split after; the parameters stay three."""
-        H, K, D = self.config.num_heads, self.config.head_dim, self.config.dim
+        H, K = self.config.num_heads, self.config.head_dim
         maps, dtype = (self.query, self.key, self.value), jnp.dtype(self.config.dtype)
         kernel = jnp.concatenate([m.kernel[...] for m in maps], axis=1).astype(dtype)
         bias = jnp.concatenate([m.bias[...] for m in maps]).astype(dtype)
         qkv = jnp.dot(x_BxLxD.astype(dtype), kernel) + bias
-        q, k, v = (qkv[..., i * D:(i + 1) * D].reshape(*qkv.shape[:-1], H, K) for i in range(3))
-        return q, k, v
+        # a split, not three slices: its gradient is one concatenate, not three pads and their sum
+        return tuple(y.reshape(*y.shape[:-1], H, K) for y in jnp.split(qkv, 3, axis=-1))
 
     def _merge(self, o_BxLxHxK: Array) -> Array:
         return self.out(o_BxLxHxK.reshape(*o_BxLxHxK.shape[:-2], self.config.dim))

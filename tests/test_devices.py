@@ -8,10 +8,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 from jaxdp import devices
+from jaxdp.train import restore_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,7 +74,8 @@ def test_the_command_line_gets_one_device_per_core():
 def test_split_batches_decode_the_same_tokens_and_train_the_same_losses(tmp_path):
     """On two CPU devices: `generate` splits a batch's rows over both (and decodes what one device
     decodes, token for token); `train`'s default mesh uses both when they divide the batch and one
-    when they do not, and the loss curves agree to float rounding."""
+    when they do not, and the loss curves agree to float rounding; a run trained on two devices
+    restores on one (this process) with the same parameters."""
     script = textwrap.dedent(f"""
         import json, jax, numpy as np
         from flax import nnx
@@ -99,6 +103,9 @@ def test_split_batches_decode_the_same_tokens_and_train_the_same_losses(tmp_path
             out = "{tmp_path}/" + ("default" if devices is None else "one")
             train(out, task, mc, tc, train_set, None, progress=False, devices=devices)
             curves.append([json.loads(l)["loss"] for l in open(out + "/metrics.jsonl")])
+        from jaxdp.train import restore_model
+        trained, _ = restore_model("{tmp_path}/default")
+        np.savez("{tmp_path}/params.npz", *jax.tree.leaves(nnx.state(trained, nnx.Param)))
         print(json.dumps(curves))
     """)
     proc = subprocess.run([sys.executable, "-c", script], env=clean_env(JAX_NUM_CPU_DEVICES="2"), cwd=ROOT,
@@ -107,3 +114,8 @@ def test_split_batches_decode_the_same_tokens_and_train_the_same_losses(tmp_path
     split, one = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(split) == len(one) == 8
     np.testing.assert_allclose(split, one, rtol=1e-5)
+    # the checkpoints written on two devices restore on this process's one
+    restored, _ = restore_model(tmp_path / "default")
+    saved = np.load(tmp_path / "params.npz")
+    for i, leaf in enumerate(jax.tree.leaves(nnx.state(restored, nnx.Param))):
+        np.testing.assert_array_equal(np.asarray(leaf), saved[f"arr_{i}"])

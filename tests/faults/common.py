@@ -103,8 +103,11 @@ def raw_arrays(state_dir: Path) -> list[np.ndarray]:
     """A checkpoint's arrays read by plain orbax, without jaxdp's checks."""
     import orbax.checkpoint as ocp
 
+    here = jax.sharding.SingleDeviceSharding(jax.devices()[0])  # it may have been saved on more devices
     with ocp.StandardCheckpointer() as checkpointer:
-        return [np.asarray(x) for x in jax.tree.leaves(checkpointer.restore(state_dir.absolute()))]
+        saved = checkpointer.metadata(state_dir.absolute()).item_metadata
+        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=here), saved)
+        return [np.asarray(x) for x in jax.tree.leaves(checkpointer.restore(state_dir.absolute(), target))]
 
 
 def array_file(step_dir: Path, damage) -> Path:

@@ -2,7 +2,7 @@
 and greedy-decoding examples/s, interleaved, medians.
 
     pip install -e ".[bench]"          # torch==2.13.0+cpu, a CPU-only wheel
-    python benchmarks/vs_torch.py      # about 10 minutes on 2 cores
+    python benchmarks/vs_torch.py      # about 17 minutes on 2 cores
     python benchmarks/vs_torch.py --quick
 
 The twin (`TorchDecoder`) is written here from jaxdp's architecture (README "Models"): token
@@ -35,7 +35,7 @@ from jaxdp.models import ModelConfig, Transformer, sinusoids
 from jaxdp.protocol import TrainConfig
 from jaxdp.tasks.dataset import build
 from jaxdp.devices import replicate, use_cpu_cores
-from jaxdp.train import data_mesh, init_state, make_train_step, put_batch
+from jaxdp.train import TrainState, data_mesh, init_state, make_train_step, put_batch
 
 TRAIN_SHAPES = [(64, 84, 64), (128, 84, 64), (256, 224, 32), (128, 508, 16)]  # (D, L, batch)
 DECODE_SETTINGS = [("lis", 40, 64), ("lis", 40, 256), ("ed", 12, 64)]  # (task, size, batch)
@@ -163,16 +163,23 @@ def batch(cfg: ModelConfig, B: int, L: int, seed: int = 0):
     return tokens, np.full(B, L // 4, np.int32), np.full(B, L, np.int32)
 
 
-def jax_trainer(cfg: ModelConfig, batch_size: int):
-    """`train`'s step on `train`'s data-parallel mesh (one device per core after `use_cpu_cores`)."""
+def jax_trainer(cfg: ModelConfig, batch_size: int, *, optimizer=None, compiler_options: dict | None = None):
+    """`train`'s step on `train`'s data-parallel mesh (one device per core after `use_cpu_cores`).
+    For ablations (`benchmarks/step_ablations.py`): `optimizer` replaces AdamW, `compiler_options`
+    (XLA debug options) are passed to the step's compile."""
     train_config = TrainConfig(epochs=1, batch_size=batch_size, warmup_epochs=0, schedule="constant", lr=1e-4)
     graphdef, tx, state = init_state(cfg, train_config, steps_per_epoch=1000)
+    if optimizer is not None:
+        tx, state = optimizer, TrainState(state.params, optimizer.init(state.params), state.rest)
     mesh = data_mesh(batch_size)
     step = make_train_step(graphdef, tx)
     holder = {"state": replicate(state, mesh)}
 
     def run(tokens, prompt_len, length):
-        holder["state"], loss = step(holder["state"], *put_batch((tokens, prompt_len, length), mesh))
+        arrays = put_batch((tokens, prompt_len, length), mesh)
+        if "compiled" not in holder:
+            holder["compiled"] = step.lower(holder["state"], *arrays).compile(compiler_options=compiler_options)
+        holder["state"], loss = holder["compiled"](holder["state"], *arrays)
         return loss
 
     return run

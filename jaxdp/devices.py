@@ -3,8 +3,8 @@
 On a CPU, one XLA program keeps a 2-core machine busy only part of the time: its many small
 elementwise fusions (layer norms, GeLU, softmax, dropout, AdamW) and its small matrix products
 run with little overlap. Split over one jax device per core, the batch's halves run concurrently
-(data parallel within one process): on the 2-core VM the training step runs 1.15-1.2x as fast
-and greedy decoding 1.2-1.9x (`benchmarks/vs_torch.py`, benchmarks/RESULTS.md, issue 18).
+(data parallel within one process): on the 2-core VM the training step runs 1.15-1.25x as fast
+and greedy decoding 1.3-2.8x (`benchmarks/vs_torch.py`, benchmarks/RESULTS.md, issue 18).
 
 Nothing the model computes changes: the loss is over the whole batch, dropout masks are functions
 of each element's global index (`jaxdp.models.dropout`) and decoding is row by row. Only the

@@ -85,6 +85,30 @@ class WandB:
         self.run.finish()
 
 
+#: name -> the writer class `open_all` opens for it
+WRITERS = {"tensorboard": TensorBoard, "wandb": WandB}
+
+
 def open_all(names: Sequence[str], run_dir: Path, config: dict) -> list:
-    """One open writer per name (`LOGGERS`), each with ``write(record)`` and ``close()``."""
-    return [{"tensorboard": TensorBoard, "wandb": WandB}[name](run_dir, config) for name in names]
+    """One open writer per name (`LOGGERS`), each with ``write(record)`` and ``close()``. If one
+    fails to open, those already open are closed before the error propagates."""
+    writers = []
+    try:
+        for name in names:
+            writers.append(WRITERS[name](run_dir, config))
+    except BaseException:
+        close_all(writers)
+        raise
+    return writers
+
+
+def close_all(writers: Sequence) -> None:
+    """Close every writer, even when one of them raises (the first error propagates)."""
+    error = None
+    for writer in writers:
+        try:
+            writer.close()
+        except BaseException as e:  # noqa: PERF203  (keep closing the others)
+            error = error or e
+    if error is not None:
+        raise error

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from jaxdp import faults
+from jaxdp import faults, loggers
 from jaxdp.errors import CheckpointError, warn
 
 
@@ -54,14 +54,20 @@ class MetricsLog:
     each record also goes to every one of `mirrors` (`jaxdp.loggers`), after the file."""
 
     def __init__(self, path: Path, resume_step: int, mirrors: Sequence = ()):
+        """Takes ownership of `mirrors`: they are closed by `close`, or here if the file cannot
+        be opened."""
         self.path, self.mirrors = path, list(mirrors)
-        kept = [r for r in read(path) if r["step"] <= resume_step]
-        text = "".join(json.dumps(r) + "\n" for r in kept)
-        if not path.exists() or path.read_text(errors="replace") != text:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            kept = [r for r in read(path) if r["step"] <= resume_step]
+            text = "".join(json.dumps(r) + "\n" for r in kept)
+            if not path.exists() or path.read_text(errors="replace") != text:
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(text)
+                os.replace(tmp, path)
+            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except BaseException:
+            loggers.close_all(self.mirrors)
+            raise
 
     def write(self, record: dict) -> None:
         data = (json.dumps(record) + "\n").encode()
@@ -73,6 +79,7 @@ class MetricsLog:
             mirror.write(record)
 
     def close(self) -> None:
-        os.close(self.fd)
-        for mirror in self.mirrors:
-            mirror.close()
+        try:
+            os.close(self.fd)
+        finally:
+            loggers.close_all(self.mirrors)

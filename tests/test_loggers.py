@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from jaxdp import cli, loggers
+from jaxdp import cli, loggers, metrics
+from jaxdp.errors import CheckpointError
 
 TRAIN = ["train", "--task", "lis", "--size", "4", "--option", "value_range=16", "--model", "standard", "--dim", "16",
          "--epochs", "2", "--batch-size", "32", "--lr", "2e-3", "--warmup-epochs", "1", "--eval-examples", "16",
@@ -93,3 +94,48 @@ def test_unknown_or_missing_logger_is_refused_before_training(data, tmp_path, ca
 def test_scalar_names():
     assert loggers.scalars({"step": 3, "loss": 0.5, "lr": 1e-3, "eval_accuracy": 1.0, "note": "x"}) == {
         "train/loss": 0.5, "train/lr": 1e-3, "eval/accuracy": 1.0}  # fmt: skip
+
+
+class _Writer:
+    """A stand-in mirror that records whether it was closed."""
+
+    opened: list = []
+
+    def __init__(self, run_dir, config, fail_open=False, fail_close=False):
+        if fail_open:
+            raise OSError("cannot open")
+        self.closed, self.fail_close = False, fail_close
+        _Writer.opened.append(self)
+
+    def write(self, record):
+        pass
+
+    def close(self):
+        self.closed = True
+        if self.fail_close:
+            raise OSError("cannot close")
+
+
+def test_open_all_closes_what_it_opened_when_a_later_writer_fails(tmp_path, monkeypatch):
+    _Writer.opened = []
+    monkeypatch.setitem(loggers.WRITERS, "tensorboard", _Writer)
+    monkeypatch.setitem(loggers.WRITERS, "wandb", lambda run_dir, config: _Writer(run_dir, config, fail_open=True))
+    with pytest.raises(OSError, match="cannot open"):
+        loggers.open_all(["tensorboard", "wandb"], tmp_path, {})
+    assert len(_Writer.opened) == 1 and _Writer.opened[0].closed
+
+
+def test_metrics_log_closes_its_mirrors_when_the_file_cannot_be_opened(tmp_path):
+    mirrors = [_Writer(tmp_path, {}), _Writer(tmp_path, {})]
+    (tmp_path / "metrics.jsonl").mkdir()  # a folder where the file should be
+    with pytest.raises(CheckpointError, match="cannot read"):
+        metrics.MetricsLog(tmp_path / "metrics.jsonl", 0, mirrors=mirrors)
+    assert all(m.closed for m in mirrors)
+
+
+def test_metrics_log_close_closes_every_mirror_even_if_one_raises(tmp_path):
+    mirrors = [_Writer(tmp_path, {}, fail_close=True), _Writer(tmp_path, {})]
+    log = metrics.MetricsLog(tmp_path / "metrics.jsonl", 0, mirrors=mirrors)
+    with pytest.raises(OSError, match="cannot close"):
+        log.close()
+    assert all(m.closed for m in mirrors)

@@ -52,7 +52,7 @@ def variants(cfg: ModelConfig, batch_size: int) -> dict:
 def ablation_table(shapes, steps: int, rounds: int):
     """Yields the table's lines, one shape's row at a time: ms per step and (base / variant)."""
     for i, (D, L, B) in enumerate(shapes):
-        cfg = ModelConfig(attention="standard", dim=D, max_len=L, vocab_size=24, dropout=0.1)
+        cfg = vs_torch.train_model(D, L)
         seconds = vs_torch.median_seconds(variants(cfg, B), vs_torch.batch(cfg, B, L), steps, rounds)
         if i == 0:
             yield "| step, ms (base / variant) | " + " | ".join(seconds) + " |"
@@ -68,7 +68,7 @@ def op_kind(event_name: str) -> str:
 
 def profile(D: int, L: int, B: int, steps: int = 5, top: int = 25) -> str:
     """Thread-milliseconds per step by XLA op kind, from a `jax.profiler` trace of `steps` steps."""
-    cfg = ModelConfig(attention="standard", dim=D, max_len=L, vocab_size=24, dropout=0.1)
+    cfg = vs_torch.train_model(D, L)
     step, args = vs_torch.jax_trainer(cfg, B), vs_torch.batch(cfg, B, L)
     for _ in range(3):
         float(step(*args))

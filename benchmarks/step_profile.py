@@ -25,7 +25,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vs_torch  # noqa: E402  (the twin and the trainers)
 
-from jaxdp.models import ModelConfig  # noqa: E402
 
 
 def products(D: int, L: int, B: int, layers: int = 3, heads: int = 4, vocab: int = 24):
@@ -76,7 +75,7 @@ def main() -> None:
     print("| D, L, batch | jaxdp step ms | torch step ms | jax products ms | torch products ms | products / jaxdp step "
           "| bound on jaxdp / torch eager |\n|---|---|---|---|---|---|---|")  # fmt: skip
     for D, L, B in vs_torch.TRAIN_SHAPES:
-        cfg = ModelConfig(attention="standard", dim=D, max_len=L, vocab_size=24, dropout=0.1)
+        cfg = vs_torch.train_model(D, L)
         args = vs_torch.batch(cfg, B, L)
         steps = {"jaxdp": vs_torch.jax_trainer(cfg, B), "torch": vs_torch.torch_trainer(cfg, False)}
         step_s = vs_torch.median_seconds(steps, args, steps=3, rounds=5)

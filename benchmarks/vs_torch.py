@@ -157,6 +157,11 @@ def check_twin(cfg: ModelConfig) -> None:
     assert err < 1e-5, f"the twin's logits differ by {err:.2e}"
 
 
+def train_model(D: int, L: int) -> ModelConfig:
+    """The model every training comparison times: standard attention, dropout 0.1."""
+    return ModelConfig(attention="standard", dim=D, max_len=L, vocab_size=24, dropout=0.1)
+
+
 def batch(cfg: ModelConfig, B: int, L: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     tokens = rng.integers(2, cfg.vocab_size, size=(B, L)).astype(np.int32)
@@ -231,7 +236,7 @@ def train_table(shapes, steps: int, rounds: int, compiled: bool) -> str:
     lines = ["| train step, tokens/s (dropout 0.1) | jaxdp | torch eager | torch.compile | jaxdp / eager | jaxdp / compile |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for D, L, B in shapes:
-        cfg = ModelConfig(attention="standard", dim=D, max_len=L, vocab_size=24, dropout=0.1)
+        cfg = train_model(D, L)
         check_twin(cfg)
         fns = {"jaxdp": jax_trainer(cfg, B), "eager": torch_trainer(cfg, False)}
         if compiled:

@@ -108,7 +108,7 @@ def close_all(writers: Sequence) -> None:
     for writer in writers:
         try:
             writer.close()
-        except BaseException as e:  # noqa: PERF203  (keep closing the others)
+        except BaseException as e:  # keep closing the others
             error = error or e
     if error is not None:
         raise error

@@ -1,0 +1,94 @@
+"""What keeping freed host memory (`jaxdp.host_memory`) is worth to jaxdp's training step: the
+step (`vs_torch.jax_trainer`, as `train` runs it) timed in child processes with glibc's default
+malloc (``JAXDP_KEEP_HOST_MEMORY=0``) and with the memory kept, alternating, medians; with each
+step's page faults and kernel time (``getrusage``), which say where the difference goes.
+
+    python benchmarks/host_memory.py                      # the four vs_torch shapes; about 4 minutes
+    python benchmarks/host_memory.py --shape 128,84,64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vs_torch  # noqa: E402  (the trainers)
+
+from jaxdp.cli import Parser  # noqa: E402
+from jaxdp.devices import use_cpu_cores  # noqa: E402
+
+SETTINGS = {"glibc default": "0", "memory kept": "1"}  # JAXDP_KEEP_HOST_MEMORY
+
+
+def measure(D: int, L: int, B: int, warmup: int = 6, steps: int = 10) -> dict:
+    """ms per step, user and kernel CPU ms per step, page faults per step, in this process."""
+    cfg = vs_torch.train_model(D, L)
+    step, args = vs_torch.jax_trainer(cfg, B), vs_torch.batch(cfg, B, L)
+    for _ in range(warmup):
+        float(step(*args))
+    before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    for _ in range(steps):
+        loss = step(*args)
+    float(loss)
+    after, seconds = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - start
+    return {"ms": 1e3 * seconds / steps, "user_ms": 1e3 * (after.ru_utime - before.ru_utime) / steps,
+            "kernel_ms": 1e3 * (after.ru_stime - before.ru_stime) / steps,
+            "faults": (after.ru_minflt - before.ru_minflt) / steps}  # fmt: skip
+
+
+def in_child(shape, keep: str) -> dict:
+    env = {**os.environ, "JAXDP_KEEP_HOST_MEMORY": keep}
+    cmd = [sys.executable, __file__, "--child", ",".join(map(str, shape))]
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def table(shapes, repeats: int):
+    yield ("| train step (dropout 0.1) | ms, glibc default | ms, memory kept | speed-up "
+           "| page faults per step | kernel ms per step |")  # fmt: skip
+    yield "|---|---|---|---|---|---|"
+    for shape in shapes:
+        runs = {name: [] for name in SETTINGS}
+        for _ in range(repeats):
+            for name, keep in SETTINGS.items():
+                runs[name].append(in_child(shape, keep))
+        med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
+        a, b = med["glibc default"], med["memory kept"]
+        D, L, B = shape
+        yield (f"| D {D}, L {L}, batch {B} | {a['ms']:.0f} | {b['ms']:.0f} | {a['ms'] / b['ms']:.2f} "
+               f"| {a['faults']:,.0f} → {b['faults']:,.0f} | {a['kernel_ms']:.0f} → {b['kernel_ms']:.0f} |")  # fmt: skip
+
+
+def main() -> None:
+    p = Parser(prog="python benchmarks/host_memory.py", description=__doc__)
+    p.add_argument("--shape", action="append", help="D,L,batch (repeatable; default: vs_torch's four)")
+    p.add_argument("--repeats", type=int, default=2, help="child processes per setting and shape (default 2)")
+    p.add_argument("--child", help=argparse.SUPPRESS)  # D,L,batch: measure in this process
+    args = p.parse_args()
+    try:
+        shapes = [tuple(int(x) for x in s.split(",")) for s in (args.shape or [])] or vs_torch.TRAIN_SHAPES
+    except ValueError:
+        shapes = []
+    if not shapes or not all(len(s) == 3 and min(s) > 0 for s in shapes):
+        p.error(f"--shape: expected D,L,batch as three positive ints, got {args.shape}")
+    if args.repeats < 1:
+        p.error(f"--repeats: expected a positive int, got {args.repeats}")
+    if args.child:
+        use_cpu_cores()  # keeps the memory unless JAXDP_KEEP_HOST_MEMORY=0
+        print(json.dumps(measure(*map(int, args.child.split(",")))))
+        return
+    print(f"# {vs_torch.platform.node()}, one jax device per core, float32; medians of {args.repeats} processes each")
+    for line in table(shapes, args.repeats):
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,9 +1,12 @@
 """What keeping freed host memory (`jaxdp.host_memory`) is worth to jaxdp's training step: the
 step (`vs_torch.jax_trainer`, as `train` runs it) timed in child processes with glibc's default
 malloc (``JAXDP_KEEP_HOST_MEMORY=0``) and with the memory kept, alternating, medians; with each
-step's page faults and kernel time (``getrusage``), which say where the difference goes.
+step's page faults and kernel time (``getrusage``), which say where the difference goes; and, for
+what keeping it costs, the time to compile and run the first step (the one heap's lock slows
+XLA's compiler threads) and the process's resident memory after 16 and 96 steps. The first shape
+is the README's LIS(6) run, whose temporaries stay under glibc's mmap threshold: nothing to gain.
 
-    python benchmarks/host_memory.py                      # the four vs_torch shapes; about 4 minutes
+    python benchmarks/host_memory.py                      # that shape and vs_torch's four; about 14 minutes
     python benchmarks/host_memory.py --shape 128,84,64
 """
 
@@ -26,35 +29,53 @@ from jaxdp.cli import Parser  # noqa: E402
 from jaxdp.devices import use_cpu_cores  # noqa: E402
 
 SETTINGS = {"glibc default": "0", "memory kept": "1"}  # JAXDP_KEEP_HOST_MEMORY
+SMALL_SHAPE = (64, 16, 64)  # the README's LIS(6) training run: temporaries under the mmap threshold
 
 
-def measure(D: int, L: int, B: int, warmup: int = 6, steps: int = 10) -> dict:
-    """ms per step, user and kernel CPU ms per step, page faults per step, in this process."""
+def resident_mb() -> float:
+    """This process's resident memory now (Linux), MB."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def measure(D: int, L: int, B: int, warmup: int = 6, steps: int = 10, more: int = 80) -> dict:
+    """Seconds to build, compile and run the first step; ms per step, user and kernel CPU ms per
+    step, page faults per step, in this process; and the resident memory after the timed steps and
+    after `more` steps after them."""
+    start = time.perf_counter()
     cfg = vs_torch.train_model(D, L)
     step, args = vs_torch.jax_trainer(cfg, B), vs_torch.batch(cfg, B, L)
-    for _ in range(warmup):
+    float(step(*args))
+    compile_s = time.perf_counter() - start
+    for _ in range(warmup - 1):
         float(step(*args))
     before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     for _ in range(steps):
         loss = step(*args)
     float(loss)
     after, seconds = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - start
-    return {"ms": 1e3 * seconds / steps, "user_ms": 1e3 * (after.ru_utime - before.ru_utime) / steps,
+    resident = resident_mb()
+    for _ in range(more):
+        loss = step(*args)
+    float(loss)
+    return {"compile_s": compile_s, "ms": 1e3 * seconds / steps, "user_ms": 1e3 * (after.ru_utime - before.ru_utime) / steps,
             "kernel_ms": 1e3 * (after.ru_stime - before.ru_stime) / steps,
-            "faults": (after.ru_minflt - before.ru_minflt) / steps}  # fmt: skip
+            "faults": (after.ru_minflt - before.ru_minflt) / steps, "resident_mb": resident,
+            "resident_mb_later": resident_mb()}  # fmt: skip
 
 
 def in_child(shape, keep: str) -> dict:
-    env = {**os.environ, "JAXDP_KEEP_HOST_MEMORY": keep}
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}  # compile every time
+    env["JAXDP_KEEP_HOST_MEMORY"] = keep
     cmd = [sys.executable, __file__, "--child", ",".join(map(str, shape))]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def table(shapes, repeats: int):
-    yield ("| train step (dropout 0.1) | ms, glibc default | ms, memory kept | speed-up "
-           "| page faults per step | kernel ms per step |")  # fmt: skip
-    yield "|---|---|---|---|---|---|"
+    yield ("| train step (dropout 0.1) | ms, glibc default | ms, memory kept | speed-up | page faults per step "
+           "| kernel ms per step | first step (compile) s, default → kept "
+           "| resident MB after 16 → 96 steps, default | the same, kept |")  # fmt: skip
+    yield "|---|---|---|---|---|---|---|---|---|"
     for shape in shapes:
         runs = {name: [] for name in SETTINGS}
         for _ in range(repeats):
@@ -64,17 +85,20 @@ def table(shapes, repeats: int):
         a, b = med["glibc default"], med["memory kept"]
         D, L, B = shape
         yield (f"| D {D}, L {L}, batch {B} | {a['ms']:.0f} | {b['ms']:.0f} | {a['ms'] / b['ms']:.2f} "
-               f"| {a['faults']:,.0f} → {b['faults']:,.0f} | {a['kernel_ms']:.0f} → {b['kernel_ms']:.0f} |")  # fmt: skip
+               f"| {a['faults']:,.0f} → {b['faults']:,.0f} | {a['kernel_ms']:.0f} → {b['kernel_ms']:.0f} "
+               f"| {a['compile_s']:.1f} → {b['compile_s']:.1f} "
+               f"| {a['resident_mb']:,.0f} → {a['resident_mb_later']:,.0f} | {b['resident_mb']:,.0f} → {b['resident_mb_later']:,.0f} |")  # fmt: skip
 
 
 def main() -> None:
     p = Parser(prog="python benchmarks/host_memory.py", description=__doc__)
-    p.add_argument("--shape", action="append", help="D,L,batch (repeatable; default: vs_torch's four)")
+    p.add_argument("--shape", action="append",
+                   help="D,L,batch (repeatable; default: the README's LIS(6) run's, then vs_torch's four)")
     p.add_argument("--repeats", type=int, default=2, help="child processes per setting and shape (default 2)")
     p.add_argument("--child", help=argparse.SUPPRESS)  # D,L,batch: measure in this process
     args = p.parse_args()
     try:
-        shapes = [tuple(int(x) for x in s.split(",")) for s in (args.shape or [])] or vs_torch.TRAIN_SHAPES
+        shapes = [tuple(int(x) for x in s.split(",")) for s in (args.shape or [])] or [SMALL_SHAPE, *vs_torch.TRAIN_SHAPES]
     except ValueError:
         shapes = []
     if not shapes or not all(len(s) == 3 and min(s) > 0 for s in shapes):
@@ -82,7 +106,7 @@ def main() -> None:
     if args.repeats < 1:
         p.error(f"--repeats: expected a positive int, got {args.repeats}")
     if args.child:
-        use_cpu_cores()  # keeps the memory unless JAXDP_KEEP_HOST_MEMORY=0
+        use_cpu_cores()  # keeps the memory where JAXDP_KEEP_HOST_MEMORY=1
         print(json.dumps(measure(*map(int, args.child.split(",")))))
         return
     print(f"# {vs_torch.platform.node()}, one jax device per core, float32; medians of {args.repeats} processes each")

@@ -29,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vs_torch  # noqa: E402  (the twin, the trainers and the interleaved timer)
 
 from jaxdp.cli import Parser  # noqa: E402
-from jaxdp.devices import use_cpu_cores  # noqa: E402
 from jaxdp.models import ModelConfig  # noqa: E402
 
 SCHEDULER_OFF = {"xla_cpu_enable_concurrency_optimized_scheduler": False}
@@ -111,7 +110,8 @@ def main() -> None:
             shapes = []
         if not shapes or not all(len(s) == 3 and min(s) > 0 for s in shapes):
             p.error(f"--shape: expected D,L,batch as three positive ints, got {args.shape}")
-    print(f"# {jax.__version__} ({jax.default_backend()}, {jax.device_count()} devices), float32, dropout 0.1")
+    print(f"# {jax.__version__} ({jax.default_backend()}, {jax.device_count()} devices), float32, dropout 0.1, "
+          f"{vs_torch.host_memory_setting()}")
     if args.profile:
         for shape in shapes:
             print("\n" + profile(*shape))
@@ -122,5 +122,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    use_cpu_cores()  # as jaxdp's commands do
+    vs_torch.start("python benchmarks/step_ablations.py")  # as vs_torch: memory kept unless set
     main()

@@ -4,6 +4,12 @@ and greedy-decoding examples/s, interleaved, medians.
     pip install -e ".[bench]"          # torch==2.13.0+cpu, a CPU-only wheel
     python benchmarks/vs_torch.py      # about 17 minutes on 2 cores
     python benchmarks/vs_torch.py --quick
+    JAXDP_KEEP_HOST_MEMORY=0 python benchmarks/vs_torch.py     # jaxdp with glibc's default malloc
+
+jaxdp runs with the host memory XLA frees kept for the next step (``JAXDP_KEEP_HOST_MEMORY=1``,
+`jaxdp.host_memory`, opt-in in the library) unless the variable is set: every shape timed here
+has per-device step temporaries over glibc's 32 MB mmap threshold, the regime it is for. The
+header line says which setting ran; torch, in the same process, runs under the same malloc.
 
 The twin (`TorchDecoder`) is written here from jaxdp's architecture (README "Models"): token
 embedding + sinusoidal positions → LayerNorm → dropout → pre-LN blocks (softmax attention with
@@ -20,6 +26,7 @@ threads slow down by an order of magnitude when another process shares the cores
 from __future__ import annotations
 
 import math
+import os
 import platform
 import statistics
 import time
@@ -29,12 +36,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxdp import decode, tasks
-from jaxdp.cli import Parser
+from jaxdp import decode, host_memory, tasks
+from jaxdp.cli import Parser, int_at_least
 from jaxdp.models import ModelConfig, Transformer, sinusoids
 from jaxdp.protocol import TrainConfig
 from jaxdp.tasks.dataset import build
-from jaxdp.devices import replicate, use_cpu_cores
+from jaxdp.devices import replicate, use_cpu_cores_for_command
 from jaxdp.train import TrainState, data_mesh, init_state, make_train_step, put_batch
 
 TRAIN_SHAPES = [(64, 84, 64), (128, 84, 64), (256, 224, 32), (128, 508, 16)]  # (D, L, batch)
@@ -216,10 +223,16 @@ def torch_trainer(cfg: ModelConfig, compiled: bool):
     return run
 
 
-def median_seconds(fns: dict, args, steps: int, rounds: int) -> dict[str, float]:
-    """Interleaved: each round times `steps` calls of every function in turn; medians per call."""
-    for fn in fns.values():  # compile and warm up
+def median_seconds(fns: dict, args, steps: int, rounds: int, warmup_s: float = 0.0) -> dict[str, float]:
+    """Interleaved: each round times `steps` calls of every function in turn; medians per call.
+    Each function first runs twice (compile) and then for `warmup_s` seconds: jaxdp's host heap
+    grows for its first tens of steps before each step reuses it (`jaxdp.host_memory`), and a
+    training run's thousands of steps see the settled rate."""
+    for fn in fns.values():
         for _ in range(2):
+            float(fn(*args))
+        start = time.perf_counter()
+        while time.perf_counter() - start < warmup_s:
             float(fn(*args))
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
@@ -232,7 +245,7 @@ def median_seconds(fns: dict, args, steps: int, rounds: int) -> dict[str, float]
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def train_table(shapes, steps: int, rounds: int, compiled: bool) -> str:
+def train_table(shapes, steps: int, rounds: int, compiled: bool, warmup_s: float) -> str:
     lines = ["| train step, tokens/s (dropout 0.1) | jaxdp | torch eager | torch.compile | jaxdp / eager | jaxdp / compile |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for D, L, B in shapes:
@@ -241,7 +254,7 @@ def train_table(shapes, steps: int, rounds: int, compiled: bool) -> str:
         fns = {"jaxdp": jax_trainer(cfg, B), "eager": torch_trainer(cfg, False)}
         if compiled:
             fns["compile"] = torch_trainer(cfg, True)
-        s = median_seconds(fns, batch(cfg, B, L), steps, rounds)
+        s = median_seconds(fns, batch(cfg, B, L), steps, rounds, warmup_s)
         tok = {k: B * L / v for k, v in s.items()}
         comp = f"{tok['compile']:,.0f}" if compiled else "–"
         ratio = f"{tok['jaxdp'] / tok['compile']:.2f}" if compiled else "–"
@@ -308,11 +321,25 @@ def decode_table(settings, rounds: int, full_rounds: int) -> str:
     return "\n".join(lines)
 
 
+def start(prog: str) -> None:
+    """What the benchmarks do before jax starts: keep freed host memory unless the caller chose
+    (their shapes are the regime it is for; module docstring), then one jax device per core."""
+    os.environ.setdefault("JAXDP_KEEP_HOST_MEMORY", "1")
+    use_cpu_cores_for_command(prog)
+
+
+def host_memory_setting() -> str:
+    """The malloc setting this process runs under, for a table's header line."""
+    return "host memory kept (JAXDP_KEEP_HOST_MEMORY=1)" if host_memory.is_kept() else "glibc's default malloc"
+
+
 def main() -> None:
     p = Parser(prog="python benchmarks/vs_torch.py", description=__doc__)
     p.add_argument("--quick", action="store_true", help="the first shape and setting only, fewer rounds")
-    p.add_argument("--rounds", type=int, default=7, help="interleaved rounds per measurement (default 7)")
-    p.add_argument("--steps", type=int, default=5, help="training steps per round (default 5)")
+    p.add_argument("--rounds", type=int_at_least(1), default=7, help="interleaved rounds per measurement (default 7)")
+    p.add_argument("--steps", type=int_at_least(1), default=5, help="training steps per round (default 5)")
+    p.add_argument("--warmup", type=int_at_least(0), default=12, metavar="SECONDS",
+                   help="seconds each training step runs before it is timed (default 12)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile on a CPU)")
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--skip-decode", action="store_true")
@@ -320,16 +347,17 @@ def main() -> None:
     import torch
 
     print(f"# {platform.node()}, {platform.processor() or platform.machine()}, jax {jax.__version__} "
-          f"({jax.default_backend()}, {jax.device_count()} devices), torch {torch.__version__} ({torch.get_num_threads()} threads), float32")  # fmt: skip
+          f"({jax.default_backend()}, {jax.device_count()} devices), torch {torch.__version__} ({torch.get_num_threads()} threads), float32, "
+          f"{host_memory_setting()}")  # fmt: skip
     shapes = TRAIN_SHAPES[:1] if args.quick else TRAIN_SHAPES
     settings = DECODE_SETTINGS[:1] if args.quick else DECODE_SETTINGS
     rounds = 3 if args.quick else args.rounds
     if not args.skip_train:
-        print("\n" + train_table(shapes, args.steps, rounds, not args.no_compile))
+        print("\n" + train_table(shapes, args.steps, rounds, not args.no_compile, args.warmup))
     if not args.skip_decode:
         print("\n" + decode_table(settings, rounds, full_rounds=1))
 
 
 if __name__ == "__main__":
-    use_cpu_cores()  # as the commands do (jaxdp.devices)
+    start("python benchmarks/vs_torch.py")
     main()

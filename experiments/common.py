@@ -37,11 +37,12 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
     add_version(p)
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="protocol and grid (default: quick on a GPU, tiny otherwise)")  # fmt: skip
+    cpu_tasks, cpu_models = (" ".join(preset_choice(PRESETS["cpu"], field, name, default))
+                             for field, default in (("tasks", tasks), ("models", models)))  # fmt: skip
     p.add_argument("--tasks", nargs="+", default=None,
-                   help=f"default: {' '.join(tasks)}, or the preset's own (cpu: {' '.join(_own('tasks', name, tasks))})")
+                   help=f"default: {' '.join(tasks)}, or the preset's own (cpu: {cpu_tasks})")
     p.add_argument("--models", nargs="+", default=None, choices=mixers.available(),
-                   help=f"mixers (default: {' '.join(models)}, or the preset's own; cpu: "
-                        f"{' '.join(_own('models', name, models))})")  # fmt: skip
+                   help=f"mixers (default: {' '.join(models)}, or the preset's own; cpu: {cpu_models})")
     p.add_argument("--sizes", nargs="+", type=int_at_least(1), default=None, help="override every task's sizes")
     p.add_argument("--dims", nargs="+", type=int_at_least(1), default=None, help="override every task's D grid")
     p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=[0], help="training seeds (default: 0)")
@@ -69,9 +70,9 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
     return p
 
 
-def _own(field: str, script: str, default: tuple[str, ...], preset: str = "cpu") -> tuple[str, ...]:
-    """The tasks or models `preset` runs in `script` (its own choice, else the script's default)."""
-    return tuple(getattr(PRESETS[preset], field).get(script, default))
+def preset_choice(preset: Preset, field: str, script: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """The tasks or models (`field`) `preset` runs in `script`: its own choice, else `default`."""
+    return tuple(getattr(preset, field).get(script, default))
 
 
 def preset_from_args(args) -> Preset:
@@ -108,8 +109,8 @@ def resolve(name: str, args, tasks: tuple[str, ...], models: tuple[str, ...],
     """The preset and the cells (this shard's) that script `name`'s parsed `args` ask for;
     `--tasks`/`--models` left out take the preset's own choice for `name`, else `tasks`/`models`."""
     preset = preset_from_args(args)
-    args.tasks = args.tasks or list(preset.tasks.get(name, tasks))
-    args.models = args.models or list(preset.models.get(name, models))
+    args.tasks = args.tasks or list(preset_choice(preset, "tasks", name, tasks))
+    args.models = args.models or list(preset_choice(preset, "models", name, models))
     return preset, sweep.shard(make_cells(args, preset), args.shard)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from experiments.presets import Preset
 from jaxdp import plots, sweep, tasks
 from jaxdp.cli import Parser, run_command
-from jaxdp.devices import use_cpu_cores
+from jaxdp.devices import use_cpu_cores_for_command
 from jaxdp.protocol import Protocol, TrainConfig
 from jaxdp.tasks.dataset import build_to_dir
 
@@ -86,5 +86,5 @@ def _demo(args) -> str:
 
 
 if __name__ == "__main__":
-    use_cpu_cores()  # one jax device per CPU core (jaxdp.devices)
+    use_cpu_cores_for_command("python -m experiments.demo")  # one jax device per CPU core (jaxdp.devices)
     sys.exit(main())

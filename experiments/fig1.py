@@ -10,7 +10,7 @@ import sys
 
 from experiments import common
 from jaxdp import plots
-from jaxdp.devices import use_cpu_cores
+from jaxdp.devices import use_cpu_cores_for_command
 
 TASKS, MODELS = ("arithmetic", "ed", "lis"), ("standard", "sparse", "linear")
 
@@ -26,5 +26,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    use_cpu_cores()  # one jax device per CPU core (jaxdp.devices)
+    use_cpu_cores_for_command("python -m experiments.fig1")  # one jax device per CPU core (jaxdp.devices)
     sys.exit(main())

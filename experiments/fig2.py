@@ -22,7 +22,7 @@ import sys
 
 from experiments import common
 from jaxdp import plots, sweep, tasks
-from jaxdp.devices import use_cpu_cores
+from jaxdp.devices import use_cpu_cores_for_command
 
 WINDOW, PAPER = "kB>=m_local", "k=1"
 TASKS, MODELS = ("ed_local", "ed"), ("sparse", "linear")
@@ -98,5 +98,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    use_cpu_cores()  # one jax device per CPU core (jaxdp.devices)
+    use_cpu_cores_for_command("python -m experiments.fig2")  # one jax device per CPU core (jaxdp.devices)
     sys.exit(main())

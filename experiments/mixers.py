@@ -10,7 +10,7 @@ import sys
 
 from experiments import common
 from jaxdp import plots
-from jaxdp.devices import use_cpu_cores
+from jaxdp.devices import use_cpu_cores_for_command
 from jaxdp.models import mixers
 
 
@@ -26,5 +26,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    use_cpu_cores()  # one jax device per CPU core (jaxdp.devices)
+    use_cpu_cores_for_command("python -m experiments.mixers")  # one jax device per CPU core (jaxdp.devices)
     sys.exit(main())

@@ -9,7 +9,7 @@ import sys
 
 from experiments import common
 from jaxdp import plots
-from jaxdp.devices import use_cpu_cores
+from jaxdp.devices import use_cpu_cores_for_command
 
 
 def report(rows, exp_dir, args, plans, preset) -> str:
@@ -25,5 +25,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    use_cpu_cores()  # one jax device per CPU core (jaxdp.devices)
+    use_cpu_cores_for_command("python -m experiments.scaling")  # one jax device per CPU core (jaxdp.devices)
     sys.exit(main())

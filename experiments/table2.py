@@ -12,7 +12,7 @@ import sys
 
 from experiments import common
 from jaxdp import flops, plots, tasks
-from jaxdp.devices import use_cpu_cores
+from jaxdp.devices import use_cpu_cores_for_command
 
 
 def paper_cells(plans, preset) -> str:
@@ -39,5 +39,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    use_cpu_cores()  # one jax device per CPU core (jaxdp.devices)
+    use_cpu_cores_for_command("python -m experiments.table2")  # one jax device per CPU core (jaxdp.devices)
     sys.exit(main())

@@ -12,16 +12,17 @@ order of the float sums in a gradient differs (the data-parallel test: the same 
 and 8 devices to 1e-5).
 
 The commands (``python -m jaxdp``, ``python -m experiments.*``, the benchmarks) call
-`use_cpu_cores` first; in a notebook or script call it right after ``import jax``. Setting
-``JAX_NUM_CPU_DEVICES`` (``=1`` turns it off) or XLA's ``--xla_force_host_platform_device_count``
-wins over it. It also has glibc keep the host memory XLA frees after each step for the next one
-(`jaxdp.host_memory`: 1.5-2x the training step on the 2-core VM; ``JAXDP_KEEP_HOST_MEMORY=0``
-turns that off).
+`use_cpu_cores` first (`use_cpu_cores_for_command`); in a notebook or script call it right after
+``import jax``. Setting ``JAX_NUM_CPU_DEVICES`` (``=1`` turns it off) or XLA's
+``--xla_force_host_platform_device_count`` wins over it. With ``JAXDP_KEEP_HOST_MEMORY=1`` it also
+has glibc keep the host memory XLA frees after each step for the next one (`jaxdp.host_memory`:
+1.3-1.9x the training step at the benchmark's large shapes, slower on small ones, so opt-in).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import jax
 import numpy as np
@@ -50,7 +51,8 @@ def use_cpu_cores(count: int | None = None) -> int | None:
     `MAX_DEFAULT_CPU_DEVICES`). Returns the count set, or None when nothing was changed: by
     default, when the user chose a count (module docstring) or jax has already run a computation.
     An explicit `count` after jax's first computation raises RuntimeError. Either way, first has
-    glibc reuse the host memory XLA frees (`jaxdp.host_memory.reuse_freed_memory`)."""
+    glibc reuse the host memory XLA frees where ``JAXDP_KEEP_HOST_MEMORY=1`` asks for it
+    (`jaxdp.host_memory.reuse_freed_memory`; another value than 0 or 1 raises ValueError)."""
     reuse_freed_memory()
     if count is None:
         if cpu_devices_set_by_user():
@@ -65,6 +67,16 @@ def use_cpu_cores(count: int | None = None) -> int | None:
         raise ValueError(f"use_cpu_cores: count must be a positive int, got {count!r}")
     jax.config.update("jax_num_cpu_devices", count)
     return count
+
+
+def use_cpu_cores_for_command(prog: str) -> int | None:
+    """`use_cpu_cores()` at the start of a command line: a bad ``JAXDP_KEEP_HOST_MEMORY`` is
+    refused in one line on stderr with exit status 2, as a bad flag is."""
+    try:
+        return use_cpu_cores()
+    except ValueError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def batch_devices(batch: int, devices=None) -> list:

@@ -8,11 +8,6 @@ import tempfile
 
 import pytest
 
-from jaxdp.host_memory import reuse_freed_memory
-
-# as the commands do (jaxdp.devices.use_cpu_cores), in the controller and in each worker before
-# jax starts: glibc keeps the host memory XLA frees for the next program run (jaxdp.host_memory)
-reuse_freed_memory()
 # The default run has two pytest workers (-n 2): on a GPU, neither may grab most of its memory.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # One persistent compilation cache for the whole session, set here in the controller before jax

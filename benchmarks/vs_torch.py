@@ -2,7 +2,7 @@
 and greedy-decoding examples/s, interleaved, medians.
 
     pip install -e ".[bench]"          # torch==2.13.0+cpu, a CPU-only wheel
-    python benchmarks/vs_torch.py      # about 17 minutes on 2 cores
+    python benchmarks/vs_torch.py      # 14-20 minutes on 2 cores
     python benchmarks/vs_torch.py --quick
     JAXDP_KEEP_HOST_MEMORY=0 python benchmarks/vs_torch.py     # jaxdp with glibc's default malloc
 

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vs_torch  # noqa: E402  (the trainers)
 
+from jaxdp import host_memory  # noqa: E402
 from jaxdp.cli import Parser  # noqa: E402
 from jaxdp.devices import use_cpu_cores  # noqa: E402
 
@@ -65,7 +66,7 @@ def measure(D: int, L: int, B: int, warmup: int = 6, steps: int = 10, more: int 
 
 def in_child(shape, keep: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}  # compile every time
-    env["JAXDP_KEEP_HOST_MEMORY"] = keep
+    env[host_memory.VARIABLE] = keep
     cmd = [sys.executable, __file__, "--child", ",".join(map(str, shape))]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])

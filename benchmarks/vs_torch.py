@@ -324,7 +324,7 @@ def decode_table(settings, rounds: int, full_rounds: int) -> str:
 def start(prog: str) -> None:
     """What the benchmarks do before jax starts: keep freed host memory unless the caller chose
     (their shapes are the regime it is for; module docstring), then one jax device per core."""
-    os.environ.setdefault("JAXDP_KEEP_HOST_MEMORY", "1")
+    os.environ.setdefault(host_memory.VARIABLE, "1")
     use_cpu_cores_for_command(prog)
 
 

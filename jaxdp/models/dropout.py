@@ -38,9 +38,13 @@ def keep_mask(seed: jax.Array, shape: tuple[int, ...], keep: float) -> jax.Array
 class Dropout(nnx.Dropout):
     """`nnx.Dropout` with the counter-based mask of the module docstring."""
 
-    def __call__(self, inputs, *, deterministic: bool | None = None, rngs=None) -> jax.Array:
+    def active(self, deterministic: bool | None = None) -> bool:
+        """Whether a call with this `deterministic` masks anything (rate > 0, in training)."""
         deterministic = self.deterministic if deterministic is None else deterministic
-        if self.rate == 0.0 or deterministic:
+        return not (self.rate == 0.0 or deterministic)
+
+    def __call__(self, inputs, *, deterministic: bool | None = None, rngs=None) -> jax.Array:
+        if not self.active(deterministic):
             return inputs
         if self.rate == 1.0:
             return jnp.zeros_like(inputs)

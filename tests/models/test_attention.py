@@ -166,6 +166,49 @@ def test_fused_attention_call_equals_standard_and_cudnn_is_skipped_off_gpu():
     assert standard.cudnn_applies(half) == (jax.default_backend() == "gpu")
 
 
+def bf16_model(dropout: float):
+    from flax import nnx
+
+    from jaxdp.models import ModelConfig, Transformer
+
+    cfg = ModelConfig(attention="standard", dim=64, max_len=32, vocab_size=16, dtype="bfloat16", dropout=dropout)
+    return Transformer(cfg, rngs=nnx.Rngs(0))
+
+
+def test_the_model_hands_its_mixer_no_dropout_where_none_applies():
+    """The standard mixer may take cuDNN's kernel only without a probabilities function: the
+    model must hand it none in evaluation or at rate 0, and its dropout in training."""
+    from jaxdp.models.mixers import standard
+
+    model = bf16_model(dropout=0.1)
+    attn, half = model.blocks[0].attn, jnp.zeros((1, 8, 4, 16), jnp.bfloat16)
+    assert callable(attn.probs_fn()) and callable(attn.probs_fn(deterministic=False))
+    assert attn.probs_fn(deterministic=True) is None
+    model.eval()
+    assert attn.probs_fn() is None and callable(attn.probs_fn(deterministic=False))
+    assert standard.cudnn_applies(half, attn.probs_fn()) == (jax.default_backend() == "gpu")
+    model.train()
+    assert not standard.cudnn_applies(half, attn.probs_fn())
+    assert bf16_model(dropout=0.0).blocks[0].attn.probs_fn() is None
+
+
+def lowered_forward_text(model) -> str:
+    """The forward's StableHLO: cuDNN's attention shows as a `__cudnn$fmha...` custom call."""
+    from flax import nnx
+
+    graphdef, state = nnx.split(model)
+    forward = jax.jit(lambda s, t: nnx.merge(graphdef, s)(t))
+    return forward.lower(state, jnp.ones((2, 32), jnp.int32)).as_text()
+
+
+@pytest.mark.gpu
+def test_the_bfloat16_model_runs_cudnn_attention_on_gpu_in_evaluation():
+    model = bf16_model(dropout=0.1)
+    assert "fmha" not in lowered_forward_text(model)  # training: dropout on the probabilities
+    model.eval()
+    assert "fmha" in lowered_forward_text(model)
+
+
 @pytest.mark.gpu
 def test_cudnn_attention_equals_standard_on_gpu():
     from jaxdp.models.mixers import standard

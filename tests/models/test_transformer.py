@@ -3,6 +3,7 @@ registry): config checks, one parameter structure per mixer whatever the form, d
 the full forward, causality by gradients, attention maps, dropout, tracing once."""
 
 import dataclasses
+import re
 
 import chex
 import jax
@@ -339,3 +340,22 @@ def test_train_step_forward_traces_once_per_shape(kernel):
 def test_config_is_hashable_static_data():
     cfg = config()
     assert hash(cfg) == hash(dataclasses.replace(cfg))
+
+
+def scatter_dtypes(model, toks) -> list[str]:
+    """The element types of the scatters in the program of d(sum of logits)/d(parameters)."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    grad = jax.jit(jax.grad(lambda p: nnx.merge(graphdef, p, rest)(toks).sum()))
+    hlo = grad.lower(params).compiler_ir("hlo").as_hlo_text()
+    return re.findall(r"= (\w+)\[[\d,]*\](?:\{[\d,]*\})? scatter\(", hlo)
+
+
+def test_a_bfloat16_model_embeds_as_nnx_and_scatters_its_gradient_in_float32():
+    """The lookup gathers from the float32 table and casts after: the same embeddings as
+    nnx.Embed's cast-then-gather, and the gradient's scatter-add in float32 (a bfloat16 one took
+    more than half of an H200 training step)."""
+    model, toks = build(config(dtype="bfloat16")), tokens((2, 9))
+    looked_up = model.lookup(toks)
+    assert looked_up.dtype == jnp.bfloat16
+    np.testing.assert_array_equal(np.asarray(looked_up, np.float32), np.asarray(model.embed(toks), np.float32))
+    assert scatter_dtypes(model, toks) == ["f32"]

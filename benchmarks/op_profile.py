@@ -1,7 +1,8 @@
 """Where the real training step's time goes, by XLA operation, in one or more compute dtypes side
 by side: a `jax.profiler` trace of a few steps, read back with `jax.profiler.ProfileData` (no
-TensorBoard needed). On a GPU the device's "XLA Ops" lines are summed; on a CPU the XLA worker
-threads' op events. Ops are grouped by name with their numeric suffix dropped (`loop_convert_fusion.12`
+TensorBoard needed). On a GPU the device's "XLA Ops" lines (or its streams' kernels) are summed;
+on a CPU the XLA worker threads' op events, over all of vs_torch's devices (one per core): CPU
+time, not wall time. Ops are grouped by name with their numeric suffix dropped (`loop_convert_fusion.12`
 and `.31` count together), so the table shows kinds of work, not single instructions.
 
     python benchmarks/op_profile.py --shape 256,512,32 --dtypes float32,bfloat16     # on a GPU
@@ -25,24 +26,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_check  # noqa: E402  (argument types)
 import vs_torch  # noqa: E402  (the real training step, as benchmarks time it)
 
-#: host-side events of XLA's CPU runtime that wrap or wait for the ops themselves
-WRAPPERS = ("ThunkExecutor", "SlinkyThreadPool", "wait for completion")
+#: spans of XLA's CPU runtime and of Python in a trace, not ops of the compiled program
+RUNTIME = ("ThunkExecutor", "SlinkyThreadPool", "PjitFunction", "CommonPjRt", "Wait", "Rendezvous", "end:", "$", "[")
 
 
 def op_events(xspace_file: Path):
-    """(name, nanoseconds) of every XLA op the trace holds: the GPU's "XLA Ops" lines, or on a CPU
-    the XLA threads' events less the runtime's wrappers."""
+    """(name, nanoseconds) of every XLA op the trace holds: the GPU's "XLA Ops" lines (or its
+    streams' kernels), or on a CPU the XLA threads' op events less the runtime's spans. A CPU
+    collective (`all-reduce`) counts its wait for the other devices."""
     data = jax.profiler.ProfileData.from_file(str(xspace_file))
     planes = [p for p in data.planes if p.name.startswith("/device:GPU")]
     if planes:
         lines = [line for p in planes for line in p.lines if line.name == "XLA Ops"]
         lines = lines or [line for p in planes for line in p.lines if line.name.startswith("Stream")]
-        print("trace:", [(p.name, [(l.name, len(list(l.events))) for l in p.lines]) for p in planes], file=sys.stderr)
+        keep = lambda name: True  # noqa: E731
     else:
         lines = [line for line in data.find_plane_with_name("/host:CPU").lines if line.name.startswith("tf_XLA")]
+        keep = lambda name: not name.startswith(RUNTIME) and "(" not in name  # noqa: E731
     for line in lines:
         for event in line.events:
-            if not any(w in event.name for w in WRAPPERS):
+            if keep(event.name):
                 yield event.name, event.duration_ns
 
 
@@ -89,6 +92,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10, help="traced steps")
     p.add_argument("--top", type=int, default=20, help="rows of the table")
     args = p.parse_args()
+    vs_torch.start(p.prog)  # as vs_torch times it: one jax device per core, host memory kept
     bad = [d for d in args.dtypes.split(",") if d not in ("float32", "bfloat16", "float16")]
     if bad or len(args.mixer) != 1:
         p.error(f"argument --dtypes: unknown dtype {bad[0]!r}; choose from float32, bfloat16, float16" if bad

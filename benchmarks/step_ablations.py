@@ -4,7 +4,8 @@ and, with ``--profile``, where a step's time goes by XLA op kind (a `jax.profile
 
 Variants: the step as `train` runs it (dropout 0.1, AdamW); without dropout; without any
 LayerNorm (``norm="none"``); SGD in place of AdamW; and the base step compiled with XLA-CPU
-options (the concurrency-optimised scheduler off, Eigen's multi-threading off). A variant that
+options (the concurrency-optimised scheduler off, Eigen's multi-threading off); and on one jax
+device with two threads instead of one device per core (no all-reduce). A variant that
 runs no faster than the base says its part is not where the time goes.
 
     python benchmarks/step_ablations.py                 # the four vs_torch shapes; about 8 minutes
@@ -13,19 +14,15 @@ runs no faster than the base says its part is not where the time goes.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import gzip
-import json
 import sys
-import tempfile
 from pathlib import Path
 
 import jax
-import numpy as np
 import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import op_profile  # noqa: E402  (the op-kind profile)
 import vs_torch  # noqa: E402  (the twin, the trainers and the interleaved timer)
 
 from jaxdp.cli import Parser  # noqa: E402
@@ -44,6 +41,7 @@ def variants(cfg: ModelConfig, batch_size: int) -> dict:
         "SGD": vs_torch.jax_trainer(cfg, batch_size, optimizer=optax.sgd(1e-4)),
         "scheduler off": vs_torch.jax_trainer(cfg, batch_size, compiler_options=SCHEDULER_OFF),
         "eigen threads off": vs_torch.jax_trainer(cfg, batch_size, compiler_options=EIGEN_THREADS_OFF),
+        "one device": vs_torch.jax_trainer(cfg, batch_size, devices=jax.devices()[:1]),
         "torch eager": vs_torch.torch_trainer(cfg, compiled=False),
     }
 
@@ -60,39 +58,11 @@ def ablation_table(shapes, steps: int, rounds: int):
         yield f"| D {D}, L {L}, batch {B} | " + " | ".join(cells) + " |"
 
 
-def op_kind(event_name: str) -> str:
-    """`ynn_fusion.12` -> `ynn_fusion`: one row per kind of XLA op."""
-    return event_name.split(".")[0]
-
-
 def profile(D: int, L: int, B: int, steps: int = 5, top: int = 25) -> str:
-    """Thread-milliseconds per step by XLA op kind, from a `jax.profiler` trace of `steps` steps."""
-    cfg = vs_torch.train_model(D, L)
-    step, args = vs_torch.jax_trainer(cfg, B), vs_torch.batch(cfg, B, L)
-    for _ in range(3):
-        float(step(*args))
-    with tempfile.TemporaryDirectory() as folder:
-        with jax.profiler.trace(folder):
-            for _ in range(steps):
-                loss = step(*args)
-            float(loss)
-        trace = next(Path(folder).rglob("*.trace.json.gz"))
-        events = json.load(gzip.open(trace))["traceEvents"]
-    per_kind = collections.Counter()
-    for e in events:
-        if e.get("ph") == "X" and _is_xla_op(e["name"]):
-            per_kind[op_kind(e["name"])] += e["dur"] / 1e3 / steps
-    total = sum(per_kind.values())
-    lines = [f"XLA ops of one step, D {D}, L {L}, batch {B} ({jax.device_count()} devices): "
-             f"{total:.0f} thread-ms", "", "| op kind | thread-ms | share |", "|---|---|---|"]  # fmt: skip
-    lines += [f"| {k} | {v:.1f} | {v / total:.0%} |" for k, v in per_kind.most_common(top)]
-    return "\n".join(lines)
-
-
-def _is_xla_op(name: str) -> bool:
-    """An op of the compiled program, not a runtime or Python span of the trace."""
-    runtime = ("ThunkExecutor", "PjitFunction", "CommonPjRt", "Wait for", "$")
-    return not name.startswith(runtime) and "(" not in name
+    """Thread-milliseconds per step by XLA op kind (`op_profile`: a `jax.profiler` trace)."""
+    per_kind = op_profile.profile(vs_torch.train_model(D, L), B, L, steps)
+    return (f"XLA ops of one step, D {D}, L {L}, batch {B} ({jax.device_count()} devices), thread-ms per step "
+            f"(ops per step)\n\n" + op_profile.table({"float32": per_kind}, top))  # fmt: skip
 
 
 def main() -> None:

@@ -175,15 +175,16 @@ def batch(cfg: ModelConfig, B: int, L: int, seed: int = 0):
     return tokens, np.full(B, L // 4, np.int32), np.full(B, L, np.int32)
 
 
-def jax_trainer(cfg: ModelConfig, batch_size: int, *, optimizer=None, compiler_options: dict | None = None):
+def jax_trainer(cfg: ModelConfig, batch_size: int, *, optimizer=None, compiler_options: dict | None = None,
+                devices=None):  # fmt: skip
     """`train`'s step on `train`'s data-parallel mesh (one device per core after `use_cpu_cores`).
     For ablations (`benchmarks/step_ablations.py`): `optimizer` replaces AdamW, `compiler_options`
-    (XLA debug options) are passed to the step's compile."""
+    (XLA debug options) are passed to the step's compile, `devices` replaces the mesh's."""
     train_config = TrainConfig(epochs=1, batch_size=batch_size, warmup_epochs=0, schedule="constant", lr=1e-4)
     graphdef, tx, state = init_state(cfg, train_config, steps_per_epoch=1000)
     if optimizer is not None:
         tx, state = optimizer, TrainState(state.params, optimizer.init(state.params), state.rest)
-    mesh = data_mesh(batch_size)
+    mesh = data_mesh(batch_size, devices)
     step = make_train_step(graphdef, tx)
     holder = {"state": replicate(state, mesh)}
 

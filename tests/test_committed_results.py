@@ -49,3 +49,18 @@ def test_committed_min_d_table_and_heatmap_follow_from_the_rows(script):
     rows = sweep.read_csv(STUDY / script / "results.csv")
     assert (STUDY / script / "min_d.md").read_text() == plots.min_d_table(rows) + "\n"
     assert (STUDY / script / f"{script}.png").stat().st_size > 10_000
+
+
+def test_the_committed_gpu_cell_is_the_quick_cell_gpu_check_runs():
+    """benchmarks/results/gpu/fig1_results.csv (`benchmarks/gpu_check.sh` on an H200) holds the one
+    `quick` Figure 1 cell the script asks for, under the current protocol's digest."""
+    flags = ["--preset", "quick", "--yes", "--tasks", "lis", "--models", "standard", "--sizes", "10", "--dims", "64"]
+    assert " ".join(flags[2:]) in (STUDY.parent.parent / "gpu_check.sh").read_text().replace("--quiet ", "")
+    args = common.parser("fig1", "", fig1.TASKS, fig1.MODELS).parse_args(flags)
+    preset, cells = common.resolve("fig1", args, fig1.TASKS, fig1.MODELS, common.grid_from_args)
+    (plan,) = sweep.validate(cells, preset.protocol)
+    (row,) = sweep.read_csv(STUDY.parent / "gpu" / "fig1_results.csv")
+    assert key(row["task"], row["size"], row["model"], row["variant"], row["dim"], row["seed"]) == \
+        key(plan.cell.task, plan.cell.size, plan.cell.model, plan.cell.variant, plan.cell.dim, plan.cell.seed)
+    assert row["digest"] == Path(plan.path).name
+    assert (STUDY.parent / "gpu" / "fig1_min_d.md").read_text() == plots.min_d_table([row]) + "\n"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jax
 
-from jaxdp.cli import Parser
+from jaxdp.cli import Parser, int_at_least
 from jaxdp.models import ModelConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -89,8 +89,8 @@ def main() -> None:
     p.add_argument("--shape", type=gpu_check.shape, default=(256, 512, 32), help="D,L,batch")
     p.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated compute dtypes")
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--steps", type=int, default=10, help="traced steps")
-    p.add_argument("--top", type=int, default=20, help="rows of the table")
+    p.add_argument("--steps", type=int_at_least(1), default=10, help="traced steps")
+    p.add_argument("--top", type=int_at_least(1), default=20, help="rows of the table")
     args = p.parse_args()
     vs_torch.start(p.prog)  # as vs_torch times it: one jax device per core, host memory kept
     bad = [d for d in args.dtypes.split(",") if d not in ("float32", "bfloat16", "float16")]

@@ -118,19 +118,11 @@ def mixer_names(text: str) -> tuple[str, ...]:
     return names
 
 
-def shape(text: str) -> tuple[int, int, int]:
-    try:
-        D, L, B = (int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shape takes D,L,batch (three integers), got {text!r}") from None
-    return D, L, B
-
-
 def main() -> None:
     p = Parser(prog="python benchmarks/gpu_check.py", description=__doc__)
     p.add_argument("--smoke", action="store_true", help="tiny shapes (runs anywhere in a minute)")
     p.add_argument("--mixers", type=mixer_names, default=mixers.available(), help="comma-separated mixers")
-    p.add_argument("--shape", type=shape, action="append", help=f"D,L,batch to train (repeatable; default {SHAPES})")
+    p.add_argument("--shape", type=vs_torch.shape, action="append", help=f"D,L,batch to train (repeatable; default {SHAPES})")
     p.add_argument("--no-train", action="store_true", help="skip the training rates")
     p.add_argument("--no-decode", action="store_true", help="skip the decoding rates")
     p.add_argument("--out", type=Path, default=None, help="write the Markdown table here too, row by row")

@@ -93,22 +93,17 @@ def table(shapes, repeats: int):
 
 def main() -> None:
     p = Parser(prog="python benchmarks/host_memory.py", description=__doc__)
-    p.add_argument("--shape", action="append",
+    p.add_argument("--shape", type=vs_torch.shape, action="append",
                    help="D,L,batch (repeatable; default: the README's LIS(6) run's, then vs_torch's four)")
     p.add_argument("--repeats", type=int, default=2, help="child processes per setting and shape (default 2)")
-    p.add_argument("--child", help=argparse.SUPPRESS)  # D,L,batch: measure in this process
+    p.add_argument("--child", type=vs_torch.shape, help=argparse.SUPPRESS)  # D,L,batch: measure in this process
     args = p.parse_args()
-    try:
-        shapes = [tuple(int(x) for x in s.split(",")) for s in (args.shape or [])] or [SMALL_SHAPE, *vs_torch.TRAIN_SHAPES]
-    except ValueError:
-        shapes = []
-    if not shapes or not all(len(s) == 3 and min(s) > 0 for s in shapes):
-        p.error(f"--shape: expected D,L,batch as three positive ints, got {args.shape}")
+    shapes = args.shape or [SMALL_SHAPE, *vs_torch.TRAIN_SHAPES]
     if args.repeats < 1:
         p.error(f"--repeats: expected a positive int, got {args.repeats}")
     if args.child:
         use_cpu_cores()  # keeps the memory where JAXDP_KEEP_HOST_MEMORY=1
-        print(json.dumps(measure(*map(int, args.child.split(",")))))
+        print(json.dumps(measure(*args.child)))
         return
     print(f"# {vs_torch.platform.node()}, one jax device per core, float32; medians of {args.repeats} processes each")
     for line in table(shapes, args.repeats):

@@ -11,6 +11,7 @@ and `.31` count together), so the table shows kinds of work, not single instruct
 
 from __future__ import annotations
 
+import argparse
 import collections
 import re
 import sys
@@ -20,12 +21,12 @@ from pathlib import Path
 import jax
 
 from jaxdp.cli import Parser, int_at_least
-from jaxdp.models import ModelConfig
+from jaxdp.models import ModelConfig, mixers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gpu_check  # noqa: E402  (argument types)
 import vs_torch  # noqa: E402  (the real training step, as benchmarks time it)
 
+DTYPES = ("float32", "bfloat16", "float16")
 #: spans of XLA's CPU runtime and of Python in a trace, not ops of the compiled program
 RUNTIME = ("ThunkExecutor", "SlinkyThreadPool", "PjitFunction", "CommonPjRt", "Wait", "Rendezvous", "end:", "$", "[")
 
@@ -83,27 +84,33 @@ def table(results: dict[str, dict[str, tuple[float, float]]], top: int) -> str:
     return "\n".join(rows + ["| all ops | " + " | ".join(totals) + " |"])
 
 
+def dtype_names(text: str) -> tuple[str, ...]:
+    names = tuple(text.split(","))
+    unknown = [n for n in names if n not in DTYPES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown dtype {unknown[0]!r}; choose from {', '.join(DTYPES)}")
+    return names
+
+
 def main() -> None:
     p = Parser(prog="python benchmarks/op_profile.py", description=__doc__)
-    p.add_argument("--mixer", type=gpu_check.mixer_names, default=("standard",), help="one mixer")
-    p.add_argument("--shape", type=gpu_check.shape, default=(256, 512, 32), help="D,L,batch")
-    p.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated compute dtypes")
-    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--mixer", choices=mixers.available(), default="standard")
+    p.add_argument("--shape", type=vs_torch.shape, default=(256, 512, 32), help="D,L,batch")
+    p.add_argument("--dtypes", type=dtype_names, default=("float32", "bfloat16"), help="comma-separated compute dtypes")
+    p.add_argument("--dropout", type=float, default=0.1, help="in [0, 1)")
     p.add_argument("--steps", type=int_at_least(1), default=10, help="traced steps")
     p.add_argument("--top", type=int_at_least(1), default=20, help="rows of the table")
     args = p.parse_args()
+    if not 0.0 <= args.dropout < 1.0:
+        p.error(f"argument --dropout: must be in [0, 1), got {args.dropout}")
     vs_torch.start(p.prog)  # as vs_torch times it: one jax device per core, host memory kept
-    bad = [d for d in args.dtypes.split(",") if d not in ("float32", "bfloat16", "float16")]
-    if bad or len(args.mixer) != 1:
-        p.error(f"argument --dtypes: unknown dtype {bad[0]!r}; choose from float32, bfloat16, float16" if bad
-                else "argument --mixer: give one mixer")  # fmt: skip
     D, L, B = args.shape
     results = {}
-    for dtype in args.dtypes.split(","):
-        cfg = ModelConfig(attention=args.mixer[0], dim=D, max_len=L, vocab_size=32, dtype=dtype, dropout=args.dropout)
+    for dtype in args.dtypes:
+        cfg = ModelConfig(attention=args.mixer, dim=D, max_len=L, vocab_size=32, dtype=dtype, dropout=args.dropout)
         results[dtype] = profile(cfg, B, L, args.steps)
     device = jax.devices()[0]
-    print(f"# Training step by XLA op: {args.mixer[0]}, D {D}, L {L}, batch {B}, dropout {args.dropout}; "
+    print(f"# Training step by XLA op: {args.mixer}, D {D}, L {L}, batch {B}, dropout {args.dropout}; "
           f"{device.device_kind}, jax {jax.__version__}\n")  # fmt: skip
     print(table(results, args.top))
 

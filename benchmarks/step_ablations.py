@@ -67,19 +67,12 @@ def profile(D: int, L: int, B: int, steps: int = 5, top: int = 25) -> str:
 
 def main() -> None:
     p = Parser(prog="python benchmarks/step_ablations.py", description=__doc__)
-    p.add_argument("--shape", action="append", help="D,L,batch (repeatable; default: vs_torch's four)")
+    p.add_argument("--shape", type=vs_torch.shape, action="append", help="D,L,batch (repeatable; default: vs_torch's four)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--steps", type=int, default=3, help="steps per round (default 3)")
     p.add_argument("--profile", action="store_true", help="print the op-kind profile instead")
     args = p.parse_args()
-    shapes = vs_torch.TRAIN_SHAPES
-    if args.shape:
-        try:
-            shapes = [tuple(int(x) for x in s.split(",")) for s in args.shape]
-        except ValueError:
-            shapes = []
-        if not shapes or not all(len(s) == 3 and min(s) > 0 for s in shapes):
-            p.error(f"--shape: expected D,L,batch as three positive ints, got {args.shape}")
+    shapes = args.shape or vs_torch.TRAIN_SHAPES
     print(f"# {jax.__version__} ({jax.default_backend()}, {jax.device_count()} devices), float32, dropout 0.1, "
           f"{vs_torch.host_memory_setting()}")
     if args.profile:

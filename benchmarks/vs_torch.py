@@ -25,6 +25,7 @@ threads slow down by an order of magnitude when another process shares the cores
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import platform
@@ -167,6 +168,17 @@ def check_twin(cfg: ModelConfig) -> None:
 def train_model(D: int, L: int) -> ModelConfig:
     """The model every training comparison times: standard attention, dropout 0.1."""
     return ModelConfig(attention="standard", dim=D, max_len=L, vocab_size=24, dropout=0.1)
+
+
+def shape(text: str) -> tuple[int, int, int]:
+    """An argparse type for the benchmarks' ``--shape D,L,batch``: three positive integers."""
+    try:
+        D, L, B = (int(x) for x in text.split(","))
+    except ValueError:
+        D = L = B = 0
+    if min(D, L, B) < 1:
+        raise argparse.ArgumentTypeError(f"expected D,L,batch as three positive integers, got {text!r}")
+    return D, L, B
 
 
 def batch(cfg: ModelConfig, B: int, L: int, seed: int = 0):

@@ -24,7 +24,7 @@ import flax
 import jax
 from flax import nnx
 
-from jaxdp import decode, flops, tasks
+from jaxdp import decode, files, flops, tasks
 from jaxdp.cli import Parser
 from jaxdp.models import ModelConfig, Transformer, mixers
 from jaxdp.tasks.dataset import build
@@ -67,7 +67,7 @@ class Report:
         self.lines += lines
         print("\n".join(lines), flush=True)
         if self.path:
-            self.path.write_text("\n".join(self.lines) + "\n")
+            files.write_text(self.path, "\n".join(self.lines) + "\n")  # atomic: a timeout never tears it
 
 
 def train_runs(names) -> list[tuple[str, float, str]]:

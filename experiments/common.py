@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Callable
 
 from experiments import launch
 from experiments.presets import PRESETS, Preset
-from jaxdp import plots, sweep
+from jaxdp import files, plots, sweep
 from jaxdp.cli import Parser, add_reporting, add_version, int_at_least, reporting, run_command
 from jaxdp.errors import JaxdpError
 from jaxdp.evaluate import METRICS
@@ -53,7 +54,7 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
                    help="checkpoint interval of every cell (default: the protocol's checkpoint_every, 1000); a "
                         "kill -9 loses at most this much, SIGTERM and Ctrl-C nothing")  # fmt: skip
     p.add_argument("--shard", default=None, metavar="I/N", help="run cells I, I+N, I+2N, … only")
-    p.add_argument("--max-cells", type=int_at_least(0), default=None, help="stop after training this many cells")
+    p.add_argument("--max-cells", type=int_at_least(1), default=None, help="stop after training this many cells")
     p.add_argument("--metric", choices=METRICS[:2], default="accuracy",
                    help="what the heatmaps draw: accuracy (paper: greedy final answer, the default) or "
                         "teacher_forced_exact (benchmark)")  # fmt: skip
@@ -63,7 +64,8 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
                    help="jax's persistent compilation cache, shared by reruns and shards "
                         "(default: <out>/compile-cache; 'none': off)")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="list the cells and the estimated cost, then exit")
-    p.add_argument("--yes", action="store_true", help="start a GPU-scale preset (quick, paper) on a CPU anyway")
+    p.add_argument("--yes", action="store_true",
+                   help="start anyway a GPU-scale preset (quick, paper) on a CPU, or a grid estimated at days")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_reporting(p)
     launch.add_arguments(p)
@@ -121,22 +123,64 @@ def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, models) 
     plans = sweep.validate(cells, preset.protocol)
     exp_dir = Path(args.out) / (exp or name) / preset.name
     rate = sweep.measure_rate()
-    cost = sweep.describe_estimate(sweep.estimate(plans, preset.protocol, rate), rate, len(plans))
+    numbers = sweep.estimate(plans, preset.protocol, rate)
+    seconds, cost = numbers["seconds"], sweep.describe_estimate(numbers, rate, len(plans))
     print(f"{name}, preset {preset.name}: {cost}", flush=True)
     if args.dry_run:
         lines = [f"{exp_dir / p.path}" + (f"  [{p.cell.variant}]" if p.cell.variant else "") for p in plans]
         lines.append(f"{len(plans)} cells, preset {preset.name}")
         return "\n".join(lines + ([dry_run(plans, preset)] if dry_run else [])), 0
-    if preset.gpu_scale and rate["backend"] != "gpu" and not args.yes:
+    check_cost(preset, args, rate, seconds)
+    outcome = launch.run(args, exp_dir, cells, preset.protocol, progress=not args.quiet, reporting=logging)
+    written, failure = _write_results(name, args, report, exp_dir, cells, plans, preset)
+    text, code = sweep.summary(name, outcome, len(cells), written)
+    if failure:
+        print(f"error: {failure}", file=sys.stderr, flush=True)
+        return text, 1
+    return text, code
+
+
+#: a grid estimated to take longer than this on this machine starts only with --yes
+LONG_GRID_SECONDS = 48 * 3600
+
+
+def check_cost(preset: Preset, args, rate: dict, seconds: float) -> None:
+    """Refuse, unless --yes, a GPU-scale preset on a CPU or any grid of days on this machine."""
+    if args.yes:
+        return
+    if preset.gpu_scale and rate["backend"] != "gpu":
         raise JaxdpError(f"--preset {preset.name} is a GPU-scale protocol and this machine has no GPU; "
                          "pass --yes to start it anyway, or use --preset tiny")  # fmt: skip
-    outcome = launch.run(args, exp_dir, cells, preset.protocol, progress=not args.quiet, reporting=logging)
-    rows = sweep.collect(exp_dir, cells, preset.protocol)
-    sweep.write_csv(rows, exp_dir / "results.csv")
-    for metric in METRICS[:2]:
-        print(sweep.accuracy_table(rows, metric) + "\n")
-    min_d = plots.min_d_table(rows, metric=args.metric)
-    (exp_dir / "min_d.md").write_text(min_d + "\n")
-    print(f"{min_d}\n\n(written to {exp_dir / 'min_d.md'})\n")
-    print(report(rows, exp_dir, args, plans, preset))
-    return sweep.summary(name, outcome, len(cells), exp_dir / "results.csv")
+    if seconds > LONG_GRID_SECONDS:
+        raise JaxdpError(f"this grid is estimated at {seconds / 86400:.0f} days on this {rate['backend']}; pass --yes "
+                         "to start it anyway, or shrink it (--sizes, --dims, --models, --shard, --set epochs=...)")  # fmt: skip
+
+
+def _write_results(name, args, report: Report, exp_dir: Path, cells, plans, preset) -> tuple[Path | None, str | None]:
+    """Collect results.csv and write the tables and figures of the finished cells. Returns the
+    results.csv written (None when no cell has a result) and, if this step failed, why: a
+    failure here is the report's own (exit 1), never a refusal of the input."""
+    step, written = "collecting the results", None
+    try:
+        rows = sweep.collect(exp_dir, cells, preset.protocol)
+        if not rows:
+            print(f"{name}: no cell of this grid has a result yet: no results.csv, tables or figures written")
+            return None, None
+        step = "writing results.csv"
+        written = sweep.write_csv(rows, exp_dir / "results.csv")
+        step = "writing the tables"
+        for metric in METRICS[:2]:
+            print(sweep.accuracy_table(rows, metric) + "\n")
+        min_d = plots.min_d_table(rows, metric=args.metric)
+        files.write_text(exp_dir / "min_d.md", min_d + "\n")
+        print(f"{min_d}\n\n(written to {exp_dir / 'min_d.md'})\n")
+        step = f"drawing {name}'s figures"
+        print(report(rows, exp_dir, args, plans, preset))
+    except Exception as e:  # noqa: BLE001 (KeyboardInterrupt is not an Exception: it still stops)
+        return written, f"{step} failed ({type(e).__name__}: {first_line(e)})"
+    return written, None
+
+
+def first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no message"

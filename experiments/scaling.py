@@ -8,14 +8,14 @@ L is each task's longest sequence without <eos> (our max_len − 1).
 import sys
 
 from experiments import common
-from jaxdp import plots
+from jaxdp import files, plots
 from jaxdp.devices import use_cpu_cores_for_command
 
 
 def report(rows, exp_dir, args, plans, preset) -> str:
     path = plots.scaling(rows, exp_dir / "scaling.png", metric=args.metric)
     table = plots.scaling_table(rows, metric=args.metric)
-    (exp_dir / "scaling.md").write_text(table + "\n")
+    files.write_text(exp_dir / "scaling.md", table + "\n")
     return table + f"\n\nplot: {path}"
 
 

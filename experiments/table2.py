@@ -11,7 +11,7 @@ import csv
 import sys
 
 from experiments import common
-from jaxdp import flops, plots, tasks
+from jaxdp import files, flops, plots, tasks
 from jaxdp.devices import use_cpu_cores_for_command
 
 
@@ -24,12 +24,12 @@ def report(rows, exp_dir, args, plans, preset) -> str:
     entries = plots.table2(rows, metric=args.metric)
     if not entries:
         return "Table 2: no Arithmetic results yet"
-    with open(exp_dir / "table2.csv", "w", newline="") as handle:
+    with files.replacing(exp_dir / "table2.csv", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(entries[0]))
         writer.writeheader()
         writer.writerows(entries)
     table = plots.table2_markdown(entries)
-    (exp_dir / "table2.md").write_text(table + "\n")
+    files.write_text(exp_dir / "table2.md", table + "\n")
     return "Table 2:\n\n" + table
 
 

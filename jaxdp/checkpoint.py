@@ -31,20 +31,15 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxdp import faults
+from jaxdp import faults, files
 from jaxdp.errors import CheckpointError, RunBusy, TrainingError, warn
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary file, flush it to disk and rename it over `path`, so readers
     never see half a file, even after a power cut."""
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w") as handle:
-            handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        files.write_json(path, data)
     except OSError as e:
         raise CheckpointError(f"{path}: cannot write ({e.strerror})") from None
 

@@ -256,15 +256,18 @@ def _apply_config(args) -> dict:
 
 def cmd_eval(args) -> str:
     from jaxdp.evaluate import evaluate
-    from jaxdp.train import restore_model
+    from jaxdp.train import restore_checkpoint, total_steps
 
-    model, config = restore_model(args.run)
+    model, config, step = restore_checkpoint(args.run)
     task = tasks.get(config["task"]["name"], config["task"]["size"], **config["task"]["options"])
     data = args.data or config["data"].get("dir")
     if data is None:
         raise DatasetError(f"{args.run}: the run does not record its dataset; pass --data")
     result = evaluate(model, _load_split(Path(data), task, "test"), limit=args.examples, full=args.full)
-    return f"{args.run}: {task} {config['model']['attention']} D={config['model']['dim']}: {_summary(result)}"
+    total = total_steps(config)
+    scored = (f"the finished run (step {step})" if step >= total and (Path(args.run) / "result.json").exists() else
+              f"an UNFINISHED run: its checkpoint of step {step} of {total} (still training, or interrupted)")  # fmt: skip
+    return f"{args.run}: {task} {config['model']['attention']} D={config['model']['dim']}: {_summary(result)}; scored {scored}"
 
 
 COMMANDS = {"data": cmd_data, "show": cmd_show, "locality": cmd_locality, "train": cmd_train, "eval": cmd_eval}

@@ -13,7 +13,9 @@ comparison. The points:
 * ``checkpoint.written``: after a checkpoint is complete;
 * ``metrics.torn``: halfway through writing a metrics line (`torn` writes the first half);
 * ``dataset.chunk``: after a chunk of examples is generated;
-* ``dataset.between_splits``: after ``train.npz`` is written and before ``test.npz``.
+* ``dataset.between_splits``: after ``train.npz`` is written and before ``test.npz``;
+* ``files.replacing``: with a file's new content written to its temporary name, before the
+  rename (`jaxdp.files`: tables, figures, CSVs, JSON, datasets).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from jaxdp import faults, loggers
+from jaxdp import faults, files, loggers
 from jaxdp.errors import CheckpointError, warn
 
 
@@ -61,9 +61,7 @@ class MetricsLog:
             kept = [r for r in read(path) if r["step"] <= resume_step]
             text = "".join(json.dumps(r) + "\n" for r in kept)
             if not path.exists() or path.read_text(errors="replace") != text:
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text(text)
-                os.replace(tmp, path)
+                files.write_text(path, text)
             self.fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         except BaseException:
             loggers.close_all(self.mirrors)

@@ -22,6 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
+from jaxdp import files
+
 THRESHOLD = 0.9
 
 
@@ -40,11 +42,10 @@ def pyplot():
 def save_figure(fig, path: str | Path) -> Path:
     if fig.get_layout_engine() is None:  # a figure laid out by its own engine (constrained) keeps it
         fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    pyplot().close(fig)
-    return path
+    try:
+        return files.write_figure(fig, path, dpi=120)  # atomic: a kill never leaves half a PNG
+    finally:
+        pyplot().close(fig)
 
 
 MODEL_ORDER = ("standard", "sparse", "linear")

@@ -83,7 +83,7 @@ class TrainConfig:
         choice(TrainingError, where("schedule"), self.schedule, SCHEDULES)
         for name in ("epochs", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size"):
             integer(TrainingError, where(name), getattr(self, name))
-        integer(TrainingError, where("seed"), self.seed, low=0)
+        integer(TrainingError, where("seed"), self.seed, low=0, high=2**32 - 1)  # what jax's PRNG key takes
         real(TrainingError, where("lr"), self.lr, 0.0, low_open=True)
         for name in ("b1", "b2"):
             real(TrainingError, where(name), getattr(self, name), 0.0, 1.0, high_open=True)

@@ -20,10 +20,8 @@ on how the grid was split).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
-import fcntl
 import functools
 import itertools
 import json
@@ -37,7 +35,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxdp import flops, tasks
+from jaxdp import files, flops, limits, tasks
 from jaxdp.errors import JaxdpError, ProtocolError, RunBusy, warn
 from jaxdp.evaluate import METRICS
 from jaxdp.models import mixers
@@ -128,21 +126,17 @@ def shard(cells: Sequence[Cell], spec: str | None) -> list[Cell]:
 
 
 def validate(cells: Iterable[Cell], protocol: Protocol) -> list[Plan]:
-    """Plan every cell, so that a bad cell fails before any data is built or anything compiles."""
+    """Plan every cell, so that a bad cell fails before any data is built or anything compiles:
+    settings that cannot work, and cells or datasets this machine cannot hold (`jaxdp.limits`)."""
     if protocol.train.batch_size > protocol.train_examples:
         raise ProtocolError(f"batch_size {protocol.train.batch_size} > train_examples {protocol.train_examples}")
-    return [plan(cell, protocol) for cell in cells]
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    plans = [plan(cell, protocol) for cell in cells]
+    for task in {p.task for p in plans}:
+        limits.check_dataset_memory(task, protocol.train_examples + protocol.test_examples)
+    limits.check_steps(protocol.train, protocol.train_examples)
+    for config in {p.model_config for p in plans}:
+        limits.check_training_memory(config, protocol.train.batch_size)
+    return plans
 
 
 def dataset_dir(data_root: Path, task: tasks.Task, protocol: Protocol) -> Path:
@@ -237,22 +231,24 @@ def use_compile_cache(folder: str | Path | None) -> Path | None:
 def _run_cell(p: Plan, out: Path, protocol: Protocol, data_root, loaded: dict, progress: bool, reporting: dict) -> dict:
     data = dataset_dir(data_root, p.task, protocol)
     if data not in loaded:
-        with _locked(data.with_name(data.name + ".lock")):  # one builder per dataset across processes
-            loaded[data] = build_to_dir(p.task, data, protocol.train_examples, protocol.test_examples,
-                                        protocol.data_seed, progress=progress)[:2]  # fmt: skip
+        loaded[data] = build_to_dir(p.task, data, protocol.train_examples, protocol.test_examples,
+                                    protocol.data_seed, progress=progress)[:2]  # fmt: skip
     return train(out, p.task, p.model_config, p.train_config, *loaded[data], progress=progress, data_dir=str(data),
                  **reporting)  # fmt: skip
 
 
-def summary(name: str, outcome: dict[str, list[Cell]], cells: int, results: Path) -> tuple[str, int]:
-    """The sweep's last line, and its exit code: 1 if a cell failed, else 0."""
+def summary(name: str, outcome: dict[str, list[Cell]], cells: int, results: Path | None) -> tuple[str, int]:
+    """The sweep's last line, and its exit code: 1 if a cell failed, else 0. `results` is the
+    results.csv written (None: no cell had a result)."""
     missing = cells - sum(len(v) for v in outcome.values())
+    failed = [c.label for c in outcome["failed"]]
+    named = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more (each named above)" if len(failed) > 10 else "")
     text = (f"{name}: {len(outcome['ran'])} cells trained, {len(outcome['rescored'])} rescored, "
             f"{len(outcome['skipped'])} already done"
             + (f", {len(outcome['busy'])} in progress elsewhere" if outcome["busy"] else "")
-            + (f", {len(outcome['failed'])} failed ({', '.join(c.label for c in outcome['failed'][:3])})"
-               if outcome["failed"] else "")
-            + (f", {missing} left (rerun to continue)" if missing else "") + f"; results in {results}")  # fmt: skip
+            + (f", {len(failed)} failed ({named})" if failed else "")
+            + (f", {missing} left (rerun to continue)" if missing else "")
+            + (f"; results in {results}" if results else "; no results yet"))  # fmt: skip
     return text, 1 if outcome["failed"] else 0
 
 
@@ -307,16 +303,12 @@ def collect(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol) -> l
 
 
 def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as handle:
+    with files.replacing(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _cell_text(row.get(k)) for k in CSV_FIELDS})
-    tmp.replace(path)
-    return path
+    return Path(path)
 
 
 def _cell_text(value) -> str:

@@ -17,6 +17,7 @@ command again resumes from the latest checkpoint, and a finished run returns its
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import dataclasses
 import json
@@ -34,7 +35,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxdp import __version__, faults, interrupts, loggers
+from jaxdp import __version__, faults, interrupts, limits, loggers
 from jaxdp.checkpoint import Checkpoints, check_run_config, run_lock, write_json_atomic
 from jaxdp.devices import batch_devices, batch_mesh, replicate
 from jaxdp.errors import CheckpointError, TrainingError, warn
@@ -43,7 +44,7 @@ from jaxdp.models import ModelConfig, Transformer
 from jaxdp.protocol import EVALUATION, MECHANICS, SCHEDULES, TrainConfig, digest, run_identity
 from jaxdp.tasks.dataset import Dataset
 
-__all__ = ["SCHEDULES", "TrainConfig", "TrainState", "restore_model", "run_config", "train"]
+__all__ = ["SCHEDULES", "TrainConfig", "TrainState", "restore_checkpoint", "restore_model", "run_config", "train"]
 
 
 class TrainState(NamedTuple):
@@ -239,6 +240,8 @@ def check_settings(task, model_config: ModelConfig, train_config: TrainConfig, t
     if train_config.batch_size % num_devices:
         raise TrainingError(f"TrainConfig.batch_size: {train_config.batch_size} is not divisible by the "
                             f"{num_devices} devices of the data-parallel mesh")  # fmt: skip
+    limits.check_steps(train_config, len(train_set))
+    limits.check_training_memory(model_config, train_config.batch_size)
     return len(train_set) // train_config.batch_size
 
 
@@ -286,8 +289,9 @@ def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: Tr
             return result
         started = time.perf_counter()
         report = Reporting(config, tuple(log_to), eval_every, test_set)
-        graphdef, state, end, final_loss = _fit(run_dir, model_config, train_config, train_set, mesh, steps_per_epoch,
-                                                report, progress=progress, stop_after=stop_after)  # fmt: skip
+        with stop_on_out_of_memory("training", "batch_size or dim"):
+            graphdef, state, end, final_loss = _fit(run_dir, model_config, train_config, train_set, mesh,
+                                                    steps_per_epoch, report, progress=progress, stop_after=stop_after)  # fmt: skip
         if end < train_config.epochs * steps_per_epoch:
             return {"stopped_at": end}
         if result is None:
@@ -296,11 +300,26 @@ def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: Tr
         if test_set is not None:
             from jaxdp.evaluate import evaluate
 
-            result.update(evaluate(load_model(graphdef, state), test_set, batch_size=train_config.eval_batch_size,
-                                   limit=train_config.eval_examples, progress=progress))  # fmt: skip
+            with stop_on_out_of_memory("scoring the test set", "eval_batch_size"):
+                result.update(evaluate(load_model(graphdef, state), test_set, batch_size=train_config.eval_batch_size,
+                                       limit=train_config.eval_examples, progress=progress))  # fmt: skip
         result["evaluation"] = evaluation
         write_json_atomic(run_dir / "result.json", result)
         return result
+
+
+@contextlib.contextmanager
+def stop_on_out_of_memory(doing: str, lower: str) -> Iterator[None]:
+    """An allocation failure inside the block becomes one `TrainingError` line naming the
+    settings to lower (the run keeps its last checkpoint)."""
+    try:
+        yield
+    except Exception as e:
+        if not limits.out_of_memory(e):
+            raise
+        first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)[:200]
+        raise TrainingError(f"out of memory while {doing} ({first}); lower {lower}, then run the same command "
+                            "to resume") from None  # fmt: skip
 
 
 def check_test_set(task, train_set: Dataset, test_set: Dataset | None) -> None:
@@ -470,6 +489,17 @@ def load_model(graphdef: nnx.GraphDef, state: TrainState) -> Transformer:
 
 def restore_model(run_dir: str | Path) -> tuple[Transformer, dict]:
     """The model of the latest good checkpoint of a run folder, and the run's config."""
+    model, config, _ = restore_checkpoint(run_dir)
+    return model, config
+
+
+def total_steps(config: dict) -> int:
+    """The steps a run's config.json asks for (all epochs)."""
+    return config["train"]["epochs"] * (config["data"]["train"]["count"] // config["train"]["batch_size"])
+
+
+def restore_checkpoint(run_dir: str | Path) -> tuple[Transformer, dict, int]:
+    """`restore_model`, with the step of the checkpoint restored."""
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.exists():
@@ -489,4 +519,4 @@ def restore_model(run_dir: str | Path) -> tuple[Transformer, dict]:
         checkpoints.close()
     if found is None:
         raise TrainingError(f"{run_dir}: no checkpoint yet")
-    return load_model(graphdef, found[1]), config
+    return load_model(graphdef, found[1]), config, found[0]

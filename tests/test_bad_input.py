@@ -3,6 +3,7 @@ the Python API raises an error naming the argument."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from jaxdp.tasks.dataset import build, save
 
 LIS = ["--task", "lis", "--size", "4", "--option", "value_range=8"]
 SWEEP = ["--preset", "tiny", "--tasks", "lis", "--sizes", "4", "--dims", "8", "--dry-run"]
+SMALL = ["--batch-size", "32", "--warmup-epochs", "0"]
 
 
 @pytest.fixture
@@ -34,6 +36,11 @@ def folder(tmp_path) -> Path:
     (tmp_path / "text" / "train.npz").parent.mkdir()
     (tmp_path / "text" / "train.npz").write_text("tokens,prompt_len\n1,2\n")
     (tmp_path / "text" / "test.npz").write_text("tokens,prompt_len\n1,2\n")
+    for name, train in (("huge-dim", {"epochs": 1}), ("huge-epochs", {"epochs": 10**9})):
+        dim = 4 * 10**6 if name == "huge-dim" else 8
+        (tmp_path / f"{name}.json").write_text(json.dumps({
+            "task": {"name": "lis", "size": 4, "options": {"value_range": 8}}, "model": {"attention": "standard", "dim": dim},
+            "train": {**train, "batch_size": 32, "warmup_epochs": 0}, "data": {"dir": str(data)}}))  # fmt: skip
     return tmp_path
 
 
@@ -56,6 +63,18 @@ CLI_CASES = [
     (["train", *LIS, "--model", "standard", "--dim", "8", "--lr", "nan", "--data", "{d}/data"], "lr"),
     (["train", *LIS, "--model", "standard", "--dim", "8", "--set", "b1=1", "--data", "{d}/data"], "TrainConfig.b1"),
     (["train", *LIS, "--model", "standard", "--dim", "8", "--set", "seed=1", "--data", "{d}/data"], "'seed'"),
+    # numbers past what the machine holds: refused before the run folder is made or anything compiles
+    (["train", *LIS, "--model", "standard", "--dim", "4000000", *SMALL, "--data", "{d}/data", "--out", "{d}/run"],
+     "training D=4000000 (3 layers, max_len 12) at batch 32 needs at least"),
+    (["train", *LIS, "--model", "standard", "--dim", str(10**20), *SMALL, "--data", "{d}/data", "--out", "{d}/run"],
+     f"training D={10**20}"),
+    (["train", *LIS, "--model", "standard", "--dim", "8", *SMALL, "--epochs", str(10**9), "--data", "{d}/data",
+      "--out", "{d}/run"], "TrainConfig.epochs: 1000000000 epochs"),
+    (["train", "--config", "{d}/huge-dim.json", "--out", "{d}/run"], "training D=4000000"),
+    (["train", "--config", "{d}/huge-epochs.json", "--out", "{d}/run"], "TrainConfig.epochs: 1000000000 epochs"),
+    (["data", *LIS, "--train", str(10**12), "--test", "5", "--out", "{d}/new"], "1000000000005 examples of lis(4"),
+    (["train", *LIS, "--model", "standard", "--dim", "8", *SMALL, "--seed", str(10**20), "--data", "{d}/data",
+      "--out", "{d}/run"], "TrainConfig.seed: must be an integer in [0, 4294967295]"),
 ]  # fmt: skip
 SWEEP_CASES = [
     (["--max-cells", "-1"], "--max-cells"),
@@ -66,6 +85,12 @@ SWEEP_CASES = [
     (["--shard", "2/2"], "--shard"),
     (["--seeds", "-1"], "--seeds"),
     (["--dim", "8"], "--dim"),  # an abbreviation of --dims
+    (["--max-cells", "0"], "--max-cells"),
+    (["--set", f"epochs={10**9}"], "TrainConfig.epochs: 1000000000 epochs"),
+    (["--dims", "4000000"], "training D=4000000"),
+    (["--dims", str(10**20)], f"training D={10**20}"),
+    (["--set", f"train_examples={10**12}"], "examples of lis(4"),
+    (["--seeds", "0", str(2**32)], "TrainConfig.seed"),
 ]  # fmt: skip
 
 
@@ -92,6 +117,17 @@ def test_experiment_scripts_refuse_bad_input_in_one_line(argv, name, folder, cap
     code = _exit_code(lambda: fig1.main([*SWEEP, "--out", str(folder / "runs"), *argv]))
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and name in err, err
+    assert snapshot(folder) == before
+
+
+def test_a_grid_of_days_asks_for_yes_before_writing_anything(folder, capsys):
+    """The tiny preset at D 2048 for 300 epochs: weeks of CPU (not a GPU preset, yet refused)."""
+    before = snapshot(folder)
+    argv = ["--preset", "tiny", "--sizes", "6", "--dims", "2048", "--set", "epochs=300", "--out", str(folder / "runs"),
+            "--data-root", str(folder / "data-root")]  # fmt: skip
+    code = _exit_code(lambda: fig1.main(argv))
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "days on this" in err and "--yes" in err, err
     assert snapshot(folder) == before
 
 

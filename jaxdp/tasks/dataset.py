@@ -37,7 +37,7 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
-from jaxdp import faults
+from jaxdp import faults, files, limits
 from jaxdp.errors import JaxdpError
 from jaxdp.tasks.base import EOS, TOKEN_DTYPE, EncodedBatch, Example, Task
 
@@ -226,11 +226,29 @@ def build(
     workers: processes to generate with (default: all cores for 50,000 examples or more, else
     none). The result does not depend on it.
     """
+    workers = check_request(task, train, test, seed, workers)
+    try:
+        return _build(task, train, test, seed, workers, progress)
+    except MemoryError:
+        raise DatasetError(f"{task}: out of memory building {train} + {test} examples; lower the number of "
+                           "examples or of workers") from None
+
+
+def check_request(task: Task, train: int, test: int, seed: int, workers: int | None) -> int:
+    """Refuse a build this machine cannot do (counts, memory, workers); the workers to use."""
     for field, value in (("train", train), ("test", test), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise DatasetError(f"{field} must be a non-negative integer, got {value!r}")
+    limits.check_dataset_memory(task, train + test, DatasetError)
+    cores = os.cpu_count() or 1
     if workers is None:
-        workers = (os.cpu_count() or 1) if train + test >= 50_000 else 0
+        workers = cores if train + test >= 50_000 else 0
+    if not 0 <= workers <= 4 * cores:
+        raise DatasetError(f"workers: must be in [0, {4 * cores}] (4 per core of this machine), got {workers}")
+    return workers
+
+
+def _build(task: Task, train: int, test: int, seed: int, workers: int, progress: bool) -> tuple[Dataset, Dataset]:
     bar = tqdm(total=train + test, unit="ex", desc=f"{task.name}({task.size})", disable=not progress)
     pool, ahead = None, 2 * workers
     if workers > 1:
@@ -284,10 +302,7 @@ def _header(dataset: Dataset) -> dict:
 
 def save(dataset: Dataset, path: str | os.PathLike) -> Path:
     """Write `dataset` to `path` atomically (a partial file never takes the final name)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as f:
+    with files.replacing(path, "wb") as f:
         np.savez(
             f,
             header=np.array(json.dumps(_header(dataset))),
@@ -295,8 +310,7 @@ def save(dataset: Dataset, path: str | os.PathLike) -> Path:
             prompt_len=dataset.prompt_len,
             length=dataset.length,
         )
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def load(path: str | os.PathLike, task: Task | None = None, split: str | None = None) -> Dataset:
@@ -364,10 +378,21 @@ def build_to_dir(
     Files that differ or are corrupt are refused unless `force`. If one split holds this request
     and the other is missing (a build cut off between the two), the build is run again and only
     the missing split is written, after checking that the one present is what it would write.
+
+    Builds into one folder take turns (a lock file ``.<name>.lock`` beside it): a second process
+    waits, then finds the first one's dataset and loads it, or refuses it if it asked for another.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: exists and is not a folder; choose another --out")
+    check_request(task, train, test, seed, workers)
+    with files.hold(out.with_name(f".{out.name}.lock"), waiting=f"{out}: another process is building a dataset "
+                    "here; waiting for it"):  # fmt: skip
+        return _build_or_load(task, out, train, test, seed, workers, progress, force)
+
+
+def _build_or_load(task: Task, out: Path, train: int, test: int, seed: int, workers: int | None, progress: bool,
+                   force: bool) -> tuple[Dataset, Dataset, bool]:  # fmt: skip
     paths = [out / f"{split}.npz" for split in SPLITS]
     present = [p.exists() for p in paths]
     if not force and any(present):

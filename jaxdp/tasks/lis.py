@@ -42,7 +42,21 @@ class LIS(TaskBase):
 
     # --- generation (vectorised; `random_prompt` is the same code with one row) ----------
     def random_inputs(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        """[count, N] input values, drawn as described in the module docstring."""
+        """[count, N] input values, drawn as described in the module docstring. A row whose
+        planted runs cannot fit the value range (only when N > value_range) is drawn again, after
+        the whole pass: pass after pass on the rows left."""
+        seq = np.empty((count, self.size), np.int64)
+        rows = np.arange(count)
+        while len(rows):
+            values, kept = self._draw_pass(rng, len(rows))
+            seq[rows[kept]] = values
+            rows = rows[~kept]
+        return seq + self.size + 1
+
+    def _draw_pass(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """One pass of `random_inputs` over `count` rows: which rows it keeps, and their values
+        in [0, value_range). Every row's numbers are drawn (the stream does not depend on which
+        are kept); only the kept rows are computed."""
         n, v = self.size, self.value_range
         runs = rng.integers(1, 4, count)
         total = rng.integers(3, n + 1, count)
@@ -53,28 +67,23 @@ class LIS(TaskBase):
         sizes[:, 0] = np.select([runs == 1, runs == 2], [total, r], r1)
         sizes[:, 1] = np.select([runs == 1, runs == 2], [0, total - r], r2)
         sizes[:, 2] = np.where(runs == 3, total - r1 - r2, 0)
-        # A run longer than the value range cannot be strictly increasing (only when N > v):
-        # such rows are built with empty runs here, then replaced by fresh draws at the end.
-        redraw = (sizes > v).any(axis=1)
-        sizes[redraw] = 0
-        # Each run: the first `size` entries of a random permutation of the values, sorted.
-        perm = np.argsort(rng.random((count, 3, v)), axis=-1)
-        perm = np.where(np.arange(v) < sizes[..., None], perm, v)
-        run_values = np.sort(perm, axis=-1).reshape(count, 3 * v)
+        kept = ~(sizes > v).any(axis=1)  # a run longer than the value range cannot increase strictly
+        width = min(v, n)  # a run holds at most min(v, N) values: only these columns are kept
+        run_values = _run_values(rng, sizes, kept, v, width)
+        sizes, total, m = sizes[kept], total[kept], int(kept.sum())
         k = np.arange(n)
         ends = np.cumsum(sizes, axis=1)
         run_of_k = (k >= ends[:, :1]).astype(np.int64) + (k >= ends[:, 1:2])
-        offset = np.take_along_axis(np.concatenate([np.zeros((count, 1), np.int64), ends[:, :2]], 1), run_of_k, 1)
-        planted = np.take_along_axis(run_values, run_of_k * v + np.minimum(k - offset, v - 1), 1)
+        offset = np.take_along_axis(np.concatenate([np.zeros((m, 1), np.int64), ends[:, :2]], 1), run_of_k, 1)
+        planted = np.take_along_axis(run_values.reshape(m, 3 * width),
+                                     run_of_k * width + np.minimum(k - offset, width - 1), 1)  # fmt: skip
         # Positions: `total` distinct positions in increasing order.
-        places = np.argsort(rng.random((count, n)), axis=-1)
+        places = np.argsort(rng.random((count, n))[kept], axis=-1)
         places = np.sort(np.where(k < total[:, None], places, n), axis=-1)
-        seq = rng.integers(0, v, (count, n))
+        seq = rng.integers(0, v, (count, n))[kept]
         rows, ks = np.nonzero(k < total[:, None])
         seq[rows, places[rows, ks]] = planted[rows, ks]
-        if redraw.any():
-            seq[redraw] = self.random_inputs(rng, int(redraw.sum())) - (n + 1)
-        return seq + n + 1
+        return seq, kept
 
     def random_prompt(self, rng: np.random.Generator) -> list[str]:
         return [str(a) for a in self.random_inputs(rng, 1)[0]] + [SEP]
@@ -111,6 +120,21 @@ class LIS(TaskBase):
         deps = {dp_pos[i]: tuple(range(i + 1)) + tuple(dp_pos[:i]) for i in range(n)}
         deps[2 * n + 2] = tuple(dp_pos)
         return deps
+
+
+def _run_values(rng: np.random.Generator, sizes: np.ndarray, kept: np.ndarray, v: int, width: int) -> np.ndarray:
+    """[kept rows, 3, width]: run j of a kept row b takes the first sizes[b, j] entries of a
+    random permutation of range(v), sorted (then v, unused). The uniforms of every row are drawn,
+    in blocks of rows (the same stream as one draw), so a large value range needs about 32 MB at
+    a time."""
+    out = []
+    block = max(1, 2**22 // (3 * v))
+    for start in range(0, len(sizes), block):
+        keep = kept[start : start + block]
+        uniforms = rng.random((len(keep), 3, v))[keep]
+        perm = np.where(np.arange(v) < sizes[start : start + block][keep][..., None], np.argsort(uniforms, axis=-1), v)
+        out.append(np.sort(perm, axis=-1)[..., :width].copy())  # a copy: the view would keep the block
+    return np.concatenate(out) if out else np.zeros((0, 3, width), np.int64)
 
 
 def lis_lengths(a: np.ndarray) -> np.ndarray:

@@ -153,3 +153,25 @@ def test_build_to_dir_reuses_refuses_and_forces(tmp_path):
         ds.build_to_dir(task, tmp_path, 200, 20, seed=1, progress=False)
     train, _, built = ds.build_to_dir(task, tmp_path, 300, 20, seed=1, progress=False, force=True)
     assert built and len(ds.load(tmp_path / "train.npz")) == 300 and not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize("name", list(tasks.TASKS))
+def test_the_largest_size_a_task_accepts_builds_in_bounded_time_and_memory(name, tmp_path):
+    """`python -m jaxdp data` at MAX_SIZE, a few examples, in 1 GiB of address space: one line,
+    exit 0. LIS(4096) used to take 3 GB (a redraw recursion that kept every pass alive)."""
+    import shlex
+    import subprocess
+    import sys
+    import time
+
+    size = tasks.TASKS[name].MAX_SIZE
+    command = [sys.executable, "-m", "jaxdp", "data", "--task", name, "--size", str(size), "--train", "4", "--test", "2",
+               "--out", str(tmp_path / "data")]  # fmt: skip
+    started = time.monotonic()
+    run = subprocess.run(["bash", "-c", f"ulimit -v {2**20} && exec {shlex.join(command)}"], capture_output=True,
+                         text=True, timeout=300)  # 2**20 KiB: 1 GiB of address space  # fmt: skip
+    assert run.returncode == 0 and len(run.stdout.strip().splitlines()) == 1, run.stderr[-2000:]
+    assert time.monotonic() - started < 120
+    train = ds.load(tmp_path / "data" / "train.npz")
+    assert len(train) == 4 and train.task.size == size
+    assert train.task.solve(train.example(0).prompt) == list(train.example(0).target)

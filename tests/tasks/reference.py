@@ -199,3 +199,32 @@ def reference_target(name: str, prompt: list[str], **options) -> list[str]:
     costs = {k: v for k, v in (("ins", options.get("insert_cost", 2)), ("dele", options.get("delete_cost", 2)),
                                ("rep", options.get("replace_cost", 3)), ("border", options.get("border", "benchmark")))}  # fmt: skip
     return ed_target(prompt, local=name == "ed_local", **costs)
+
+
+# --- LIS inputs: the stream as first defined ---------------------------------------------------
+def lis_inputs_recursive(rng, count: int, n: int, v: int):
+    """LIS(n)'s [count, n] inputs as the generator first drew them: every row's draws in one
+    pass over the whole batch (all v columns of each run's permutation kept), then the rows whose
+    runs cannot fit v drawn again by a recursive call on that many rows. The library's loop, which
+    computes only the rows it keeps, must give the same numbers from the same stream."""
+    import numpy as np
+
+    runs, total = rng.integers(1, 4, count), rng.integers(3, n + 1, count)
+    r, r1 = rng.integers(1, total // 2 + 2), rng.integers(1, total // 3 + 2)
+    r2 = rng.integers(1, (total - r1) // 2 + 2)
+    sizes = np.stack([np.select([runs == 1, runs == 2], [total, r], r1),
+                      np.select([runs == 1, runs == 2], [0, total - r], r2),
+                      np.where(runs == 3, total - r1 - r2, 0)], axis=1)  # fmt: skip
+    redraw = (sizes > v).any(axis=1)
+    sizes[redraw] = 0
+    perm = np.argsort(rng.random((count, 3, v)), axis=-1)
+    run_values = np.sort(np.where(np.arange(v) < sizes[..., None], perm, v), axis=-1)
+    places = np.sort(np.where(np.arange(n) < total[:, None], np.argsort(rng.random((count, n)), axis=-1), n), axis=-1)
+    seq = rng.integers(0, v, (count, n))
+    for b in range(count):
+        planted = [x for j in range(3) for x in run_values[b, j, : sizes[b, j]]]
+        for k in range(total[b] if not redraw[b] else 0):
+            seq[b, places[b, k]] = planted[k]
+    if redraw.any():
+        seq[redraw] = lis_inputs_recursive(rng, int(redraw.sum()), n, v) - (n + 1)
+    return seq + n + 1

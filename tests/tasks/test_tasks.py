@@ -219,3 +219,11 @@ def test_vocab_and_encoding():
 def test_bad_input_is_refused_with_a_message(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("n,v,count", [(4, 8, 300), (17, 50, 700), (30, 10, 500), (300, 40, 64), (64, 3, 40)])
+def test_lis_inputs_are_the_stream_first_defined(n, v, count):
+    """The generator's pass-by-pass redraw (bounded memory at N = 4096) draws the same numbers
+    as the recursion that first defined the stream; N > v makes rows redraw, v = 3 many times."""
+    got = tasks.get("lis", n, value_range=v).random_inputs(np.random.default_rng([3, n]), count)
+    np.testing.assert_array_equal(got, reference.lis_inputs_recursive(np.random.default_rng([3, n]), count, n, v))

@@ -85,15 +85,16 @@ def find_results(*roots: Path, exp: str = "fig1") -> Path | None:
     return None
 
 
-def empirical(results: Path | Sequence[Path] | None, task: str | None = "ed") -> dict[str, list[tuple[int, int]]]:
-    """"<model> on <task>" -> [(L, smallest D reaching the threshold)] from one or more sweeps'
-    results.csv, for one task (None: every task). The constructions drawn beside them are ED's;
-    B.5 and B.6 hold for any DP with 2^Θ(L) inputs."""
+def empirical(results: Path | Sequence[Path] | None, task: str | None = "ed") -> dict[str, list[tuple[int, int, str]]]:
+    """"<model> on <task>" -> [(L, smallest D reaching the threshold, censoring)] per size
+    (`jaxdp.plots.min_d_points`) from one or more sweeps' results.csv, for one task (None: every
+    task). The constructions drawn beside them are ED's; B.5 and B.6 hold for any DP with
+    2^Θ(L) inputs."""
     from jaxdp import sweep
 
     paths = [results] if isinstance(results, (str, Path)) else list(results or [])
     rows = [row for path in paths if Path(path).exists() for row in sweep.read_csv(path)]
-    found = plots.min_dims(rows)
+    found = plots.min_d_points(rows)
     return {f"{model} on {name}": pts for (name, model), pts in found.items() if task in (None, name) and pts}
 
 
@@ -128,11 +129,9 @@ def plot(table: list[dict], fitted: dict, found: dict, path: Path) -> Path:
     for k, style in (("B.5", "--"), ("B.6", ":"), ("C.4", "-."), ("ED family", (0, (1, 3)))):
         ax.plot(L, [r[k] for r in table], linestyle=style, color="gray",
                 label=f"lower bound {k}: {exponent_text(fitted[k][0])}")  # fmt: skip
-    for name, pts in found.items():
-        b, _ = plots.fit_exponent(*zip(*pts)) if len(pts) >= 2 else (math.nan, math.nan)
-        fit = "" if math.isnan(b) else f": {exponent_text(b)}"
-        ax.plot(*zip(*pts), "s", ms=6, label=f"trained {name} (min D at 90%){fit}")
-    drawn = "constructions for ED(n, n), pigeonhole bounds" + (", trained models' min D" if found else "")
+    for name, pts in found.items():  # censored sizes as open triangles (▽: at most, △: beyond)
+        plots.draw_min_d(ax, pts, f"trained {name}", marker="s", linestyle="none")
+    drawn = "ED(n, n) constructions, pigeonhole bounds" + (", trained min D at 90% (▽ ≤, △ >)" if found else "")
     ax.set_title(f"D needed vs L: {drawn}", fontsize=10)
     groups: dict[tuple, list[str]] = {}
     for k in state_series():

@@ -8,7 +8,9 @@ final-answer accuracy, by default; `teacher_forced_exact` is the benchmark's).
   hidden size D up, each cell annotated with its score.
 * `scaling`: the smallest D reaching the threshold against L, log-log, with the fitted exponent
   per series next to the theory's sqrt(L) (`fit_exponent`). L is each task's longest sequence
-  without <eos> (our max_len − 1).
+  without <eos> (our max_len − 1). A min D the grid only bounds (`min_d_points`: its smallest
+  D already reaches, or none does) is drawn as a triangle and never fitted; an exponent needs
+  `MIN_FIT_POINTS` measured sizes.
 * `table2`: the minimum GFLOPs per sequence of a model reaching the threshold, per size (the
   paper's Table 2): the paper's 2·N·L at the paper's L beside our full count at our L, with the D.
 """
@@ -140,18 +142,53 @@ def curves(rows: Sequence[dict], path: str | Path, x: str = "dim", metric: str =
     return save_figure(fig, path)
 
 
-def min_dims(rows: Sequence[dict], threshold: float = THRESHOLD,
-             metric: str = "accuracy") -> dict[tuple[str, str], list[tuple[int, int]]]:  # fmt: skip
-    """(task, series) -> [(L, smallest D reaching `threshold`)] over the sizes where one does."""
-    out: dict[tuple[str, str], list[tuple[int, int]]] = {}
+#: how a grid's smallest D reaching the threshold bounds the true one: measured (a smaller D of
+#: the grid failed), "below" (the grid's smallest D already reaches: the true min D is at most
+#: it) or "above" (no D of the grid reaches: the true min D is beyond the largest tried)
+CENSORING = ("", "below", "above")
+MIN_FIT_POINTS = 3  # uncensored sizes an exponent is fitted to, at least
+
+
+def min_d_points(rows: Sequence[dict], threshold: float = THRESHOLD,
+                 metric: str = "accuracy") -> dict[tuple[str, str], list[tuple[int, int, str]]]:  # fmt: skip
+    """(task, series) -> [(L, D, censoring)] for every size: D is the smallest D of the grid
+    whose mean `metric` reaches `threshold` (the largest D tried when none does), censoring one
+    of `CENSORING`."""
+    out: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
     lengths = {(r["task"], r["size"]): r["L"] for r in rows}
     for task, name in sorted({(r["task"], series(r)) for r in rows}):
         acc = _mean_score(rows, metric, task=task, series=name)
         for size in sorted({s for s, _ in acc}):
-            good = [d for (s, d), a in acc.items() if s == size and a >= threshold]
-            if good:
-                out.setdefault((task, name), []).append((lengths[(task, size)], min(good)))
+            tried = sorted(d for s, d in acc if s == size)
+            good = [d for d in tried if acc[(size, d)] >= threshold]
+            point = (min(good), "below" if min(good) == tried[0] else "") if good else (tried[-1], "above")
+            out.setdefault((task, name), []).append((lengths[(task, size)], *point))
     return out
+
+
+def min_dims(rows: Sequence[dict], threshold: float = THRESHOLD,
+             metric: str = "accuracy") -> dict[tuple[str, str], list[tuple[int, int]]]:  # fmt: skip
+    """(task, series) -> [(L, smallest D reaching `threshold`)] over the sizes where that D is
+    measured, not censored (`min_d_points`): it reaches, and a smaller D of the grid does not."""
+    out = {key: [(L, D) for L, D, censored in points if not censored]
+           for key, points in min_d_points(rows, threshold, metric).items()}  # fmt: skip
+    return {key: points for key, points in out.items() if points}
+
+
+def fitted_exponent(points: Sequence[tuple[int, int]]) -> tuple[float, float] | None:
+    """`fit_exponent` of uncensored (L, D) points, or None below `MIN_FIT_POINTS` of them (an
+    exponent through two points has no error bar)."""
+    return fit_exponent(*zip(*points)) if len(points) >= MIN_FIT_POINTS else None
+
+
+def exponent_label(points: Sequence[tuple[int, int]], short: bool = False) -> str:
+    """"0.52 ± 0.04", or why no exponent is given (`short`: for a legend)."""
+    fit = fitted_exponent(points)
+    if fit:
+        return f"{fit[0]:.2f} ± {fit[1]:.2f}"
+    if short:
+        return f"no fit ({len(points)}/{MIN_FIT_POINTS} sizes)"
+    return f"no exponent ({len(points)} uncensored sizes, {MIN_FIT_POINTS} needed)"
 
 
 def fit_exponent(L: Sequence[float], D: Sequence[float]) -> tuple[float, float]:
@@ -168,12 +205,14 @@ def fit_exponent(L: Sequence[float], D: Sequence[float]) -> tuple[float, float]:
 
 
 def scaling_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: str = "accuracy") -> str:
-    lines = [f"Smallest D with {metric} >= {threshold:.0%}; L = our longest sequence without <eos> (max_len − 1).",
+    lines = [f"Smallest D with {metric} >= {threshold:.0%}; L = our longest sequence without <eos> (max_len − 1). "
+             "(L, ≤ D): the grid's smallest D already reaches; (L, > D): no D of the grid reaches. Exponents are "
+             f"fitted to the other points only, where there are at least {MIN_FIT_POINTS}.",
              "", "| task | model | (L, min D) | exponent ± s.e. |", "|---|---|---|---|"]  # fmt: skip
-    for (task, model), points in min_dims(rows, threshold, metric).items():
-        b, se = fit_exponent(*zip(*points)) if len(points) >= 2 else (math.nan, math.nan)
-        pts = ", ".join(f"({L}, {D})" for L, D in points)
-        lines.append(f"| {task} | {model} | {pts} | {b:.2f} ± {se:.2f} |")
+    marks = {"": "", "below": "≤ ", "above": "> "}
+    for (task, model), points in min_d_points(rows, threshold, metric).items():
+        pts = ", ".join(f"({L}, {marks[c]}{D})" for L, D, c in points)
+        lines.append(f"| {task} | {model} | {pts} | {exponent_label([(L, D) for L, D, c in points if not c])} |")
     return "\n".join(lines) + "\n\nTheory (Theorem 4.2 / 4.4): D = Θ̃(sqrt L) for the efficient models, exponent 0.5."
 
 
@@ -202,22 +241,31 @@ def _min_d_cell(acc: dict[tuple[int, int], float], size: int, threshold: float) 
     return str(min(good)) if good else f"> {max(scores)} ({max(scores.values()):.2f})"
 
 
+def draw_min_d(ax, points: Sequence[tuple[int, int, str]], label: str, marker: str = "o", linestyle: str = "-"):
+    """Measured points joined by a line, censored ones as open triangles pointing where the true
+    min D lies (▽ at most this D, △ beyond it); the label carries the exponent or why none."""
+    measured = [(L, D) for L, D, c in points if not c]
+    line = ax.plot(*(zip(*measured) if measured else ([], [])), marker=marker, linestyle=linestyle, ms=4)[0]
+    for censored, shape in (("below", "v"), ("above", "^")):
+        drawn = [(L, D) for L, D, c in points if c == censored]
+        if drawn:
+            ax.plot(*zip(*drawn), shape, ms=7, mfc="none", color=line.get_color())
+    line.set_label(f"{label}: {exponent_label(measured, short=True)}")
+
+
 def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD, metric: str = "accuracy") -> Path:
+    """Smallest D against L per task and series (`draw_min_d`: censored points as triangles)."""
     plt = pyplot()
-    found = min_dims(rows, threshold, metric)
-    task_names = sorted({t for t, _ in found}) or sorted({r["task"] for r in rows})
+    found = min_d_points(rows, threshold, metric)
+    task_names = sorted({r["task"] for r in rows})
     fig, axes = plt.subplots(1, len(task_names), squeeze=False, figsize=(4 * len(task_names), 3.4))
     for ax, task in zip(axes[0], task_names):
         for model in _series_names(rows):
-            points = found.get((task, model))
-            if not points:
-                continue
-            L, D = zip(*points)
-            b, se = fit_exponent(L, D)
-            ax.plot(L, D, "o-", label=f"{model}: {b:.2f} ± {se:.2f}" if not math.isnan(b) else model)
+            if found.get((task, model)):
+                draw_min_d(ax, found[(task, model)], model)
         if found:
             Ls = sorted({r["L"] for r in rows if r["task"] == task})
-            D0 = min(d for pts in found.values() for _, d in pts)
+            D0 = min(d for pts in found.values() for _, d, _ in pts)
             ax.plot(Ls, [D0 * math.sqrt(L / Ls[0]) for L in Ls], "k--", lw=0.8, label="∝ sqrt L")
         ax.set_xscale("log")
         ax.set_yscale("log", base=2)

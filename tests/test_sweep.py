@@ -168,11 +168,25 @@ def synthetic_rows():
 def test_min_dims_and_exponents_match_the_rule():
     found = plots.min_dims(synthetic_rows())
     assert found[("lis", "standard")] == [(16, 16), (64, 32), (256, 64)]
-    assert found[("lis", "linear")] == [(16, 8), (64, 32), (256, 128)]
+    assert found[("lis", "linear")] == [(64, 32), (256, 128)]  # at L = 16 the grid's smallest D, 8, reaches
     b, se = plots.fit_exponent(*zip(*found[("lis", "standard")]))
     assert b == pytest.approx(0.5) and se == pytest.approx(0.0, abs=1e-12)
     b, _ = plots.fit_exponent(*zip(*found[("lis", "linear")]))
     assert b == pytest.approx(1.0)  # D = L / 2 on this grid
+
+
+def test_censored_min_d_is_marked_and_never_fitted():
+    """The grid's smallest D reaching is an upper bound, no D reaching a lower one: neither is a
+    measured min D, and an exponent needs three measured sizes."""
+    rows = synthetic_rows() + [{**r, "model": "sparse", "accuracy": float(r["dim"] >= 64 and r["L"] == 16)}
+                               for r in synthetic_rows() if r["model"] == "linear"]  # fmt: skip
+    points = plots.min_d_points(rows)
+    assert points[("lis", "linear")] == [(16, 8, "below"), (64, 32, ""), (256, 128, "")]
+    assert points[("lis", "sparse")] == [(16, 64, ""), (64, 128, "above"), (256, 128, "above")]
+    assert ("lis", "sparse") in plots.min_dims(rows) and plots.fitted_exponent(plots.min_dims(rows)[("lis", "linear")]) is None
+    table = plots.scaling_table(rows)
+    assert "| lis | linear | (16, ≤ 8), (64, 32), (256, 128) | no exponent (2 uncensored sizes, 3 needed) |" in table
+    assert "| lis | standard | (16, 16), (64, 32), (256, 64) | 0.50 ± 0.00 |" in table
 
 
 def test_min_d_table_gives_the_rules_smallest_d_and_the_best_score_where_none_reaches():

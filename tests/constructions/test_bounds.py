@@ -84,8 +84,8 @@ def test_trained_min_dims_are_read_per_task(tmp_path):
             row("ed", 4, 42, "standard", 16, 0.8), row("ed", 4, 42, "standard", 32, 0.92),
             row("ed", 4, 42, "linear", 32, 0.2), row("lis", 4, 11, "standard", 8, 1.0)]  # fmt: skip
     path = sweep.write_csv(rows, tmp_path / "results.csv")
-    assert scaling.empirical(path) == {"standard on ed": [(30, 16), (42, 32)]}
-    assert scaling.empirical(path, task="lis") == {"standard on lis": [(11, 8)]}
+    assert scaling.empirical(path) == {"standard on ed": [(30, 16, ""), (42, 32, "")], "linear on ed": [(42, 32, "above")]}
+    assert scaling.empirical(path, task="lis") == {"standard on lis": [(11, 8, "below")]}  # the grid's smallest D
     assert scaling.empirical(tmp_path / "missing.csv") == {}
 
 
@@ -102,7 +102,8 @@ def test_scaling_writes_under_runs_unless_told_and_reads_several_results(tmp_pat
                final_loss=0.1, steps=1, examples=10, paper_gflops=0.0, forward_gflops=0.0)  # fmt: skip
     a = sweep.write_csv([dict(row, task="lis", L=9, model="standard", dim=16)], tmp_path / "a.csv")
     b = sweep.write_csv([dict(row, task="ed_local", L=54, model="window", dim=32)], tmp_path / "b.csv")
-    assert scaling.empirical([a, b], task=None) == {"standard on lis": [(9, 16)], "window on ed_local": [(54, 32)]}
+    assert scaling.empirical([a, b], task=None) == {"standard on lis": [(9, 16, "below")],
+                                                    "window on ed_local": [(54, 32, "below")]}
     assert scaling.main(["--max-n", "20", "--results", str(a), str(b), "--out", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").stat().st_size > 10_000
 

@@ -218,9 +218,10 @@ def scaling_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: st
 
 def min_d_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: str = "accuracy") -> str:
     """Markdown: per task, one line per series, the smallest D whose `metric` (mean over seeds)
-    reaches `threshold` at each size; "> D" where no D of the grid does, the best score beside it."""
-    out = [f"Smallest D with {metric} >= {threshold:.0%} (> D: none of the grid's D does; the best "
-           f"score in brackets). L: our longest sequence without <eos>."]  # fmt: skip
+    reaches `threshold` at each size; "≤ D" where that is the grid's smallest D (the true min D
+    may be smaller), "> D" where no D of the grid does, the best score beside it."""
+    out = [f"Smallest D with {metric} >= {threshold:.0%} (≤ D: the grid's smallest D already does; > D: none of "
+           f"the grid's D does, the best score in brackets). L: our longest sequence without <eos>."]  # fmt: skip
     for task in sorted({r["task"] for r in rows}):
         sizes = sorted({r["size"] for r in rows if r["task"] == task})
         lengths = {r["size"]: r["L"] for r in rows if r["task"] == task}
@@ -238,7 +239,9 @@ def _min_d_cell(acc: dict[tuple[int, int], float], size: int, threshold: float) 
     if not scores:
         return ""
     good = [d for d, a in scores.items() if a >= threshold]
-    return str(min(good)) if good else f"> {max(scores)} ({max(scores.values()):.2f})"
+    if not good:
+        return f"> {max(scores)} ({max(scores.values()):.2f})"
+    return f"≤ {min(good)}" if min(good) == min(scores) else str(min(good))
 
 
 def draw_min_d(ax, points: Sequence[tuple[int, int, str]], label: str, marker: str = "o", linestyle: str = "-"):

@@ -195,7 +195,7 @@ def test_min_d_table_gives_the_rules_smallest_d_and_the_best_score_where_none_re
     lines = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
              for line in plots.min_d_table(rows).splitlines() if line.startswith("| ") and "model" not in line}  # fmt: skip
     assert lines["standard"] == ["16", "32", "64"]  # D >= 4 sqrt(L) at L = 16, 64, 256
-    assert lines["linear"] == ["8", "32", "128"]  # D >= L / 2
+    assert lines["linear"] == ["≤ 8", "32", "128"]  # D >= L / 2; at L = 16 the grid's smallest D, 8, reaches
     assert lines["sparse"] == ["> 128 (0.50)"] * 3  # at most 128 / 256: no D reaches 90%
     assert "size 4 (L=16)" in plots.min_d_table(rows)
 

@@ -68,7 +68,7 @@ def _refuse_above(need: int, what: str, lower: str, error: type[Exception] = Jax
         raise error(f"{what} needs at least {describe(need)}; this {where} has {describe(have)}: lower {lower}")
 
 
-def training_bytes(model_config, batch_size: int) -> int:
+def training_bytes(model_config, batch_size: int, seq_len: int) -> int:
     """At least what training holds at once: parameters, gradients and AdamW's two moments
     (4 copies of every parameter), and the activations the backward pass keeps, at least the
     inputs of every layer's products (4·D + 2·F numbers a token) and the logits (2·V)."""
@@ -77,15 +77,17 @@ def training_bytes(model_config, batch_size: int) -> int:
     c = model_config
     param_bytes = np.dtype(c.param_dtype).itemsize if c.param_dtype != "bfloat16" else 2
     act_bytes = np.dtype(c.dtype).itemsize if c.dtype != "bfloat16" else 2
-    tokens = batch_size * c.max_len
+    tokens = batch_size * seq_len
     activations = tokens * (c.num_layers * (4 * c.dim + 2 * c.hidden_dim) * act_bytes + 2 * c.vocab_size * 4)
     return 4 * param_count(c) * param_bytes + activations
 
 
-def check_training_memory(model_config, batch_size: int) -> None:
+def check_training_memory(model_config, batch_size: int, seq_len: int) -> None:
+    """Refuse to train `model_config` on batches of `batch_size` sequences of `seq_len` tokens
+    where `training_bytes` exceed the device's memory."""
     c = model_config
-    _refuse_above(training_bytes(c, batch_size),
-                  f"training D={c.dim} ({c.num_layers} layers, max_len {c.max_len}) at batch {batch_size}",
+    _refuse_above(training_bytes(c, batch_size, seq_len),
+                  f"training D={c.dim} ({c.num_layers} layers, length {seq_len}) at batch {batch_size}",
                   "the dim, batch_size or num_layers")  # fmt: skip
 
 

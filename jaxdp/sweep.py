@@ -135,7 +135,7 @@ def validate(cells: Iterable[Cell], protocol: Protocol) -> list[Plan]:
         limits.check_dataset_memory(task, protocol.train_examples + protocol.test_examples)
     limits.check_steps(protocol.train, protocol.train_examples)
     for config in {p.model_config for p in plans}:
-        limits.check_training_memory(config, protocol.train.batch_size)
+        limits.check_training_memory(config, protocol.train.batch_size, config.max_len)  # the task's max_len
     return plans
 
 

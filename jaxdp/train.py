@@ -241,7 +241,7 @@ def check_settings(task, model_config: ModelConfig, train_config: TrainConfig, t
         raise TrainingError(f"TrainConfig.batch_size: {train_config.batch_size} is not divisible by the "
                             f"{num_devices} devices of the data-parallel mesh")  # fmt: skip
     limits.check_steps(train_config, len(train_set))
-    limits.check_training_memory(model_config, train_config.batch_size)
+    limits.check_training_memory(model_config, train_config.batch_size, train_set.tokens.shape[1])
     return len(train_set) // train_config.batch_size
 
 

@@ -65,7 +65,7 @@ CLI_CASES = [
     (["train", *LIS, "--model", "standard", "--dim", "8", "--set", "seed=1", "--data", "{d}/data"], "'seed'"),
     # numbers past what the machine holds: refused before the run folder is made or anything compiles
     (["train", *LIS, "--model", "standard", "--dim", "4000000", *SMALL, "--data", "{d}/data", "--out", "{d}/run"],
-     "training D=4000000 (3 layers, max_len 12) at batch 32 needs at least"),
+     "training D=4000000 (3 layers, length 12) at batch 32 needs at least"),
     (["train", *LIS, "--model", "standard", "--dim", str(10**20), *SMALL, "--data", "{d}/data", "--out", "{d}/run"],
      f"training D={10**20}"),
     (["train", *LIS, "--model", "standard", "--dim", "8", *SMALL, "--epochs", str(10**9), "--data", "{d}/data",

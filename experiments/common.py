@@ -18,7 +18,7 @@ from experiments import launch
 from experiments.presets import PRESETS, Preset
 from jaxdp import files, plots, sweep
 from jaxdp.cli import Parser, add_reporting, add_version, int_at_least, reporting, run_command
-from jaxdp.errors import JaxdpError
+from jaxdp.errors import JaxdpError, first_line
 from jaxdp.evaluate import METRICS
 from jaxdp.models import mixers
 from jaxdp.protocol import parse_settings, settable
@@ -177,10 +177,5 @@ def _write_results(name, args, report: Report, exp_dir: Path, cells, plans, pres
         step = f"drawing {name}'s figures"
         print(report(rows, exp_dir, args, plans, preset))
     except Exception as e:  # noqa: BLE001 (KeyboardInterrupt is not an Exception: it still stops)
-        return written, f"{step} failed ({type(e).__name__}: {first_line(e)})"
+        return written, f"{step} failed ({type(e).__name__}: {first_line(e, limit=None) or 'no message'})"
     return written, None
-
-
-def first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else "no message"

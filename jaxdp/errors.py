@@ -25,6 +25,12 @@ class RunBusy(JaxdpError):
     """Another process holds the run's lock (it is training that run now)."""
 
 
+def first_line(error: BaseException, limit: int | None = 200) -> str:
+    """The first non-blank line of `error`'s message (at most `limit` characters; None: all of
+    it), or "" if it has none: what a one-line report quotes of an exception it did not raise."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), "")[:limit]
+
+
 def warn(message: str) -> None:
     """One ``warning:`` line on stderr (through tqdm, so progress bars stay intact)."""
     import sys

@@ -6,8 +6,8 @@ has (`check_training_memory`), or when its dataset does (`check_dataset_memory`)
 needed is a lower estimate (what must be held at once, whatever XLA does), so a refusal is never
 wrong; a run that passes and still runs out of memory is stopped by `out_of_memory`'s one line.
 The memory there is (`device_memory`, `host_memory`) is the first device's limit on an
-accelerator, and on a CPU the smallest of the physical memory, the address-space limit (``ulimit -v``) and the cgroup's
-``memory.max``.
+accelerator, and on a CPU the smallest of the physical memory, the address-space limit
+(``ulimit -v``) and the cgroup's ``memory.max``.
 """
 
 from __future__ import annotations
@@ -75,11 +75,13 @@ def training_bytes(model_config, batch_size: int, seq_len: int) -> int:
     from jaxdp.flops import param_count
 
     c = model_config
-    param_bytes = np.dtype(c.param_dtype).itemsize if c.param_dtype != "bfloat16" else 2
-    act_bytes = np.dtype(c.dtype).itemsize if c.dtype != "bfloat16" else 2
-    tokens = batch_size * seq_len
-    activations = tokens * (c.num_layers * (4 * c.dim + 2 * c.hidden_dim) * act_bytes + 2 * c.vocab_size * 4)
-    return 4 * param_count(c) * param_bytes + activations
+    per_token = c.num_layers * (4 * c.dim + 2 * c.hidden_dim) * _itemsize(c.dtype) + 2 * c.vocab_size * 4
+    return 4 * param_count(c) * _itemsize(c.param_dtype) + batch_size * seq_len * per_token
+
+
+def _itemsize(dtype: str) -> int:
+    """Bytes of one number of a `ModelConfig` dtype (numpy has no bfloat16 of its own)."""
+    return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
 
 
 def check_training_memory(model_config, batch_size: int, seq_len: int) -> None:

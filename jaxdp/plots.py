@@ -159,11 +159,18 @@ def min_d_points(rows: Sequence[dict], threshold: float = THRESHOLD,
     for task, name in sorted({(r["task"], series(r)) for r in rows}):
         acc = _mean_score(rows, metric, task=task, series=name)
         for size in sorted({s for s, _ in acc}):
-            tried = sorted(d for s, d in acc if s == size)
-            good = [d for d in tried if acc[(size, d)] >= threshold]
-            point = (min(good), "below" if min(good) == tried[0] else "") if good else (tried[-1], "above")
+            point = censored_min_d({d: a for (s, d), a in acc.items() if s == size}, threshold)
             out.setdefault((task, name), []).append((lengths[(task, size)], *point))
     return out
+
+
+def censored_min_d(scores: dict[int, float], threshold: float) -> tuple[int, str]:
+    """(D, censoring) from one size's {D: score}: the smallest D reaching `threshold`, "below"
+    if it is the smallest D tried; else the largest D tried, "above"."""
+    good = [d for d, a in scores.items() if a >= threshold]
+    if not good:
+        return max(scores), "above"
+    return min(good), "below" if min(good) == min(scores) else ""
 
 
 def min_dims(rows: Sequence[dict], threshold: float = THRESHOLD,
@@ -238,10 +245,10 @@ def _min_d_cell(acc: dict[tuple[int, int], float], size: int, threshold: float) 
     scores = {d: a for (s, d), a in acc.items() if s == size}
     if not scores:
         return ""
-    good = [d for d, a in scores.items() if a >= threshold]
-    if not good:
-        return f"> {max(scores)} ({max(scores.values()):.2f})"
-    return f"≤ {min(good)}" if min(good) == min(scores) else str(min(good))
+    dim, censoring = censored_min_d(scores, threshold)
+    if censoring == "above":
+        return f"> {dim} ({max(scores.values()):.2f})"
+    return f"≤ {dim}" if censoring == "below" else str(dim)
 
 
 def draw_min_d(ax, points: Sequence[tuple[int, int, str]], label: str, marker: str = "o", linestyle: str = "-"):

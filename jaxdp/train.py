@@ -38,7 +38,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxdp import __version__, faults, interrupts, limits, loggers
 from jaxdp.checkpoint import Checkpoints, check_run_config, run_lock, write_json_atomic
 from jaxdp.devices import batch_devices, batch_mesh, replicate
-from jaxdp.errors import CheckpointError, TrainingError, warn
+from jaxdp.errors import CheckpointError, TrainingError, first_line, warn
 from jaxdp.metrics import MetricsLog
 from jaxdp.models import ModelConfig, Transformer
 from jaxdp.protocol import EVALUATION, MECHANICS, SCHEDULES, TrainConfig, digest, run_identity
@@ -317,9 +317,8 @@ def stop_on_out_of_memory(doing: str, lower: str) -> Iterator[None]:
     except Exception as e:
         if not limits.out_of_memory(e):
             raise
-        first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)[:200]
-        raise TrainingError(f"out of memory while {doing} ({first}); lower {lower}, then run the same command "
-                            "to resume") from None  # fmt: skip
+        raise TrainingError(f"out of memory while {doing} ({first_line(e) or type(e).__name__}); lower {lower}, "
+                            "then run the same command to resume") from None  # fmt: skip
 
 
 def check_test_set(task, train_set: Dataset, test_set: Dataset | None) -> None:

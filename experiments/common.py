@@ -16,12 +16,13 @@ from typing import Callable
 
 from experiments import launch
 from experiments.presets import PRESETS, Preset
-from jaxdp import files, plots, sweep
-from jaxdp.cli import Parser, add_reporting, add_version, int_at_least, reporting, run_command
+from jaxdp import files, plots, search, sweep
+from jaxdp.cli import Parser, add_reporting, add_version, int_at_least, number_in, reporting, run_command
 from jaxdp.errors import JaxdpError, first_line
 from jaxdp.evaluate import METRICS
 from jaxdp.models import mixers
 from jaxdp.protocol import parse_settings, settable
+from jaxdp.study import THRESHOLD
 
 #: report(rows, exp_dir, args, plans, preset) -> the text printed after the accuracy tables
 Report = Callable[..., str]
@@ -47,6 +48,16 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
     p.add_argument("--sizes", nargs="+", type=int_at_least(1), default=None, help="override every task's sizes")
     p.add_argument("--dims", nargs="+", type=int_at_least(1), default=None, help="override every task's D grid")
     p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=[0], help="training seeds (default: 0)")
+    p.add_argument("--lrs", nargs="+", type=number_in(0), default=None, metavar="LR",
+                   help="learning rates, each its own run; a cell's result is its best by validation score "
+                        "(default: the protocol's lr)")  # fmt: skip
+    p.add_argument("--train-examples", nargs="+", type=int_at_least(1), default=None, metavar="N",
+                   help="training-set sizes, each its own series (default: the protocol's train_examples)")
+    p.add_argument("--search", action="store_true",
+                   help="per (task, size, model, seed), bisect the D grid for the smallest D reaching --threshold "
+                        "(by validation score), training only the D it visits: about log2(G) + 1 of G")  # fmt: skip
+    p.add_argument("--threshold", type=number_in(0, 1), default=THRESHOLD,
+                   help=f"the score a min D must reach, in (0, 1] (default: {THRESHOLD:g}, the paper's 90%%)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help=f"change a protocol field (repeatable): {', '.join(settable())}, <mixer>.<option> or "
                         "<task>.<option>")  # fmt: skip
@@ -91,7 +102,7 @@ def grid_from_args(args, preset: Preset) -> list[sweep.Cell]:
         raise JaxdpError(f"--tasks: unknown task {unknown[0]!r}; choose from {', '.join(preset.sizes)}")
     sizes = {t: tuple(args.sizes) if args.sizes else preset.sizes[t] for t in args.tasks}
     dims = {t: tuple(args.dims) if args.dims else preset.dims[t] for t in args.tasks}
-    return sweep.grid(sizes, args.models, dims, args.seeds)
+    return sweep.grid(sizes, args.models, dims, args.seeds, args.lrs or (None,), args.train_examples or (None,))
 
 
 def main(name: str, description: str, tasks: tuple[str, ...], models: tuple[str, ...], report: Report,
@@ -113,7 +124,11 @@ def resolve(name: str, args, tasks: tuple[str, ...], models: tuple[str, ...],
     preset = preset_from_args(args)
     args.tasks = args.tasks or list(preset_choice(preset, "tasks", name, tasks))
     args.models = args.models or list(preset_choice(preset, "models", name, models))
-    return preset, sweep.shard(make_cells(args, preset), args.shard)
+    cells = make_cells(args, preset)
+    if args.search:
+        search.check(cells)
+        return preset, search.shard(cells, args.shard)
+    return preset, sweep.shard(cells, args.shard)
 
 
 def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, models) -> tuple[str, int] | None:
@@ -122,10 +137,14 @@ def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, models) 
     launch.check(args)
     plans = sweep.validate(cells, preset.protocol)
     exp_dir = Path(args.out) / (exp or name) / preset.name
-    rate = sweep.measure_rate()
+    rate = sweep.measure_rate(launch.compile_cache(args), keep=not args.dry_run)
     numbers = sweep.estimate(plans, preset.protocol, rate)
     seconds, cost = numbers["seconds"], sweep.describe_estimate(numbers, rate, len(plans))
     print(f"{name}, preset {preset.name}: {cost}", flush=True)
+    if args.search:
+        grid = search.columns(cells).values()
+        most = sum(search.most_probes(len({c.dim for c in col})) * len(col) // len({c.dim for c in col}) for col in grid)
+        print(f"--search: {len(grid)} columns; it trains at most {most} of these {len(cells)} cells", flush=True)
     if args.dry_run:
         lines = [f"{exp_dir / p.path}" + (f"  [{p.cell.variant}]" if p.cell.variant else "") for p in plans]
         lines.append(f"{len(plans)} cells, preset {preset.name}")
@@ -171,9 +190,12 @@ def _write_results(name, args, report: Report, exp_dir: Path, cells, plans, pres
         step = "writing the tables"
         for metric in METRICS[:2]:
             print(sweep.accuracy_table(rows, metric) + "\n")
-        min_d = plots.min_d_table(rows, metric=args.metric)
+        min_d = plots.min_d_table(rows, threshold=args.threshold, metric=args.metric)
         files.write_text(exp_dir / "min_d.md", min_d + "\n")
         print(f"{min_d}\n\n(written to {exp_dir / 'min_d.md'})\n")
+        if args.search:
+            for line in search.violations(rows, args.threshold):
+                print(f"warning: {line}", file=sys.stderr)
         step = f"drawing {name}'s figures"
         print(report(rows, exp_dir, args, plans, preset))
     except Exception as e:  # noqa: BLE001 (KeyboardInterrupt is not an Exception: it still stops)

@@ -19,7 +19,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from jaxdp import sweep
+from jaxdp import search, sweep
 from jaxdp.cli import int_at_least
 from jaxdp.errors import JaxdpError
 from jaxdp.protocol import Protocol
@@ -41,17 +41,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class Shard:
-    """One array task: `jaxdp.sweep.run` over the shard's cells (picklable; requeued by submitit
-    on preemption or timeout, where `checkpoint` hands it back unchanged)."""
+    """One array task: `jaxdp.sweep.run` over the shard's cells, or with a `threshold`
+    `jaxdp.search.run` over its columns (picklable; requeued by submitit on preemption or
+    timeout, where `checkpoint` hands it back unchanged)."""
 
     def __init__(self, exp_dir: str, cells: list, protocol: Protocol, data_root: str, reporting: dict,
-                 compile_cache: str | None = None):  # fmt: skip
-        self.args = (exp_dir, cells, protocol, data_root, reporting, compile_cache)
+                 compile_cache: str | None = None, threshold: float | None = None):  # fmt: skip
+        self.args = (exp_dir, cells, protocol, data_root, reporting, compile_cache, threshold)
 
     def __call__(self) -> dict:
-        exp_dir, cells, protocol, data_root, reporting, compile_cache = self.args
-        return sweep.run(exp_dir, cells, protocol, data_root=data_root, progress=False, reporting=reporting,
-                         compile_cache=compile_cache)  # fmt: skip
+        exp_dir, cells, protocol, data_root, reporting, compile_cache, threshold = self.args
+        return train_cells(exp_dir, cells, protocol, threshold, data_root=data_root, progress=False,
+                           reporting=reporting, compile_cache=compile_cache)  # fmt: skip
 
     def checkpoint(self, *args, **kwargs):
         import submitit
@@ -68,12 +69,21 @@ def check(args) -> None:
         raise JaxdpError(f"--compile-cache: {cache} is a file, not a folder (or pass --compile-cache none)")
 
 
+def train_cells(exp_dir, cells: list, protocol: Protocol, threshold: float | None, **options) -> dict:
+    """`jaxdp.sweep.run`, or with a `threshold` the search (`jaxdp.search.run`)."""
+    if threshold is None:
+        return sweep.run(exp_dir, cells, protocol, **options)
+    return search.run(exp_dir, cells, protocol, threshold=threshold, **options)
+
+
 def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool, reporting: dict) -> dict:
-    """Train `cells` with the launcher `args` name; the cells by outcome (`sweep.OUTCOMES`)."""
+    """Train `cells` with the launcher `args` name (searching them with ``--search``); the cells
+    by outcome (`sweep.OUTCOMES`)."""
     cache = compile_cache(args)
+    threshold = args.threshold if args.search else None
     if args.launcher == "inline":
-        return sweep.run(exp_dir, cells, protocol, data_root=args.data_root, progress=progress,
-                         max_cells=args.max_cells, reporting=reporting, compile_cache=cache)  # fmt: skip
+        return train_cells(exp_dir, cells, protocol, threshold, data_root=args.data_root, progress=progress,
+                           max_cells=args.max_cells, reporting=reporting, compile_cache=cache)  # fmt: skip
     import submitit
 
     # submitit's logging config binds handlers to the streams of its import (a test's captured
@@ -85,7 +95,8 @@ def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool,
                                      cluster=None if args.cluster == "auto" else args.cluster)  # fmt: skip
     executor.update_parameters(timeout_min=args.time_min, slurm_array_parallelism=args.array_parallelism,
                                name=f"jaxdp-{exp_dir.parent.name}", **_slurm(args))  # fmt: skip
-    shards = [Shard(str(exp_dir), sweep.shard(cells, f"{i}/{n}"), protocol, args.data_root, reporting, cache)
+    split = search.shard if args.search else sweep.shard
+    shards = [Shard(str(exp_dir), split(cells, f"{i}/{n}"), protocol, args.data_root, reporting, cache, threshold)
               for i in range(n)]  # fmt: skip
     with executor.batch():
         jobs = [executor.submit(shard) for shard in shards]

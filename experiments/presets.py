@@ -2,7 +2,8 @@
 
 * `paper`: the paper's protocol (§6.1), which is just `Protocol()`, the defaults of
   `jaxdp.protocol` (1M + 100k examples, 100 epochs, batch 512, lr 1e-4, 5 warm-up epochs,
-  dropout 0.1), at the paper's sizes and D grids.
+  dropout 0.1), at the paper's sizes and D grids; 1,000 validation examples (the paper has no
+  validation split: ours chooses learning rates and stops runs, never the test set).
 * `quick`: a reduced protocol meant for one GPU in about an hour, at the paper's sizes; its D grid
   reaches 512 (Table 2's linear cells need it).
 * `tiny`: a CPU-minutes protocol at small sizes (tests, demos); the default without a GPU.
@@ -50,13 +51,13 @@ PRESETS = {
     "quick": Preset(
         "quick",
         Protocol(train=TrainConfig(epochs=5, batch_size=256, lr=5e-4, warmup_epochs=1, eval_examples=1_000),
-                 train_examples=50_000, test_examples=2_000),
+                 train_examples=50_000, test_examples=2_000, valid_examples=1_000),
         sizes=dict(PAPER_SIZES), dims={name: ALL_DIMS[:5] for name in PAPER_SIZES}, gpu_scale=True,
     ),
     "tiny": Preset(
         "tiny",
         Protocol(train=TrainConfig(epochs=3, batch_size=64, lr=1e-3, warmup_epochs=1, eval_examples=50),
-                 model={"dropout": 0.0}, train_examples=2_000, test_examples=100,
+                 model={"dropout": 0.0}, train_examples=2_000, test_examples=100, valid_examples=100,
                  task_options={"lis": {"value_range": 16}}),
         sizes={"arithmetic": (2, 3), "lis": (4, 6), "ed": (3, 4), "ed_local": (3, 4)},
         dims={name: (16, 32) for name in PAPER_SIZES},
@@ -64,7 +65,7 @@ PRESETS = {
     "cpu": Preset(
         "cpu",
         Protocol(train=TrainConfig(epochs=12, batch_size=64, lr=3e-3, warmup_epochs=1, eval_examples=500),
-                 model={"dropout": 0.0}, train_examples=16_000, test_examples=500,
+                 model={"dropout": 0.0}, train_examples=16_000, test_examples=500, valid_examples=500,
                  task_options={"lis": {"value_range": 50}}),
         sizes={"lis": (3, 6, 10, 17), "ed": (2, 3), "ed_local": (2, 3)},
         dims={"lis": (16, 32, 64), "ed": (16, 32), "ed_local": (16, 32)},  # 2 h: Figure 2 stops at 32

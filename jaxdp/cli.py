@@ -5,6 +5,7 @@ summary, and a refusal prints one ``error:`` line and exits 2. (The README's dem
 from __future__ import annotations
 
 import argparse
+import math
 import dataclasses
 import logging
 import os
@@ -19,7 +20,7 @@ from jaxdp import interrupts, tasks
 from jaxdp.errors import JaxdpError
 from jaxdp.models import mixers
 from jaxdp.protocol import Protocol, option_value, parse_settings, parse_value, run_identity, run_path, settable
-from jaxdp.tasks.dataset import DatasetError, build_to_dir
+from jaxdp.tasks.dataset import DatasetError, build_to_dir, validation_to_dir
 
 #: `train` flags for the most used protocol fields (any field: --set FIELD=VALUE); defaults from `Protocol()`
 TRAIN_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "warmup_epochs": "--warmup-epochs",
@@ -68,6 +69,23 @@ def int_at_least(low: int):
         return value
 
     read.__name__ = f"integer >= {low}"
+    return read
+
+
+def number_in(low: float, high: float = math.inf, *, low_open: bool = True):
+    """An argparse type: a finite number in (low, high] (or [low, high]), else a one-line usage error."""
+
+    def read(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or not (value > low if low_open else value >= low) or value > high:
+            interval = f"{'(' if low_open else '['}{low:g}, {high:g}]" if math.isfinite(high) else f"> {low:g}"
+            raise argparse.ArgumentTypeError(f"must be in {interval}, got {text}")
+        return value
+
+    read.__name__ = "number"
     return read
 
 
@@ -226,10 +244,13 @@ def cmd_train(args) -> str:
     train_config = dataclasses.replace(protocol.train, seed=args.seed)
     data = Path(args.data or f"data/{task.name}-{task.size}")
     train_set, test_set = _load_split(data, task, "train"), _load_split(data, task, "test")
-    identity = run_identity(task, model_config, train_config, len(train_set), train_set.seed)
+    identity = run_identity(task, model_config, train_config, len(train_set), train_set.seed, len(test_set))
     out = Path(args.out or Path("runs/train") / run_path(identity))
+    valid_set = None
+    if train_config.check_every is not None:  # the stopping rule reads the folder's validation set
+        valid_set = validation_to_dir(data, train_set, test_set, protocol.valid_examples)
     result = train(out, task, model_config, train_config, train_set, test_set, progress=not args.quiet,
-                   data_dir=str(data), **report)  # fmt: skip
+                   data_dir=str(data), valid_set=valid_set, **report)  # fmt: skip
     return (f"{task} {args.model} D={args.dim}: {_summary(result)}; final loss {result['final_loss']:.4f}, "
             f"{result['steps']} steps -> {out}")  # fmt: skip
 

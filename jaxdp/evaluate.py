@@ -7,7 +7,8 @@
   sequence is fed in and a sample counts only if the argmax prediction of *every* target token
   (the CoT, the answer and ``<eos>``) is right.
 * Diagnostics: ``cot_exact_match`` (the whole greedily decoded sequence equals the reference)
-  and ``token_accuracy`` (teacher-forced, per target token).
+  and ``token_accuracy`` (teacher-forced, per target token); ``loss``, the training objective
+  (mean next-token NLL over the target tokens, `jaxdp.train.nll`) on these examples.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from jaxdp import decode
@@ -51,22 +53,27 @@ def cot_exact_match(pred_BxT: np.ndarray, true_BxT: np.ndarray, length_B: np.nda
 
 @functools.partial(jax.jit, static_argnames="graphdef")
 def _teacher_forced(graphdef, state, tokens_BxT, mask_BxT):
-    """(hits per row, targets per row): argmax at t-1 against the token at t, on the targets."""
-    logits = nnx.merge(graphdef, state)(tokens_BxT, deterministic=True)
+    """(hits, targets, summed NLL) per row: argmax and log-likelihood at t-1 of the token at t,
+    on the targets."""
+    logits = nnx.merge(graphdef, state)(tokens_BxT, deterministic=True)[:, :-1].astype(jnp.float32)
     targets = mask_BxT[:, 1:]
-    hits = (jnp.argmax(logits[:, :-1], -1) == tokens_BxT[:, 1:]) & targets
-    return hits.sum(axis=1), targets.sum(axis=1)
+    hits = (jnp.argmax(logits, -1) == tokens_BxT[:, 1:]) & targets
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, tokens_BxT[:, 1:])
+    return hits.sum(axis=1), targets.sum(axis=1), jnp.sum(jnp.where(targets, losses, 0.0), axis=1)
 
 
-def teacher_forced(model: nnx.Module, tokens: np.ndarray, mask: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, right target tokens and target tokens under teacher forcing."""
+def teacher_forced(model: nnx.Module, tokens: np.ndarray, mask: np.ndarray, batch_size: int,
+                   with_nll: bool = False) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """Per row, right target tokens and target tokens under teacher forcing (and, `with_nll`,
+    the summed NLL of the targets)."""
     graphdef, state = nnx.split(model)
     n = len(tokens)
-    hits, targets = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    hits, targets, nll = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.float64)
     for rows, index in decode.padded_batches(n, batch_size):
-        h, t = _teacher_forced(graphdef, state, jnp.asarray(tokens[index], jnp.int32), jnp.asarray(mask[index]))
-        hits[rows], targets[rows] = np.asarray(h)[: len(rows)], np.asarray(t)[: len(rows)]
-    return hits, targets
+        h, t, loss = _teacher_forced(graphdef, state, jnp.asarray(tokens[index], jnp.int32), jnp.asarray(mask[index]))
+        k = len(rows)
+        hits[rows], targets[rows], nll[rows] = np.asarray(h)[:k], np.asarray(t)[:k], np.asarray(loss)[:k]
+    return (hits, targets, nll) if with_nll else (hits, targets)
 
 
 def evaluate(model: nnx.Module, dataset: Dataset, *, batch_size: int = 256, limit: int | None = None,
@@ -78,11 +85,12 @@ def evaluate(model: nnx.Module, dataset: Dataset, *, batch_size: int = 256, limi
     eos_id = dataset.task.vocab.index(EOS)
     pred = decode.generate(model, tokens, prompt_len, eos_id=eos_id, batch_size=batch_size, full=full,
                            progress=progress)  # fmt: skip
-    hits, targets = teacher_forced(model, tokens, dataset.loss_mask[:n], batch_size)
+    hits, targets, nll = teacher_forced(model, tokens, dataset.loss_mask[:n], batch_size, with_nll=True)
     return {
         "accuracy": float(np.mean(answer_correct(pred, tokens, prompt_len, eos_id))),
         "teacher_forced_exact": float(np.mean(hits == targets)),
         "cot_exact_match": float(np.mean(cot_exact_match(pred, tokens, length))),
         "token_accuracy": float(hits.sum() / max(targets.sum(), 1)),
+        "loss": float(nll.sum() / max(targets.sum(), 1)),
         "examples": n,
     }

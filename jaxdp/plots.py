@@ -2,7 +2,10 @@
 
 Rows are grouped by *series*: the model, and its variant where a sweep names one (Figure 2's
 sparse windows). Every function takes the metric to read (`accuracy`, the paper's greedy
-final-answer accuracy, by default; `teacher_forced_exact` is the benchmark's).
+final-answer accuracy, by default; `teacher_forced_exact` is the benchmark's), and reads every
+run of a study through `jaxdp.study.select`: per cell, the learning rate with the best
+validation score. Scores drawn are the test set's, over seeds as a mean and a range; the
+smallest D is decided on validation scores, per seed, and given as a median and a range.
 
 * `heatmaps`: the paper's Figure 1/2 layout, one panel per (series, task): problem size across,
   hidden size D up, each cell annotated with its score.
@@ -17,6 +20,7 @@ final-answer accuracy, by default; `teacher_forced_exact` is the benchmark's).
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 from pathlib import Path
@@ -25,8 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from jaxdp import files
-
-THRESHOLD = 0.9
+from jaxdp.study import CENSORING, THRESHOLD, censored_min_d, median_point, min_d_by_seed, select, series  # noqa: F401
 
 
 def pyplot():
@@ -53,11 +56,6 @@ def save_figure(fig, path: str | Path) -> Path:
 MODEL_ORDER = ("standard", "sparse", "linear")
 
 
-def series(row: dict) -> str:
-    """A row's line in tables and plots: its model, and its variant if it has one."""
-    return row["model"] + (f" ({row['variant']})" if row.get("variant") else "")
-
-
 def _series_names(rows) -> list[str]:
     """Series in the order standard, sparse (its variants), linear, then any other."""
     names = sorted({series(r) for r in rows})
@@ -65,14 +63,13 @@ def _series_names(rows) -> list[str]:
     return sorted(names, key=rank)
 
 
-def _mean_score(rows, metric: str = "accuracy", **where) -> dict[tuple[int, int], float]:
-    """(size, dim) -> `metric` averaged over seeds, for rows matching `where` (key "series" is
-    matched against `series(row)`)."""
+def _seed_scores(rows, metric: str = "accuracy", **where) -> dict[tuple[int, int], list[float]]:
+    """(size, dim) -> `metric` of each seed's selected run, for rows matching `where`."""
     cells: dict[tuple[int, int], list[float]] = {}
-    for r in rows:
+    for r in select(rows):
         if all((series(r) if k == "series" else r[k]) == v for k, v in where.items()) and r.get(metric) is not None:
             cells.setdefault((r["size"], r["dim"]), []).append(r[metric])
-    return {k: float(np.mean(v)) for k, v in cells.items()}
+    return cells
 
 
 def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "", metric: str = "accuracy") -> Path:
@@ -89,18 +86,17 @@ def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "", metric: st
     for i, model in enumerate(models):
         for j, task in enumerate(task_names):
             ax = axes[0][i] if wide else axes[i][j]
-            acc = _mean_score(rows, metric, series=model, task=task)
-            sizes = sorted({s for s, _ in acc})
-            dims = sorted({d for _, d in acc})
+            seeds = _seed_scores(rows, metric, series=model, task=task)
+            sizes = sorted({s for s, _ in seeds})
+            dims = sorted({d for _, d in seeds})
             grid = np.full((len(dims), len(sizes)), np.nan)
-            for (s, d), a in acc.items():
-                grid[dims.index(d), sizes.index(s)] = 100 * a
+            for (s, d), values in seeds.items():
+                grid[dims.index(d), sizes.index(s)] = 100 * np.mean(values)
             image = ax.imshow(grid, origin="lower", cmap="Blues", vmin=0, vmax=100, aspect="auto")
-            for y in range(len(dims)):
-                for x in range(len(sizes)):
-                    if not np.isnan(grid[y, x]):
-                        ax.text(x, y, f"{grid[y, x]:.0f}", ha="center", va="center", fontsize=8,
-                                color="white" if grid[y, x] > 60 else "black")  # fmt: skip
+            for (s, d), values in seeds.items():
+                y, x = dims.index(d), sizes.index(s)
+                ax.text(x, y, _heat_label(values), ha="center", va="center", fontsize=8 if len(values) == 1 else 6.5,
+                        color="white" if grid[y, x] > 60 else "black")  # fmt: skip
             ax.set_xticks(range(len(sizes)), [f"{s}\nL={lengths[(task, s)]}" for s in sizes])
             ax.set_yticks(range(len(dims)), [str(d) for d in dims])
             ax.set_title(f"{task} · {model}", fontsize=9)
@@ -115,10 +111,18 @@ def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "", metric: st
     return save_figure(fig, path)
 
 
+def _heat_label(values: Sequence[float]) -> str:
+    """A heatmap cell: the mean in %, and the range over seeds under it where there are several."""
+    text = f"{100 * np.mean(values):.0f}"
+    return text if len(values) == 1 else f"{text}\n{100 * min(values):.0f}–{100 * max(values):.0f}"
+
+
 def curves(rows: Sequence[dict], path: str | Path, x: str = "dim", metric: str = "accuracy") -> Path:
     """One panel per (task, size), one line per series: `metric` against `x` ("dim", or
-    "state_size": the numbers the decode state holds after L tokens, all layers and heads)."""
+    "state_size": the numbers the decode state holds after L tokens, all layers and heads):
+    the mean over seeds, with bars from the lowest seed to the highest."""
     plt = pyplot()
+    rows = select(rows)
     panels = sorted({(r["task"], r["size"]) for r in rows})
     task_names = sorted({t for t, _ in panels})
     cols = max([sum(1 for t, _ in panels if t == task) for task in task_names] or [1])
@@ -131,10 +135,15 @@ def curves(rows: Sequence[dict], path: str | Path, x: str = "dim", metric: str =
                 ax.axis("off")
                 continue
             for name in _series_names(rows):
-                points = sorted((r[x], r[metric]) for r in rows if (r["task"], r["size"]) == (task, sizes[j])
-                                and series(r) == name and r.get(x) is not None)  # fmt: skip
-                if points:
-                    ax.plot(*zip(*points), "o-", ms=3, label=name)
+                by_x: dict[float, list[float]] = {}
+                for r in rows:
+                    if (r["task"], r["size"]) == (task, sizes[j]) and series(r) == name and r.get(x) is not None:
+                        by_x.setdefault(r[x], []).append(r[metric])
+                if by_x:
+                    xs = sorted(by_x)
+                    mean = np.array([np.mean(by_x[v]) for v in xs])
+                    spread = [mean - [min(by_x[v]) for v in xs], [max(by_x[v]) for v in xs] - mean]
+                    ax.errorbar(xs, mean, yerr=spread, fmt="o-", ms=3, capsize=2, label=name)
             ax.set_xscale("log", base=2)
             ax.set(title=f"{task}, size {sizes[j]}", xlabel="hidden size D" if x == "dim" else "state size (numbers)",
                    ylabel=metric, ylim=(-0.05, 1.05))  # fmt: skip
@@ -142,35 +151,20 @@ def curves(rows: Sequence[dict], path: str | Path, x: str = "dim", metric: str =
     return save_figure(fig, path)
 
 
-#: how a grid's smallest D reaching the threshold bounds the true one: measured (a smaller D of
-#: the grid failed), "below" (the grid's smallest D already reaches: the true min D is at most
-#: it) or "above" (no D of the grid reaches: the true min D is beyond the largest tried)
-CENSORING = ("", "below", "above")
 MIN_FIT_POINTS = 3  # uncensored sizes an exponent is fitted to, at least
 
 
 def min_d_points(rows: Sequence[dict], threshold: float = THRESHOLD,
                  metric: str = "accuracy") -> dict[tuple[str, str], list[tuple[int, int, str]]]:  # fmt: skip
-    """(task, series) -> [(L, D, censoring)] for every size: D is the smallest D of the grid
-    whose mean `metric` reaches `threshold` (the largest D tried when none does), censoring one
-    of `CENSORING`."""
+    """(task, series) -> [(L, D, censoring)] for every size: D is the median over seeds of the
+    smallest D of the grid whose (validation) `metric` reaches `threshold` (the largest D tried
+    when none does; `jaxdp.study.min_d_by_seed`), censoring one of `CENSORING`."""
     out: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
     lengths = {(r["task"], r["size"]): r["L"] for r in rows}
-    for task, name in sorted({(r["task"], series(r)) for r in rows}):
-        acc = _mean_score(rows, metric, task=task, series=name)
-        for size in sorted({s for s, _ in acc}):
-            point = censored_min_d({d: a for (s, d), a in acc.items() if s == size}, threshold)
-            out.setdefault((task, name), []).append((lengths[(task, size)], *point))
+    for (task, name, size), per_seed in min_d_by_seed(rows, threshold, metric).items():
+        median = median_point(per_seed)[0]
+        out.setdefault((task, name), []).append((lengths[(task, size)], median.dim, median.censoring))
     return out
-
-
-def censored_min_d(scores: dict[int, float], threshold: float) -> tuple[int, str]:
-    """(D, censoring) from one size's {D: score}: the smallest D reaching `threshold`, "below"
-    if it is the smallest D tried; else the largest D tried, "above"."""
-    good = [d for d, a in scores.items() if a >= threshold]
-    if not good:
-        return max(scores), "above"
-    return min(good), "below" if min(good) == min(scores) else ""
 
 
 def min_dims(rows: Sequence[dict], threshold: float = THRESHOLD,
@@ -224,31 +218,52 @@ def scaling_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: st
 
 
 def min_d_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: str = "accuracy") -> str:
-    """Markdown: per task, one line per series, the smallest D whose `metric` (mean over seeds)
-    reaches `threshold` at each size; "≤ D" where that is the grid's smallest D (the true min D
-    may be smaller), "> D" where no D of the grid does, the best score beside it."""
-    out = [f"Smallest D with {metric} >= {threshold:.0%} (≤ D: the grid's smallest D already does; > D: none of "
-           f"the grid's D does, the best score in brackets). L: our longest sequence without <eos>."]  # fmt: skip
+    """Markdown: per task, one line per series, the smallest D whose (validation) `metric`
+    reaches `threshold` at each size, per seed (`jaxdp.study.min_d_by_seed`); with several
+    seeds the median [smallest, largest]; with several learning rates the winners at that D;
+    with the stopping rule, why those runs stopped."""
+    out = [f"Smallest D with {metric} >= {threshold:.0%}, read on the validation set (the test set for runs "
+           "scored before it existed). ≤ D: the grid's smallest D already does; > D: none of the grid's D does "
+           "(the best score in brackets); † inconclusive: a smaller D stopped below the threshold at the end of its "
+           "budget. Several seeds: median [smallest, largest]. lr: the best learning rate at that D (by validation "
+           "score); stop: why those runs stopped. L: our longest sequence without <eos>."]  # fmt: skip
+    found = min_d_by_seed(rows, threshold, metric)
+    show_lr = len({r.get("lr") for r in rows}) > 1
     for task in sorted({r["task"] for r in rows}):
         sizes = sorted({r["size"] for r in rows if r["task"] == task})
         lengths = {r["size"]: r["L"] for r in rows if r["task"] == task}
         lines = ["| model | " + " | ".join(f"size {s} (L={lengths[s]})" for s in sizes) + " |",
                  "|---" * (len(sizes) + 1) + "|"]  # fmt: skip
         for name in _series_names([r for r in rows if r["task"] == task]):
-            acc = _mean_score(rows, metric, series=name, task=task)
-            lines.append(f"| {name} | " + " | ".join(_min_d_cell(acc, s, threshold) for s in sizes) + " |")
+            cells = [_min_d_cell(found.get((task, name, s)), show_lr) for s in sizes]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         out.append(f"**{task}**\n\n" + "\n".join(lines))
     return "\n\n".join(out)
 
 
-def _min_d_cell(acc: dict[tuple[int, int], float], size: int, threshold: float) -> str:
-    scores = {d: a for (s, d), a in acc.items() if s == size}
-    if not scores:
+def _min_d_text(m) -> str:
+    return {"": "", "below": "≤ ", "above": "> "}[m.censoring] + str(m.dim)
+
+
+def _min_d_cell(per_seed: dict | None, show_lr: bool) -> str:
+    """One column's cell of `min_d_table` from its `jaxdp.study.SeedMinD` per seed."""
+    if not per_seed:
         return ""
-    dim, censoring = censored_min_d(scores, threshold)
-    if censoring == "above":
-        return f"> {dim} ({max(scores.values()):.2f})"
-    return f"≤ {dim}" if censoring == "below" else str(dim)
+    median, low, high = median_point(per_seed)
+    text = _min_d_text(median)
+    if median.censoring == "above":
+        text += f" ({max(m.best_score for m in per_seed.values()):.2f})"
+    if len(per_seed) > 1:
+        text += f" [{_min_d_text(low)}, {_min_d_text(high)}]"
+    if any(m.inconclusive for m in per_seed.values()):
+        text += " †"
+    if show_lr:
+        text += " · lr " + ", ".join(f"{lr:g}" for lr in sorted({m.lr for m in per_seed.values() if m.lr}))
+    reasons = collections.Counter(m.stop_reason for m in per_seed.values() if m.stop_reason)
+    if reasons:
+        text += " · " + (next(iter(reasons)) if len(reasons) == 1 else
+                         ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())))  # fmt: skip
+    return text
 
 
 def draw_min_d(ax, points: Sequence[tuple[int, int, str]], label: str, marker: str = "o", linestyle: str = "-"):
@@ -295,18 +310,19 @@ def _table2_series(rows) -> list[str]:
 
 def table2(rows: Sequence[dict], threshold: float = THRESHOLD, task: str = "arithmetic",
            metric: str = "accuracy") -> list[dict]:  # fmt: skip
-    """Per (model, size): the smallest D reaching `threshold`, with the paper's GFLOPs (2·N·L at
+    """Per (model, size): the smallest D reaching `threshold` (median over seeds), with the paper's GFLOPs (2·N·L at
     the paper's L, ``paper_L``) and our full count (at our L)."""
-    out = []
+    out, found = [], min_d_by_seed(rows, threshold, metric)
     for model in _table2_series(rows):
         for size in sorted({r["size"] for r in rows if r["task"] == task}):
-            acc = _mean_score(rows, metric, task=task, series=model, size=size)
-            good = sorted(d for (_, d), a in acc.items() if a >= threshold)
+            per_seed = found.get((task, model, size))
+            median = median_point(per_seed)[0] if per_seed else None
+            dim = median.dim if median is not None and median.censoring != "above" else None
             match = [r for r in rows if r["task"] == task and series(r) == model and r["size"] == size
-                     and good and r["dim"] == good[0]]  # fmt: skip
+                     and r["dim"] == dim]  # fmt: skip
             first = match[0] if match else {}
             out.append({"model": model, "size": size, "L": first.get("L"), "paper_L": first.get("paper_L"),
-                        "dim": good[0] if good else None, "paper_gflops": first.get("paper_gflops"),
+                        "dim": dim, "paper_gflops": first.get("paper_gflops"),
                         "forward_gflops": first.get("forward_gflops")})  # fmt: skip
     return out
 

@@ -50,10 +50,11 @@ MECHANICS = ("log_every", "checkpoint_every", "keep_checkpoints")
 EVALUATION = ("eval_examples", "eval_batch_size")
 #: TrainConfig fields added after runs were first named, left out of a run's identity at their
 #: default so that the runs trained before them keep their digests.
-LATER_FIELDS = {"bucket_by_length": False}
+LATER_FIELDS = {"bucket_by_length": False, "check_every": None, "check_examples": 256, "solved_at": 0.95,
+                "plateau_checks": 5, "plateau_delta": 0.01}
 #: ModelConfig fields that a grid cell (attention, dim) or its task (max_len, vocab_size) fixes.
 CELL_FIELDS = ("attention", "dim", "max_len", "vocab_size")
-DATA_FIELDS = ("train_examples", "test_examples", "data_seed")
+DATA_FIELDS = ("train_examples", "test_examples", "valid_examples", "data_seed")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -77,6 +78,17 @@ class TrainConfig:
     # Batches of neighbouring lengths, each cut to its longest example (`train.batch_indices`):
     # for mixed-length training sets (arithmetic's 1..n operators). Off: the paper's random batches.
     bucket_by_length: bool = False
+    # The stopping rule (`jaxdp.stopping`), off when check_every is None (the paper: the whole
+    # budget): every `check_every` steps the first `check_examples` validation examples are
+    # decoded; the run stops once their accuracy >= `solved_at` ("solved"), or once the best of
+    # the last `plateau_checks` checks is less than `plateau_delta` above the best before them
+    # ("plateau"); else at the end of `epochs` ("budget"). solved_at sits above the 90% a min-D
+    # asks for, so that a solved run's whole validation score clears it.
+    check_every: int | None = None
+    check_examples: int = 256
+    solved_at: float = 0.95
+    plateau_checks: int = 5
+    plateau_delta: float = 0.01
 
     def __post_init__(self):
         where = lambda name: f"TrainConfig.{name}"  # noqa: E731
@@ -92,8 +104,13 @@ class TrainConfig:
         if self.warmup_epochs > self.epochs:
             raise TrainingError(f"TrainConfig.warmup_epochs: {self.warmup_epochs:g} is longer than the run "
                                 f"(epochs={self.epochs}); set warmup_epochs <= epochs")  # fmt: skip
-        if self.eval_examples is not None:
-            integer(TrainingError, where("eval_examples"), self.eval_examples)
+        for name in ("eval_examples", "check_every"):
+            if getattr(self, name) is not None:
+                integer(TrainingError, where(name), getattr(self, name))
+        for name in ("check_examples", "plateau_checks"):
+            integer(TrainingError, where(name), getattr(self, name))
+        real(TrainingError, where("solved_at"), self.solved_at, 0.0, 1.0, low_open=True)
+        real(TrainingError, where("plateau_delta"), self.plateau_delta, 0.0)
         if not isinstance(self.bucket_by_length, bool):
             raise TrainingError(f"TrainConfig.bucket_by_length: must be true or false, got {self.bucket_by_length!r}")
 
@@ -110,6 +127,7 @@ class Protocol:
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # mixer options: name or mixer.name
     train_examples: int = 1_000_000
     test_examples: int = 100_000
+    valid_examples: int = 1_000  # the validation split every choice reads (`jaxdp.tasks.dataset`)
     data_seed: int = 0
     task_options: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -280,8 +298,10 @@ def parse_settings(items: typing.Iterable[str]) -> dict[str, Any]:
 
 
 def run_identity(task: tasks.Task, model_config: ModelConfig, train_config: TrainConfig, train_examples: int,
-                 data_seed: int) -> dict[str, Any]:  # fmt: skip
-    """What changes a run's trained parameters (module docstring), as plain JSON data."""
+                 data_seed: int, test_examples: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """What changes a run's trained parameters (module docstring), as plain JSON data. With the
+    stopping rule on, where a run stops depends on its validation examples, which are drawn apart
+    from the test set too: the test set's count joins the identity."""
     train = {k: v for k, v in train_config.to_dict().items()
              if k not in MECHANICS + EVALUATION and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}  # fmt: skip
     identity = {
@@ -290,6 +310,10 @@ def run_identity(task: tasks.Task, model_config: ModelConfig, train_config: Trai
         "train": train,
         "data": {"train_examples": int(train_examples), "seed": int(data_seed)},
     }
+    if train_config.check_every is not None:
+        if test_examples is None:
+            raise ProtocolError("the stopping rule (check_every) needs the test set's count for the run's identity")
+        identity["data"]["test_examples"] = int(test_examples)
     return json.loads(json.dumps(identity))  # tuples -> lists, as config.json will hold them
 
 

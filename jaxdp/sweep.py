@@ -41,8 +41,9 @@ from jaxdp.evaluate import METRICS
 from jaxdp.models import mixers
 from jaxdp.models.config import ModelConfig
 from jaxdp.plots import series
+from jaxdp.study import select
 from jaxdp.protocol import LATER_FIELDS, Protocol, TrainConfig, run_identity, run_path
-from jaxdp.tasks.dataset import build_to_dir
+from jaxdp.tasks.dataset import build_to_dir, validation_to_dir
 from jaxdp.train import init_state, make_train_step, train
 
 PROTOCOL_COLUMNS = ("epochs", "batch_size", "lr", "warmup_epochs", "weight_decay", "train_examples", "dropout",
@@ -50,12 +51,15 @@ PROTOCOL_COLUMNS = ("epochs", "batch_size", "lr", "warmup_epochs", "weight_decay
 #: mixer options that vary in practice, each a column (blank for a mixer without it), and all of
 #: them as one "options" column
 OPTION_COLUMNS = ("block_size", "local_blocks", "global_tokens", "window")
+#: the validation scores (what every choice reads) and why a run stopped (`jaxdp.stopping`);
+#: blank for runs scored before validation sets existed
+VALID_COLUMNS = ("valid_accuracy", "valid_teacher_forced_exact", "valid_loss", "stop_reason")
 CSV_FIELDS = ("task", "size", "L", "paper_L", "model", "variant", "dim", "seed", *METRICS, "examples",
-              "final_loss", "steps", *PROTOCOL_COLUMNS, *OPTION_COLUMNS, "options", "state_size", "paper_gflops",
+              "final_loss", "steps", *VALID_COLUMNS, *PROTOCOL_COLUMNS, *OPTION_COLUMNS, "options", "state_size", "paper_gflops",
               "forward_gflops", "digest")  # fmt: skip
 _INTS = {"size", "L", "paper_L", "dim", "seed", "steps", "examples", "epochs", "batch_size", "train_examples",
          "num_layers", "num_heads", "block_size", "local_blocks", "global_tokens", "window", "state_size"}  # fmt: skip
-_STRINGS = {"task", "model", "variant", "digest", "options"}
+_STRINGS = {"task", "model", "variant", "digest", "options", "stop_reason"}
 _BOOLS = {"bucket_by_length"}
 
 
@@ -71,10 +75,14 @@ class Cell:
     seed: int = 0
     variant: str = ""
     options: tuple[tuple[str, Any], ...] = ()
+    lr: float | None = None  # None: the protocol's (``--lrs`` makes each value its own cell)
+    train_examples: int | None = None  # None: the protocol's (``--train-examples``)
 
     @property
     def label(self) -> str:
         name = f"{self.task}/{self.model}/size={self.size}/d={self.dim}/seed={self.seed}"
+        name += (f"/lr={self.lr:g}" if self.lr is not None else "") + (
+            f"/n={self.train_examples}" if self.train_examples is not None else "")  # fmt: skip
         return name + (f" [{self.variant}]" if self.variant else "")
 
 
@@ -87,19 +95,24 @@ class Plan:
     model_config: ModelConfig
     train_config: TrainConfig
     path: str
+    train_examples: int
 
 
 def plan(cell: Cell, protocol: Protocol) -> Plan:
     task = protocol.task(cell.task, cell.size)
     model_config = protocol.model_config(task, cell.model, cell.dim, **dict(cell.options))
-    train_config = dataclasses.replace(protocol.train, seed=cell.seed)
-    identity = run_identity(task, model_config, train_config, protocol.train_examples, protocol.data_seed)
-    return Plan(cell, task, model_config, train_config, run_path(identity))
+    train_config = dataclasses.replace(protocol.train, seed=cell.seed,
+                                       **({"lr": cell.lr} if cell.lr is not None else {}))  # fmt: skip
+    examples = cell.train_examples or protocol.train_examples
+    identity = run_identity(task, model_config, train_config, examples, protocol.data_seed, protocol.test_examples)
+    return Plan(cell, task, model_config, train_config, run_path(identity), examples)
 
 
 def grid(task_sizes: dict[str, Sequence[int]], models: Sequence[str], dims: dict[str, Sequence[int]],
-         seeds: Sequence[int] = (0,)) -> list[Cell]:  # fmt: skip
-    """Every (task, size, model, D, seed) combination; `dims` maps each task to its D grid."""
+         seeds: Sequence[int] = (0,), lrs: Sequence[float | None] = (None,),
+         train_examples: Sequence[int | None] = (None,)) -> list[Cell]:  # fmt: skip
+    """Every (task, size, model, D, seed, lr, training examples) combination; `dims` maps each
+    task to its D grid; None in `lrs` or `train_examples` takes the protocol's."""
     bad = [m for m in models if m not in mixers.available()]
     if bad:
         raise ProtocolError(f"unknown model {bad[0]!r}; choose from {', '.join(mixers.available())}")
@@ -107,8 +120,8 @@ def grid(task_sizes: dict[str, Sequence[int]], models: Sequence[str], dims: dict
     for name, sizes in task_sizes.items():
         if name not in tasks.TASKS:
             raise ProtocolError(f"unknown task {name!r}; choose one of: {', '.join(tasks.TASKS)}")
-        for size, model, dim, seed in itertools.product(sizes, models, dims[name], seeds):
-            cells.append(Cell(name, size, model, dim, seed))
+        for size, model, dim, seed, lr, n in itertools.product(sizes, models, dims[name], seeds, lrs, train_examples):
+            cells.append(Cell(name, size, model, dim, seed, lr=lr, train_examples=n))
     return cells
 
 
@@ -128,21 +141,27 @@ def shard(cells: Sequence[Cell], spec: str | None) -> list[Cell]:
 def validate(cells: Iterable[Cell], protocol: Protocol) -> list[Plan]:
     """Plan every cell, so that a bad cell fails before any data is built or anything compiles:
     settings that cannot work, and cells or datasets this machine cannot hold (`jaxdp.limits`)."""
-    if protocol.train.batch_size > protocol.train_examples:
-        raise ProtocolError(f"batch_size {protocol.train.batch_size} > train_examples {protocol.train_examples}")
     plans = [plan(cell, protocol) for cell in cells]
-    for task in {p.task for p in plans}:
-        limits.check_dataset_memory(task, protocol.train_examples + protocol.test_examples)
-    limits.check_steps(protocol.train, protocol.train_examples)
+    train = protocol.train
+    if train.check_every is not None and train.check_examples > protocol.valid_examples:
+        raise ProtocolError(f"check_examples {train.check_examples} > valid_examples {protocol.valid_examples}")
+    for examples in {p.train_examples for p in plans}:
+        if train.batch_size > examples:
+            raise ProtocolError(f"batch_size {train.batch_size} > train_examples {examples}")
+    for task, examples in {(p.task, p.train_examples) for p in plans}:
+        limits.check_dataset_memory(task, examples + protocol.test_examples + protocol.valid_examples)
+    for examples in {p.train_examples for p in plans}:
+        limits.check_steps(train, examples)
     for config in {p.model_config for p in plans}:
         limits.check_training_memory(config, protocol.train.batch_size, config.max_len)  # the task's max_len
     return plans
 
 
-def dataset_dir(data_root: Path, task: tasks.Task, protocol: Protocol) -> Path:
+def dataset_dir(data_root: Path, task: tasks.Task, protocol: Protocol, train_examples: int | None = None) -> Path:
+    """The folder of a task's datasets: `train_examples` (default: the protocol's) + test."""
     options = "".join(f",{k}={v}" for k, v in sorted(task.options().items()))
     return (Path(data_root) / f"{task.name}-{task.size}{options}" /
-            f"n={protocol.train_examples}+{protocol.test_examples}-seed={protocol.data_seed}")  # fmt: skip
+            f"n={train_examples or protocol.train_examples}+{protocol.test_examples}-seed={protocol.data_seed}")  # fmt: skip
 
 
 def _read_json(path: Path) -> dict | None:
@@ -155,14 +174,16 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _scored_as_asked(result_path: Path, protocol: Protocol) -> bool:
-    """A finished run scored on the test set and `eval_examples` this protocol asks for."""
+    """A finished run scored on the test set, `eval_examples` and validation set this protocol
+    asks for (a run finished before validation sets existed is scored again, not trained)."""
     evaluation = (_read_json(result_path) or {}).get("evaluation") or {}
-    test = evaluation.get("test") or {}
+    test, valid = evaluation.get("test") or {}, evaluation.get("valid") or {}
     return (evaluation.get("eval_examples", "?") == protocol.train.eval_examples
-            and (test.get("count"), test.get("seed")) == (protocol.test_examples, protocol.data_seed))  # fmt: skip
+            and (test.get("count"), test.get("seed")) == (protocol.test_examples, protocol.data_seed)
+            and valid.get("count") == protocol.valid_examples)  # fmt: skip
 
 
-OUTCOMES = ("ran", "rescored", "skipped", "busy", "failed")
+OUTCOMES = ("ran", "rescored", "skipped", "busy", "failed", "not_needed")  # not_needed: by a search (jaxdp.search)
 
 
 def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, data_root: str | Path = "data",
@@ -229,12 +250,14 @@ def use_compile_cache(folder: str | Path | None) -> Path | None:
 
 
 def _run_cell(p: Plan, out: Path, protocol: Protocol, data_root, loaded: dict, progress: bool, reporting: dict) -> dict:
-    data = dataset_dir(data_root, p.task, protocol)
+    data = dataset_dir(data_root, p.task, protocol, p.train_examples)
     if data not in loaded:
-        loaded[data] = build_to_dir(p.task, data, protocol.train_examples, protocol.test_examples,
-                                    protocol.data_seed, progress=progress)[:2]  # fmt: skip
-    return train(out, p.task, p.model_config, p.train_config, *loaded[data], progress=progress, data_dir=str(data),
-                 **reporting)  # fmt: skip
+        train_set, test_set = build_to_dir(p.task, data, p.train_examples, protocol.test_examples, protocol.data_seed,
+                                           progress=progress)[:2]  # fmt: skip
+        loaded[data] = train_set, test_set, validation_to_dir(data, train_set, test_set, protocol.valid_examples)
+    train_set, test_set, valid_set = loaded[data]
+    return train(out, p.task, p.model_config, p.train_config, train_set, test_set, progress=progress,
+                 data_dir=str(data), valid_set=valid_set, **reporting)  # fmt: skip
 
 
 def summary(name: str, outcome: dict[str, list[Cell]], cells: int, results: Path | None) -> tuple[str, int]:
@@ -247,6 +270,7 @@ def summary(name: str, outcome: dict[str, list[Cell]], cells: int, results: Path
             f"{len(outcome['skipped'])} already done"
             + (f", {len(outcome['busy'])} in progress elsewhere" if outcome["busy"] else "")
             + (f", {len(failed)} failed ({named})" if failed else "")
+            + (f", {len(outcome['not_needed'])} not needed by the search" if outcome.get("not_needed") else "")
             + (f", {missing} left (rerun to continue)" if missing else "")
             + (f"; results in {results}" if results else "; no results yet"))  # fmt: skip
     return text, 1 if outcome["failed"] else 0
@@ -277,7 +301,8 @@ def result_row(config: dict, result: dict, variant: str = "") -> dict:
     return {
         "task": task["name"], "size": task["size"], "L": L, "paper_L": paper_L, "model": model_config.attention,
         "variant": variant, "dim": model_config.dim, "seed": train["seed"],
-        **{k: result.get(k) for k in (*METRICS, "examples", "final_loss", "steps")},
+        **{k: result.get(k) for k in (*METRICS, "examples", "final_loss", "steps", "stop_reason")},
+        **{f"valid_{k}": (result.get("valid") or {}).get(k) for k in ("accuracy", "teacher_forced_exact", "loss")},
         **{k: settings[k] for k in PROTOCOL_COLUMNS}, **{k: options.get(k) for k in OPTION_COLUMNS},
         "options": " ".join(f"{k}={v}" for k, v in options.items()),
         "state_size": model_config.num_layers * model_config.num_heads * model_config.mixer.state_size(model_config, L),
@@ -299,7 +324,8 @@ def collect(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol) -> l
                 warn(f"{folder}: result.json or config.json is unreadable; left out of the results")
                 continue
             rows.append(result_row(config, result, p.cell.variant))
-    return sorted(rows, key=lambda r: (r["task"], r["size"], r["model"], r["variant"], r["dim"], r["seed"]))
+    return sorted(rows, key=lambda r: (r["task"], r["size"], r["model"], r["variant"], r["dim"], r["train_examples"],
+                                       r["lr"], r["seed"]))  # fmt: skip
 
 
 def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
@@ -334,28 +360,57 @@ def read_csv(path: str | Path) -> list[dict]:
     out = [{k: typed(k, v) for k, v in r.items()} for r in rows]
     for r in out:
         r.setdefault("variant", "")
+        r.setdefault("stop_reason", "")
     return out
 
 
 def accuracy_table(rows: Sequence[dict], metric: str = "accuracy") -> str:
-    """Markdown: one line per (task, size, model and variant), `metric` per D (mean over seeds)."""
+    """Markdown: one line per (task, size, model and variant), `metric` per D of each seed's best
+    learning rate (`jaxdp.study.select`): the mean, and [lowest–highest] over several seeds."""
+    rows = select(rows)
     dims = sorted({r["dim"] for r in rows})
     groups: dict[tuple, dict[int, list[float]]] = {}
     for r in rows:
         groups.setdefault((r["task"], r["size"], series(r)), {}).setdefault(r["dim"], []).append(r[metric])
-    lines = [f"{metric}:", "", "| task | size | model | " + " | ".join(f"D={d}" for d in dims) + " |",
+    seeds = len({r["seed"] for r in rows})
+    lines = [f"{metric} (test set" + (f"; mean [lowest–highest] over {seeds} seeds" if seeds > 1 else "") + "):", "",
+             "| task | size | model | " + " | ".join(f"D={d}" for d in dims) + " |",
              "|---" * (3 + len(dims)) + "|"]  # fmt: skip
     for (task, size, model), by_dim in sorted(groups.items()):
-        cells = [f"{np.mean(by_dim[d]):.2f}" if d in by_dim else "" for d in dims]
+        cells = [_spread(by_dim[d]) if d in by_dim else "" for d in dims]
         lines.append(f"| {task} | {size} | {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _spread(values: Sequence[float]) -> str:
+    text = f"{np.mean(values):.2f}"
+    return text if len(values) == 1 else f"{text} [{min(values):.2f}–{max(values):.2f}]"
 
 
 # -------------------------------------------------------------------------------- estimates
 
 
+def measure_rate(folder: str | Path | None = None, keep: bool = True) -> dict[str, float]:
+    """`probe_rate`, kept (`keep`) in ``folder/rate.json`` (a sweep's compile cache) for this
+    machine's backend, devices, cores and jax version: a rerun, a shard or a sibling sweep reads
+    it instead of probing again (a few seconds on a CPU)."""
+    key = {"backend": jax.default_backend(), "devices": [d.device_kind for d in jax.devices()],
+           "cores": os.cpu_count(), "jax": jax.__version__}  # fmt: skip
+    path = Path(folder) / "rate.json" if folder is not None else None
+    kept = _read_json(path) if path is not None else None
+    if kept is not None and kept.get("key") == key and isinstance(kept.get("rate"), dict):
+        return kept["rate"]
+    rate = probe_rate()
+    if path is not None and keep:
+        try:
+            files.write_json(path, {"key": key, "rate": rate})
+        except OSError:  # a read-only cache: measure again next time
+            pass
+    return rate
+
+
 @functools.lru_cache(maxsize=1)
-def measure_rate(steps: int = 4) -> dict[str, float]:
+def probe_rate(steps: int = 4) -> dict[str, float]:
     """FLOP/s of the real training step on this machine, from a probe model (standard, D = 128,
     3 layers, L = 64, batch 32), and the seconds its first call took (compilation). Measured
     once per process."""
@@ -379,14 +434,14 @@ def measure_rate(steps: int = 4) -> dict[str, float]:
 
 
 def estimate(plans: Sequence[Plan], protocol: Protocol, rate: dict[str, float]) -> dict[str, float]:
-    """The sweep's FLOPs (training: 3 × forward per example and epoch; evaluation: greedy decoding
-    of the examples scored) and the time they take at the measured `rate`, plus a compile per
+    """The sweep's FLOPs (training: 3 × forward per example and epoch, the whole budget even where
+    the stopping rule may end a run sooner; evaluation: greedy decoding of the examples scored) and the time they take at the measured `rate`, plus a compile per
     cell. An order of magnitude: small models run below the probe's rate, large ones above."""
     train = evaluation = 0.0
     for p in plans:
         L = p.task.max_len
-        train += flops.train_flops(p.model_config, L) * protocol.train_examples * protocol.train.epochs
-        scored = min(protocol.train.eval_examples or protocol.test_examples, protocol.test_examples)
+        train += flops.train_flops(p.model_config, L) * p.train_examples * protocol.train.epochs
+        scored = min(protocol.train.eval_examples or protocol.test_examples, protocol.test_examples) + protocol.valid_examples
         evaluation += flops.decode_flops(p.model_config, L // 2, L) * scored
     seconds = (train + evaluation) / rate["flops_per_s"] + 3 * rate["compile_seconds"] * len(plans)
     return {"train_flops": train, "eval_flops": evaluation, "seconds": seconds}

@@ -35,14 +35,14 @@ from flax import nnx
 from tqdm.auto import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxdp import __version__, faults, interrupts, limits, loggers
+from jaxdp import __version__, faults, interrupts, limits, loggers, stopping
 from jaxdp.checkpoint import Checkpoints, check_run_config, run_lock, write_json_atomic
 from jaxdp.devices import batch_devices, batch_mesh, replicate
 from jaxdp.errors import CheckpointError, TrainingError, first_line, warn
 from jaxdp.metrics import MetricsLog
 from jaxdp.models import ModelConfig, Transformer
 from jaxdp.protocol import EVALUATION, MECHANICS, SCHEDULES, TrainConfig, digest, run_identity
-from jaxdp.tasks.dataset import Dataset
+from jaxdp.tasks.dataset import Dataset, validation_excludes
 
 __all__ = ["SCHEDULES", "TrainConfig", "TrainState", "restore_checkpoint", "restore_model", "run_config", "train"]
 
@@ -217,11 +217,14 @@ def run_config(identity: dict, train_config: TrainConfig, train_set: Dataset, da
             "train": train_config.to_dict(), "data": {"train": train_set.record(), "dir": data_dir}}  # fmt: skip
 
 
-def evaluation_record(test_set: Dataset | None, train_config: TrainConfig) -> dict | None:
+def evaluation_record(test_set: Dataset | None, train_config: TrainConfig, valid_set: Dataset | None = None) -> dict | None:
     """What a result's scores depend on besides the trained parameters."""
     if test_set is None:
         return None
-    return {"test": test_set.record(), "eval_examples": train_config.eval_examples}
+    record = {"test": test_set.record(), "eval_examples": train_config.eval_examples}
+    if valid_set is not None:
+        record["valid"] = valid_set.record()
+    return record
 
 
 def check_settings(task, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset,
@@ -255,8 +258,13 @@ def init_state(model_config: ModelConfig, train_config: TrainConfig, steps_per_e
 def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset,
           test_set: Dataset | None = None, *, progress: bool = True, stop_after: int | None = None,
           devices=None, data_dir: str | None = None, log_to: Sequence[str] = (),
-          eval_every: int | None = None) -> dict:  # fmt: skip
+          eval_every: int | None = None, valid_set: Dataset | None = None) -> dict:  # fmt: skip
     """Train (or resume) the run in `run_dir`, evaluate on `test_set`, write ``result.json``.
+
+    With a `valid_set` (`jaxdp.tasks.dataset.build_validation`: drawn apart from both training
+    and test sets), the result also holds its scores under ``valid``: what a study's choices
+    read. The stopping rule (`jaxdp.stopping`, ``check_every``) needs one; the result says why
+    the run stopped (``stop_reason``: solved, plateau or budget).
 
     The folder records the run's config (``config.json``) and identity (``protocol.json``); a
     folder holding another identity or another training set is refused with the differing fields
@@ -278,31 +286,30 @@ def train(run_dir: str | Path, task, model_config: ModelConfig, train_config: Tr
     mesh = data_mesh(train_config.batch_size, devices)
     steps_per_epoch = check_settings(task, model_config, train_config, train_set, mesh.size)
     check_test_set(task, train_set, test_set)
-    identity = run_identity(task, model_config, train_config, len(train_set), train_set.seed)
+    check_valid_set(task, train_config, train_set, test_set, valid_set)
+    identity = run_identity(task, model_config, train_config, len(train_set), train_set.seed,
+                            len(test_set) if test_set is not None else None)  # fmt: skip
     with run_lock(run_dir):
         config = run_config(identity, train_config, train_set, data_dir)
         check_run_config(run_dir, config, ignore=NOT_IDENTITY)
         write_json_atomic(run_dir / "protocol.json", identity)
-        evaluation = evaluation_record(test_set, train_config)
-        result = _read_result(run_dir / "result.json")
+        evaluation = evaluation_record(test_set, train_config, valid_set)
+        result = read_result(run_dir / "result.json")
         if result is not None and result.get("evaluation") == evaluation:
             return result
         started = time.perf_counter()
         report = Reporting(config, tuple(log_to), eval_every, test_set)
         with stop_on_out_of_memory("training", "batch_size or dim"):
-            graphdef, state, end, final_loss = _fit(run_dir, model_config, train_config, train_set, mesh,
-                                                    steps_per_epoch, report, progress=progress, stop_after=stop_after)  # fmt: skip
-        if end < train_config.epochs * steps_per_epoch:
+            graphdef, state, end, final_loss, reason = _fit(run_dir, model_config, train_config, train_set, mesh,
+                                                            steps_per_epoch, report, valid_set, progress=progress,
+                                                            stop_after=stop_after)  # fmt: skip
+        if reason is None and end < train_config.epochs * steps_per_epoch:
             return {"stopped_at": end}
         if result is None:
             result = {"steps": end, "train_seconds": time.perf_counter() - started, "jaxdp": __version__,
-                      "final_loss": final_loss}  # fmt: skip
+                      "final_loss": final_loss, "stop_reason": reason or "budget"}  # fmt: skip
         if test_set is not None:
-            from jaxdp.evaluate import evaluate
-
-            with stop_on_out_of_memory("scoring the test set", "eval_batch_size"):
-                result.update(evaluate(load_model(graphdef, state), test_set, batch_size=train_config.eval_batch_size,
-                                       limit=train_config.eval_examples, progress=progress))  # fmt: skip
+            result.update(final_scores(graphdef, state, train_config, test_set, valid_set, progress))
         result["evaluation"] = evaluation
         write_json_atomic(run_dir / "result.json", result)
         return result
@@ -321,6 +328,39 @@ def stop_on_out_of_memory(doing: str, lower: str) -> Iterator[None]:
                             "then run the same command to resume") from None  # fmt: skip
 
 
+def final_scores(graphdef, state, train_config: TrainConfig, test_set: Dataset, valid_set: Dataset | None,
+            progress: bool) -> dict:  # fmt: skip
+    """The test set's scores (the first ``eval_examples``), and the whole validation set's as ``valid``."""
+    from jaxdp.evaluate import evaluate
+
+    model, out = load_model(graphdef, state), {}
+    with stop_on_out_of_memory("scoring the test set", "eval_batch_size"):
+        out.update(evaluate(model, test_set, batch_size=train_config.eval_batch_size, limit=train_config.eval_examples,
+                            progress=progress))  # fmt: skip
+        if valid_set is not None:
+            out["valid"] = evaluate(model, valid_set, batch_size=train_config.eval_batch_size)
+    return out
+
+
+def check_valid_set(task, train_config: TrainConfig, train_set: Dataset, test_set: Dataset | None,
+                    valid_set: Dataset | None) -> None:  # fmt: skip
+    """A validation set of the same task, drawn apart from this training and test set, and
+    there when the stopping rule needs one."""
+    if valid_set is None:
+        if train_config.check_every is not None:
+            raise TrainingError("TrainConfig.check_every: the stopping rule reads a validation set; none was given")
+        return
+    valid_set.check("validation set")
+    if test_set is None:
+        raise TrainingError("a validation set was given without its test set")
+    if valid_set.task != task or valid_set.excludes != validation_excludes(train_set, test_set):
+        raise TrainingError("the validation set was not drawn apart from this training and test set "
+                            "(jaxdp.tasks.dataset.build_validation)")  # fmt: skip
+    if train_config.check_every is not None and len(valid_set) < train_config.check_examples:
+        raise TrainingError(f"TrainConfig.check_examples: {train_config.check_examples} > the validation set's "
+                            f"{len(valid_set)} examples")  # fmt: skip
+
+
 def check_test_set(task, train_set: Dataset, test_set: Dataset | None) -> None:
     """A test set of the same task, drawn apart from this training set (same seed; where its
     header records the training set it excludes, that one)."""
@@ -334,7 +374,7 @@ def check_test_set(task, train_set: Dataset, test_set: Dataset | None) -> None:
                             f"seed {train_set.seed}): its examples may overlap the training set's; build both together")  # fmt: skip
 
 
-def _read_result(path: Path) -> dict | None:
+def read_result(path: Path) -> dict | None:
     """A finished run's result, or None; an unreadable result.json is scored again, with a warning."""
     if not path.exists():
         return None
@@ -364,37 +404,38 @@ class Reporting:
 
 
 def _fit(run_dir: Path, model_config: ModelConfig, train_config: TrainConfig, train_set: Dataset, mesh: Mesh,
-         steps_per_epoch: int, report: Reporting, *, progress: bool, stop_after: int | None):  # fmt: skip
+         steps_per_epoch: int, report: Reporting, valid_set: Dataset | None, *, progress: bool,
+         stop_after: int | None):  # fmt: skip
     """The training loop from the latest good checkpoint; returns (graphdef, state, steps done,
-    the loss of the last logged window)."""
+    the loss of the last logged window, why the stopping rule stopped it or None)."""
     graphdef, tx, state = init_state(model_config, train_config, steps_per_epoch)
     state = replicate(state, mesh)
     checkpoints = Checkpoints(run_dir, keep=train_config.keep_checkpoints, run_digest=report.config["digest"])
     try:
-        start, pending, last_loss = 0, [], None
+        start, pending, last_loss, checks = 0, [], None, []
         found = checkpoints.restore_latest(state)
         if found is not None:
             start, state, meta = found
-            pending, last_loss = list(meta.get("pending", [])), meta.get("last_loss")
+            pending, last_loss, checks = list(meta.get("pending", [])), meta.get("last_loss"), list(meta.get("checks", []))
         total = train_config.epochs * steps_per_epoch
         end = total if stop_after is None else min(total, stop_after)
         log = MetricsLog(run_dir / "metrics.jsonl", start, mirrors=loggers.open_all(report.log_to, run_dir, report.config))
         loop = _Loop(run_dir, train_config, train_set, mesh, steps_per_epoch, checkpoints, log, progress,
-                     f"{model_config.attention} D={model_config.dim}", (graphdef, report))  # fmt: skip
+                     f"{model_config.attention} D={model_config.dim}", (graphdef, report), valid_set)  # fmt: skip
         try:
-            state, last_loss = loop.run(make_train_step(graphdef, tx), state, start, end, pending, last_loss)
+            state, last_loss, done = loop.run(make_train_step(graphdef, tx), state, start, end, pending, last_loss, checks)
         finally:
             log.close()
     finally:
         checkpoints.close()
-    return graphdef, state, end, last_loss
+    return graphdef, state, done, last_loss, stopping.reason(checks, train_config)
 
 
 class _Loop:
     """Steps, logging and checkpointing of one call of `_fit`, between safe points."""
 
     def __init__(self, run_dir, train_config, train_set, mesh, steps_per_epoch, checkpoints, log, progress, name,
-                 evaluation: tuple[nnx.GraphDef, Reporting]):  # fmt: skip
+                 evaluation: tuple[nnx.GraphDef, Reporting], valid_set: Dataset | None = None):  # fmt: skip
         self.run_dir, self.config, self.train_set, self.mesh = run_dir, train_config, train_set, mesh
         self.steps_per_epoch, self.checkpoints, self.log = steps_per_epoch, checkpoints, log
         self.progress, self.name = progress, name
@@ -402,6 +443,7 @@ class _Loop:
         every = report.eval_every if report.test_set is not None else None
         self.eval_steps, self.test_set = (every * steps_per_epoch if every else None), report.test_set
         self.lr = learning_rate(train_config, steps_per_epoch)
+        self.valid_set = valid_set
 
     def batch(self, step: int):
         t, cfg = self.train_set, self.config
@@ -410,8 +452,12 @@ class _Loop:
         T = batch_length(t.length[rows], t.tokens.shape[1]) if cfg.bucket_by_length else t.tokens.shape[1]
         return put_batch((t.tokens[rows, :T], t.prompt_len[rows], t.length[rows]), self.mesh)
 
-    def run(self, step_fn, state, start: int, end: int, pending: list, last_loss):
+    def run(self, step_fn, state, start: int, end: int, pending: list, last_loss, checks: list):
+        """Steps start..end, unless the stopping rule stops them first (it appends each check's
+        score to `checks`); returns (state, last logged loss, steps done)."""
         cfg, total = self.config, self.config.epochs * self.steps_per_epoch
+        if stopping.reason(checks, cfg):  # stopped before the last launch ended
+            end = start
         bar = tqdm(total=total, initial=start, disable=not self.progress, desc=self.name, unit="step",
                    dynamic_ncols=True, leave=False)  # fmt: skip
         done, saved = start, start
@@ -429,21 +475,27 @@ class _Loop:
                     pending.append(loss)
                     bar.update(1)
                     faults.point("train.step")
-                    if done % cfg.log_every == 0 or done == end:
+                    checked = bool(cfg.check_every) and done % cfg.check_every == 0
+                    if checked:
+                        checks.append(self.check(done, state))
+                    stops = checked and stopping.reason(checks, cfg) is not None
+                    if done % cfg.log_every == 0 or done == end or stops:
                         last_loss = self.write_line(done, pending, window_time, bar)
                         pending, window_time = [], time.perf_counter()
-                    if done % cfg.checkpoint_every == 0 or done == end:
-                        self.save(done, state, pending, last_loss)
+                    if done % cfg.checkpoint_every == 0 or done == end or checked:  # a check's score is kept with its step
+                        self.save(done, state, pending, last_loss, checks)
                         saved = done
                     if self.eval_steps and done % self.eval_steps == 0:
                         self.write_eval(done, state)
+                    if stops:
+                        break
                 if done > saved:  # stopped between checkpoints: keep what was done
-                    self.save(done, state, pending, last_loss)
+                    self.save(done, state, pending, last_loss, checks)
                 stop.check()
         finally:
             batches.close()
             bar.close()
-        return state, last_loss
+        return state, last_loss, done
 
     def diverged(self, done: int, value: float) -> TrainingError:
         good = self.checkpoints.steps()  # saving refuses non-finite parameters: these are good
@@ -472,11 +524,22 @@ class _Loop:
         self.log.write({"step": done, "epoch": done / self.steps_per_epoch,
                         **{f"eval_{k}": v for k, v in scores.items() if k != "examples"}})  # fmt: skip
 
-    def save(self, done: int, state, pending: list, last_loss) -> None:
+    def check(self, done: int, state) -> float:
+        """The stopping rule's score: greedy accuracy on the first `check_examples` validation
+        examples, logged as a metrics line."""
+        from jaxdp.evaluate import evaluate
+
+        scores = evaluate(load_model(self.graphdef, state), self.valid_set, batch_size=self.config.eval_batch_size,
+                          limit=self.config.check_examples)  # fmt: skip
+        self.log.write({"step": done, "epoch": done / self.steps_per_epoch, "valid_accuracy": scores["accuracy"],
+                        "valid_loss": scores["loss"]})  # fmt: skip
+        return scores["accuracy"]
+
+    def save(self, done: int, state, pending: list, last_loss, checks: list) -> None:
         losses = [float(x) for x in jax.device_get(pending)]
         if not np.all(np.isfinite(losses)):
             raise self.diverged(done, next(x for x in losses if not np.isfinite(x)))
-        self.checkpoints.save(done, state, {"pending": losses, "last_loss": last_loss})
+        self.checkpoints.save(done, state, {"pending": losses, "last_loss": last_loss, "checks": list(checks)})
 
 
 def load_model(graphdef: nnx.GraphDef, state: TrainState) -> Transformer:

@@ -91,6 +91,14 @@ SWEEP_CASES = [
     (["--dims", str(10**20)], f"training D={10**20}"),
     (["--set", f"train_examples={10**12}"], "examples of lis(4"),
     (["--seeds", "0", str(2**32)], "TrainConfig.seed"),
+    (["--lrs", "0"], "--lrs"),
+    (["--lrs", "1e-3", "nan"], "--lrs"),
+    (["--threshold", "0"], "--threshold"),
+    (["--threshold", "1.5"], "--threshold"),
+    (["--train-examples", "0"], "--train-examples"),
+    (["--search"], "--search bisects a D grid"),  # SWEEP has one D
+    (["--set", "solved_at=1.5"], "TrainConfig.solved_at"),
+    (["--set", "check_every=10", "--set", "check_examples=500"], "check_examples 500 > valid_examples 100"),
 ]  # fmt: skip
 
 

@@ -147,7 +147,7 @@ def test_set_reaches_every_protocol_field():
             continue
         changed = sweep.plan(cell, protocol.set(**{name: other(value)}))
         foreign = name in option_names() and "sparse" not in mixers.owners(name)  # e.g. chunk_size: not sparse's
-        same = name in MECHANICS + EVALUATION or name == "test_examples" or foreign
+        same = name in MECHANICS + EVALUATION or name in ("test_examples", "valid_examples") or foreign
         assert (changed.path == p.path) == same, name
 
 

@@ -7,7 +7,11 @@ positions ``prompt_len <= i < length`` (the CoT, the answer and ``<eos>``, never
 Building (`build`): examples are drawn in fixed chunks, chunk k of stream s from
 ``numpy.random.default_rng([seed, s, k])``, so the result depends only on the seed, whatever the
 number of worker processes. Examples are deduplicated by prompt (the target is a function of
-it), keeping first occurrences; the test set excludes every training prompt. A task with a
+it), keeping first occurrences; the test set excludes every training prompt. The validation set
+(`build_validation`, what every choice of a study reads: learning rate, early stopping, the
+search for the smallest D) is drawn from its own stream and excludes every training and test
+prompt; its first n examples are the same whatever count is asked for, so a dataset built before
+it existed gets one beside it (``valid-n=<count>.npz``) with its train and test files untouched. A task with a
 `train_mixture` (Arithmetic's ``--under``) first gets its components' draws, in proportion to
 their weights and deduplicated, then is topped up with its own examples.
 
@@ -42,9 +46,11 @@ from jaxdp.errors import JaxdpError
 from jaxdp.tasks.base import EOS, TOKEN_DTYPE, EncodedBatch, Example, Task
 
 FORMAT, VERSION = "jaxdp-dataset", 1
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "valid")
+PAIR = SPLITS[:2]  # what `build` draws together; the validation split comes after (`build_validation`)
 CHUNK = 1024  # examples per generation chunk (part of the seed -> data mapping: keep fixed)
 _TRAIN, _TEST, _MIXTURE = 0, 1, 2  # stream ids; mixture component k uses _MIXTURE + k
+_VALID = 1_000_003  # the validation stream: past any mixture component's
 _STALL_CHUNKS = 64  # chunks in a row without a new example before giving up
 
 
@@ -60,7 +66,9 @@ class Dataset:
     tokens: np.ndarray  # [count, task.max_len] uint16
     prompt_len: np.ndarray  # [count] int32
     length: np.ndarray  # [count] int32
-    excludes: str | None = None  # test split: the digest of the training split it was drawn apart from
+    # test split: the digest of the training split it was drawn apart from; validation split:
+    # "<train digest>+<test digest>"
+    excludes: str | None = None
 
     def __len__(self) -> int:
         return len(self.length)
@@ -157,6 +165,10 @@ def _batches(task: Task, seed: int, stream: int, pool, ahead: int = 0) -> Iterat
             future.cancel()
 
 
+def _prompt_key(prompt: np.ndarray) -> bytes:
+    return hashlib.blake2b(prompt.tobytes(), digest_size=16).digest()
+
+
 class _Collector:
     """Keeps the first occurrence of each prompt, skipping prompts in `exclude`."""
 
@@ -166,12 +178,17 @@ class _Collector:
         self.parts: list[EncodedBatch] = []
         self.count = 0
 
+    @staticmethod
+    def prompt_keys(tokens: np.ndarray, prompt_len: np.ndarray) -> set[bytes]:
+        """The dedup keys of each row's prompt, as `add` computes them."""
+        return {_prompt_key(tokens[r, : prompt_len[r]]) for r in range(len(prompt_len))}
+
     def add(self, batch: EncodedBatch, limit: int) -> int:
         keep = []
         for r in range(len(batch)):
             if len(keep) >= limit:
                 break
-            key = hashlib.blake2b(batch.tokens[r, : batch.prompt_len[r]].tobytes(), digest_size=16).digest()
+            key = _prompt_key(batch.tokens[r, : batch.prompt_len[r]])
             if key not in self.keys and key not in self.exclude:
                 self.keys.add(key)
                 keep.append(r)
@@ -393,10 +410,10 @@ def build_to_dir(
 
 def _build_or_load(task: Task, out: Path, train: int, test: int, seed: int, workers: int | None, progress: bool,
                    force: bool) -> tuple[Dataset, Dataset, bool]:  # fmt: skip
-    paths = [out / f"{split}.npz" for split in SPLITS]
+    paths = [out / f"{split}.npz" for split in PAIR]
     present = [p.exists() for p in paths]
     if not force and any(present):
-        loaded = [load(p, task, split) if here else None for p, split, here in zip(paths, SPLITS, present)]
+        loaded = [load(p, task, split) if here else None for p, split, here in zip(paths, PAIR, present)]
         have = [(len(d), d.seed) if d is not None else "missing" for d in loaded]
         want = [(train, seed), (test, seed)]
         if any(h not in (w, "missing") for h, w in zip(have, want)):
@@ -418,3 +435,39 @@ def _build_or_load(task: Task, out: Path, train: int, test: int, seed: int, work
             raise DatasetError(f"{path}: cannot write ({e.strerror})") from None
         faults.point("dataset.between_splits")
     return datasets[0], datasets[1], True
+
+
+def validation_excludes(train: Dataset, test: Dataset) -> str:
+    """What a validation set drawn apart from `train` and `test` records as ``excludes``."""
+    return f"{train.digest}+{test.digest}"
+
+
+def build_validation(train: Dataset, test: Dataset, count: int, progress: bool = False) -> Dataset:
+    """`count` examples of the training set's task, from the validation stream of its seed,
+    none of whose prompts is in `train` or `test`; the first n are the same for any count >= n."""
+    task = train.task
+    limits.check_dataset_memory(task, count, DatasetError)
+    collector = _Collector(exclude=_Collector.prompt_keys(train.tokens, train.prompt_len)
+                           | _Collector.prompt_keys(test.tokens, test.prompt_len))  # fmt: skip
+    with tqdm(total=count, unit="ex", desc=f"{task.name}({task.size}) validation", disable=not progress) as bar:
+        _fill(collector, task, train.seed, _VALID, count, None, 0, bar)
+    arrays = dataclasses.astuple(collector.arrays(task.max_len))
+    return Dataset(task, "valid", train.seed, *arrays, excludes=validation_excludes(train, test))
+
+
+def validation_to_dir(out: str | os.PathLike, train: Dataset, test: Dataset, count: int,
+                      progress: bool = False) -> Dataset:  # fmt: skip
+    """The validation set of ``out``'s (train, test) pair: ``out/valid-n=<count>.npz``, built
+    and saved the first time (under the folder's build lock), loaded and checked afterwards."""
+    out = Path(out)
+    path = out / f"valid-n={count}.npz"
+    with files.hold(out.with_name(f".{out.name}.lock"), waiting=f"{out}: another process is building a dataset "
+                    "here; waiting for it"):  # fmt: skip
+        if path.exists():
+            valid = load(path, train.task, "valid")
+            if len(valid) != count or valid.excludes != validation_excludes(train, test):
+                raise DatasetError(f"{path}: was not drawn apart from this folder's train and test sets; delete it")
+            return valid
+        valid = build_validation(train, test, count, progress)
+        save(valid, path)
+        return valid

@@ -1,0 +1,139 @@
+"""A search for the smallest D reaching the threshold, training only the cells it visits.
+
+A *column* is one (task, size, model, variant, training examples, seed) with its sorted D grid;
+a *probe* of D trains that D at every learning rate of the grid and reads the best one's
+validation score (`jaxdp.study.select`, `jaxdp.study.score`). Assuming the score grows with
+D, `next_dim` first probes the largest D (if it fails, the column is censored above: no D of
+the grid reaches) and then bisects, so a column of G values costs at most ⌈log₂ G⌉ + 1 probes
+(`most_probes`) instead of G. The next probe is a function of the finished probes alone, and
+finished cells are skipped (`jaxdp.sweep.run`), so a search cut off anywhere and run again
+follows the same path and trains only what is missing. `shard` splits a grid by columns.
+
+The search only ever sees scores that agree with its assumption along its own path; any pair of
+finished cells of a column that breaks it (a smaller D reaching, a larger one not) is reported
+by `violations`, whoever trained them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+from tqdm.auto import tqdm
+
+from jaxdp import study, sweep
+from jaxdp.errors import ProtocolError
+from jaxdp.protocol import Protocol
+from jaxdp.sweep import Cell
+
+
+def column_key(cell: Cell) -> tuple:
+    return cell.task, cell.size, cell.model, cell.variant, cell.options, cell.train_examples, cell.seed
+
+
+def columns(cells: Sequence[Cell]) -> dict[tuple, list[Cell]]:
+    """The cells of each column, in grid order."""
+    out: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        out.setdefault(column_key(cell), []).append(cell)
+    return out
+
+
+def shard(cells: Sequence[Cell], spec: str | None) -> list[Cell]:
+    """The cells of columns i, i+n, … for spec "i/n" (`jaxdp.sweep.shard`'s rule, by column)."""
+    keep = sweep.shard(list(columns(cells)), spec)
+    return [cell for key in keep for cell in columns(cells)[key]]
+
+
+def most_probes(grid_size: int) -> int:
+    """The most D values one column's search visits: ⌈log₂ G⌉ + 1."""
+    return math.ceil(math.log2(grid_size)) + 1 if grid_size > 1 else 1
+
+
+def next_dim(dims: Sequence[int], reached: dict[int, bool]) -> int | None:
+    """The next D to probe, given the probes done (`reached`: D -> reached the threshold), or
+    None when the search is over: the largest D first, then bisection below the smallest D
+    known to reach."""
+    dims = sorted(dims)
+    if dims[-1] not in reached:
+        return dims[-1]
+    if not reached[dims[-1]]:
+        return None
+    low, high = 0, len(dims) - 1  # dims[high] reaches; every D below dims[low] is known not to
+    while low < high:
+        middle = (low + high) // 2
+        if dims[middle] not in reached:
+            return dims[middle]
+        low, high = (low, middle) if reached[dims[middle]] else (middle + 1, high)
+    return None
+
+
+def found_dim(dims: Sequence[int], reached: dict[int, bool]) -> int | None:
+    """The smallest D probed that reaches (the search's answer once `next_dim` is None)."""
+    good = [d for d in dims if reached.get(d)]
+    return min(good) if good else None
+
+
+def check(cells: Sequence[Cell]) -> None:
+    """Refuse a grid the search cannot bisect: a column with one D."""
+    for key, column in columns(cells).items():
+        if len({c.dim for c in column}) < 2:
+            raise ProtocolError(f"--search bisects a D grid: give at least two D (--dims), got {column[0].dim} only")
+
+
+def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, threshold: float = study.THRESHOLD,
+        max_cells: int | None = None, progress: bool = True, **run_options) -> dict[str, list[Cell]]:  # fmt: skip
+    """Search every column of `cells` (`next_dim`), training each probe's cells with
+    `jaxdp.sweep.run` (`run_options`: data_root, reporting, compile_cache). Returns the cells by
+    outcome, `jaxdp.sweep.OUTCOMES`, the cells the search did not need as "not_needed"."""
+    check(cells)
+    sweep.validate(cells, protocol)  # every cell, before anything trains
+    outcome: dict[str, list[Cell]] = {name: [] for name in sweep.OUTCOMES}
+    grid = columns(cells)
+    bar = tqdm(total=len(grid), unit="column", disable=not progress, dynamic_ncols=True)
+    for key, column in grid.items():
+        bar.set_description(f"search {column[0].label.rsplit('/d=', 1)[0]}")
+        visited, complete = _search_column(exp_dir, column, protocol, threshold, outcome, max_cells, progress,
+                                           run_options)  # fmt: skip
+        if complete:
+            outcome["not_needed"] += [c for c in column if c.dim not in visited]
+        bar.update(1)
+    bar.close()
+    return outcome
+
+
+def _search_column(exp_dir, column: list[Cell], protocol: Protocol, threshold: float, outcome: dict,
+                   max_cells: int | None, progress: bool, run_options: dict) -> tuple[set[int], bool]:  # fmt: skip
+    """Probe one column until the search ends (complete) or a probe cannot finish now."""
+    dims, reached = sorted({c.dim for c in column}), {}
+    while (dim := next_dim(dims, reached)) is not None:
+        left = None if max_cells is None else max_cells - len(outcome["ran"])
+        if left is not None and left <= 0:
+            return set(reached), False
+        probe = [c for c in column if c.dim == dim]
+        done = sweep.run(exp_dir, probe, protocol, max_cells=left, progress=progress, **run_options)
+        for name, part in done.items():
+            outcome[name] += part
+        rows = sweep.collect(exp_dir, probe, protocol)
+        if len(rows) < len(probe):  # failed, busy elsewhere or cut by max_cells: rerun to go on
+            return set(reached) | {dim}, False
+        best = study.select(rows)[0]
+        reached[dim] = study.score(best) >= threshold
+    return set(reached), True
+
+
+def violations(rows: Sequence[dict], threshold: float = study.THRESHOLD) -> list[str]:
+    """One line per column whose finished cells break the assumption that the score grows with
+    D: a D reaching `threshold` below one that does not."""
+    lines = []
+    by_column: dict[tuple, dict[int, float]] = {}
+    for r in study.select(rows):
+        by_column.setdefault((r["task"], r["size"], study.series(r), r["seed"]), {})[r["dim"]] = study.score(r)
+    for (task, size, name, seed), scores in sorted(by_column.items()):
+        good = [d for d, s in scores.items() if s is not None and s >= threshold]
+        worse = sorted(d for d, s in scores.items() if good and d > min(good) and s is not None and s < threshold)
+        if worse:
+            lines.append(f"{task} size {size} {name} seed {seed}: D={min(good)} reaches {threshold:.0%} but "
+                         f"D={', '.join(map(str, worse))} does not; the search assumes the score grows with D")  # fmt: skip
+    return lines

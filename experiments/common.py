@@ -22,6 +22,7 @@ from jaxdp.errors import JaxdpError, first_line
 from jaxdp.evaluate import METRICS
 from jaxdp.models import mixers
 from jaxdp.protocol import parse_settings, settable
+from jaxdp.pack import AUTO_SIZE, parse_size
 from jaxdp.study import THRESHOLD
 
 #: report(rows, exp_dir, args, plans, preset) -> the text printed after the accuracy tables
@@ -56,6 +57,9 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
     p.add_argument("--search", action="store_true",
                    help="per (task, size, model, seed), bisect the D grid for the smallest D reaching --threshold "
                         "(by validation score), training only the D it visits: about log2(G) + 1 of G")  # fmt: skip
+    p.add_argument("--pack", type=pack_size, default="auto", metavar="auto|off|K",
+                   help="train K runs of a cell that differ only in seed or lr as one vmapped program (auto: "
+                        f"{AUTO_SIZE} on a GPU or TPU, off on a CPU, where it gains nothing)")  # fmt: skip
     p.add_argument("--threshold", type=number_in(0, 1), default=THRESHOLD,
                    help=f"the score a min D must reach, in (0, 1] (default: {THRESHOLD:g}, the paper's 90%%)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -81,6 +85,16 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
     add_reporting(p)
     launch.add_arguments(p)
     return p
+
+
+def pack_size(text: str) -> str | int:
+    """``--pack``: "auto" kept as such (resolved when the sweep starts), else replicas >= 1."""
+    if text == "auto":
+        return text
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--pack takes ")) from None
 
 
 def preset_choice(preset: Preset, field: str, script: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -137,7 +151,7 @@ def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, models) 
     launch.check(args)
     plans = sweep.validate(cells, preset.protocol)
     exp_dir = Path(args.out) / (exp or name) / preset.name
-    rate = sweep.measure_rate(launch.compile_cache(args), keep=not args.dry_run)
+    rate = sweep.measure_rate(launch.compile_cache(args), keep=False)
     numbers = sweep.estimate(plans, preset.protocol, rate)
     seconds, cost = numbers["seconds"], sweep.describe_estimate(numbers, rate, len(plans))
     print(f"{name}, preset {preset.name}: {cost}", flush=True)
@@ -150,6 +164,7 @@ def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, models) 
         lines.append(f"{len(plans)} cells, preset {preset.name}")
         return "\n".join(lines + ([dry_run(plans, preset)] if dry_run else [])), 0
     check_cost(preset, args, rate, seconds)
+    sweep.measure_rate(launch.compile_cache(args))  # kept for the next run, now that this one starts
     outcome = launch.run(args, exp_dir, cells, preset.protocol, progress=not args.quiet, reporting=logging)
     written, failure = _write_results(name, args, report, exp_dir, cells, plans, preset)
     text, code = sweep.summary(name, outcome, len(cells), written)

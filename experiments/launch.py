@@ -22,6 +22,7 @@ from pathlib import Path
 from jaxdp import search, sweep
 from jaxdp.cli import int_at_least
 from jaxdp.errors import JaxdpError
+from jaxdp.pack import parse_size
 from jaxdp.protocol import Protocol
 
 LAUNCHERS = ("inline", "submitit")
@@ -46,13 +47,13 @@ class Shard:
     timeout, where `checkpoint` hands it back unchanged)."""
 
     def __init__(self, exp_dir: str, cells: list, protocol: Protocol, data_root: str, reporting: dict,
-                 compile_cache: str | None = None, threshold: float | None = None):  # fmt: skip
-        self.args = (exp_dir, cells, protocol, data_root, reporting, compile_cache, threshold)
+                 compile_cache: str | None = None, threshold: float | None = None, pack: str | int = 1):  # fmt: skip
+        self.args = (exp_dir, cells, protocol, data_root, reporting, compile_cache, threshold, pack)
 
     def __call__(self) -> dict:
-        exp_dir, cells, protocol, data_root, reporting, compile_cache, threshold = self.args
+        exp_dir, cells, protocol, data_root, reporting, compile_cache, threshold, pack = self.args
         return train_cells(exp_dir, cells, protocol, threshold, data_root=data_root, progress=False,
-                           reporting=reporting, compile_cache=compile_cache)  # fmt: skip
+                           reporting=reporting, compile_cache=compile_cache, pack=parse_size(str(pack)))  # fmt: skip
 
     def checkpoint(self, *args, **kwargs):
         import submitit
@@ -83,7 +84,8 @@ def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool,
     threshold = args.threshold if args.search else None
     if args.launcher == "inline":
         return train_cells(exp_dir, cells, protocol, threshold, data_root=args.data_root, progress=progress,
-                           max_cells=args.max_cells, reporting=reporting, compile_cache=cache)  # fmt: skip
+                           max_cells=args.max_cells, reporting=reporting, compile_cache=cache,
+                           pack=parse_size(str(args.pack)))  # fmt: skip
     import submitit
 
     # submitit's logging config binds handlers to the streams of its import (a test's captured
@@ -96,8 +98,8 @@ def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool,
     executor.update_parameters(timeout_min=args.time_min, slurm_array_parallelism=args.array_parallelism,
                                name=f"jaxdp-{exp_dir.parent.name}", **_slurm(args))  # fmt: skip
     split = search.shard if args.search else sweep.shard
-    shards = [Shard(str(exp_dir), split(cells, f"{i}/{n}"), protocol, args.data_root, reporting, cache, threshold)
-              for i in range(n)]  # fmt: skip
+    shards = [Shard(str(exp_dir), split(cells, f"{i}/{n}"), protocol, args.data_root, reporting, cache, threshold,
+                    args.pack) for i in range(n)]  # fmt: skip
     with executor.batch():
         jobs = [executor.submit(shard) for shard in shards]
     print(f"submitted {n} task(s) to {executor.cluster}: {', '.join(job.job_id for job in jobs)}", flush=True)

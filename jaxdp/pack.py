@@ -45,6 +45,27 @@ from jaxdp import train as alone
 
 #: TrainConfig fields in which a pack's replicas may differ
 MAY_DIFFER = ("seed", "lr")
+#: replicas per pack that ``--pack auto`` asks for on an accelerator
+AUTO_SIZE = 8
+
+
+def auto_size() -> int:
+    """``--pack auto``: `AUTO_SIZE` on a GPU or TPU, 1 (no packing) on a CPU, where a packed
+    step gains nothing (benchmarks/RESULTS.md, packing)."""
+    return AUTO_SIZE if jax.default_backend() in ("gpu", "tpu") else 1
+
+
+def parse_size(text: str) -> int:
+    """``--pack``'s value: auto (`auto_size`), off (1) or a number of replicas >= 1."""
+    if text in ("auto", "off"):
+        return auto_size() if text == "auto" else 1
+    try:
+        size = int(text)
+    except ValueError:
+        raise ValueError(f"--pack takes auto, off or a number of replicas >= 1, got {text!r}") from None
+    if size < 1:
+        raise ValueError(f"--pack takes auto, off or a number of replicas >= 1, got {size}")
+    return size
 
 
 def make_packed_step(graphdef: nnx.GraphDef, unit_tx: optax.GradientTransformation):

@@ -29,7 +29,8 @@ from typing import Sequence
 import numpy as np
 
 from jaxdp import files
-from jaxdp.study import CENSORING, THRESHOLD, censored_min_d, median_point, min_d_by_seed, select, series  # noqa: F401
+from jaxdp.study import (CENSORING, THRESHOLD, bootstrap_exponent, censored_min_d, median_point,  # noqa: F401
+                         min_d_by_seed, seed_dims, select, series)
 
 
 def pyplot():
@@ -206,15 +207,27 @@ def fit_exponent(L: Sequence[float], D: Sequence[float]) -> tuple[float, float]:
 
 
 def scaling_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: str = "accuracy") -> str:
-    lines = [f"Smallest D with {metric} >= {threshold:.0%}; L = our longest sequence without <eos> (max_len − 1). "
-             "(L, ≤ D): the grid's smallest D already reaches; (L, > D): no D of the grid reaches. Exponents are "
-             f"fitted to the other points only, where there are at least {MIN_FIT_POINTS}.",
-             "", "| task | model | (L, min D) | exponent ± s.e. |", "|---|---|---|---|"]  # fmt: skip
+    lines = [f"Smallest D with {metric} >= {threshold:.0%} (median over seeds); L = our longest sequence without "
+             "<eos> (max_len − 1). (L, ≤ D): the grid's smallest D already reaches; (L, > D): no D of the grid "
+             f"reaches. Exponents are fitted to the other points only, where there are at least {MIN_FIT_POINTS}; "
+             "the interval is a 95% bootstrap over seeds, on the sizes where no seed is censored.",
+             "", "| task | model | (L, min D) | exponent ± s.e. | bootstrap over seeds |", "|---|---|---|---|---|"]  # fmt: skip
     marks = {"": "", "below": "≤ ", "above": "> "}
+    by_seed = seed_dims(rows, threshold, metric)
     for (task, model), points in min_d_points(rows, threshold, metric).items():
         pts = ", ".join(f"({L}, {marks[c]}{D})" for L, D, c in points)
-        lines.append(f"| {task} | {model} | {pts} | {exponent_label([(L, D) for L, D, c in points if not c])} |")
+        lines.append(f"| {task} | {model} | {pts} | {exponent_label([(L, D) for L, D, c in points if not c])} | "
+                     f"{bootstrap_label(by_seed.get((task, model), {}))} |")  # fmt: skip
     return "\n".join(lines) + "\n\nTheory (Theorem 4.2 / 4.4): D = Θ̃(sqrt L) for the efficient models, exponent 0.5."
+
+
+def bootstrap_label(per_length: dict[int, list[int]]) -> str:
+    """"0.48 [0.31, 0.66], 3 seeds", or why there is none."""
+    fit = bootstrap_exponent(per_length)
+    if fit is None:
+        return f"none ({len(per_length)}/{MIN_FIT_POINTS} uncensored sizes)"
+    seeds = min(len(v) for v in per_length.values())
+    return f"{fit[0]:.2f} [{fit[1]:.2f}, {fit[2]:.2f}], {seeds} seed{'s' if seeds > 1 else ''}"
 
 
 def min_d_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: str = "accuracy") -> str:
@@ -266,6 +279,17 @@ def _min_d_cell(per_seed: dict | None, show_lr: bool) -> str:
     return text
 
 
+def min_d_spread(rows: Sequence[dict], threshold: float = THRESHOLD,
+                 metric: str = "accuracy") -> dict[tuple[str, str], dict[int, tuple[int, int]]]:  # fmt: skip
+    """(task, series) -> {L: (smallest, largest) min D over seeds}, as drawn beside each median."""
+    lengths = {(r["task"], r["size"]): r["L"] for r in rows}
+    out: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+    for (task, name, size), per_seed in min_d_by_seed(rows, threshold, metric).items():
+        _, low, high = median_point(per_seed)
+        out.setdefault((task, name), {})[lengths[(task, size)]] = (low.dim, high.dim)
+    return out
+
+
 def draw_min_d(ax, points: Sequence[tuple[int, int, str]], label: str, marker: str = "o", linestyle: str = "-"):
     """Measured points joined by a line, censored ones as open triangles pointing where the true
     min D lies (▽ at most this D, △ beyond it); the label carries the exponent or why none."""
@@ -285,9 +309,13 @@ def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD
     task_names = sorted({r["task"] for r in rows})
     fig, axes = plt.subplots(1, len(task_names), squeeze=False, figsize=(4 * len(task_names), 3.4))
     for ax, task in zip(axes[0], task_names):
+        spread = min_d_spread(rows, threshold, metric)
         for model in _series_names(rows):
             if found.get((task, model)):
                 draw_min_d(ax, found[(task, model)], model)
+                for L, (low, high) in spread.get((task, model), {}).items():
+                    if high > low:  # the seeds' range
+                        ax.plot([L, L], [low, high], color=ax.lines[-1].get_color(), lw=1, alpha=0.6)
         if found:
             Ls = sorted({r["L"] for r in rows if r["task"] == task})
             D0 = min(d for pts in found.values() for _, d, _ in pts)

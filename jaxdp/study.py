@@ -123,6 +123,18 @@ def median_point(per_seed: dict[int, SeedMinD]) -> tuple[SeedMinD, SeedMinD, See
     return ranked[(len(ranked) - 1) // 2], ranked[0], ranked[-1]
 
 
+def seed_dims(rows: Sequence[dict], threshold: float = THRESHOLD,
+              metric: str = "accuracy") -> dict[tuple[str, str], dict[int, list[int]]]:  # fmt: skip
+    """(task, series) -> {L: each seed's min D}, over the sizes where no seed's min D is censored
+    (what `bootstrap_exponent` resamples)."""
+    lengths = {(r["task"], r["size"]): r["L"] for r in rows}
+    out: dict[tuple[str, str], dict[int, list[int]]] = {}
+    for (task, name, size), per_seed in min_d_by_seed(rows, threshold, metric).items():
+        if not any(m.censoring for m in per_seed.values()):
+            out.setdefault((task, name), {})[lengths[(task, size)]] = [m.dim for m in per_seed.values()]
+    return out
+
+
 def bootstrap_exponent(per_length: dict[int, Sequence[int]], draws: int = 2000, seed: int = 0,
                        level: float = 0.95) -> tuple[float, float, float] | None:  # fmt: skip
     """The slope of log(median min D) against log L and its bootstrap interval: `draws` times,

@@ -188,18 +188,23 @@ OUTCOMES = ("ran", "rescored", "skipped", "busy", "failed", "not_needed")  # not
 
 def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, data_root: str | Path = "data",
         progress: bool = True, max_cells: int | None = None, reporting: dict | None = None,
-        compile_cache: str | Path | None = None) -> dict[str, list[Cell]]:  # fmt: skip
+        compile_cache: str | Path | None = None, pack: int = 1) -> dict[str, list[Cell]]:  # fmt: skip
     """Train every cell without a result (and rescore those scored otherwise). Returns the cells
     by outcome (`OUTCOMES`): "ran", "rescored", "skipped" (done already), "busy" (another process
     holds the cell: skipped) and "failed" (a one-line reason was printed; the sweep goes on).
     `max_cells` stops after that many trained cells (a time-boxed job; rerun to continue);
     `reporting` (``log_to``, ``eval_every``) is passed to every cell's `train`; `compile_cache`
-    is a folder for `use_compile_cache`."""
+    is a folder for `use_compile_cache`. With `pack` > 1, unfinished cells that differ only in
+    seed or learning rate train `pack` at a time as one program (`jaxdp.pack`), unless
+    `reporting` asks for loggers or periodic evaluation, which follow runs trained alone."""
     exp_dir = Path(exp_dir)
     use_compile_cache(compile_cache)
     plans = validate(cells, protocol)
     outcome: dict[str, list[Cell]] = {name: [] for name in OUTCOMES}
     loaded: dict[Path, tuple] = {}  # datasets already read by this process
+    packed: dict[str, dict | JaxdpError] = {}  # results of the cells a pack trained, by run path
+    if reporting and (reporting.get("log_to") or reporting.get("eval_every")):
+        pack = 1  # loggers and periodic evaluation follow runs trained alone
     bar = tqdm(total=len(plans), unit="cell", disable=not progress, dynamic_ncols=True)
     for k, p in enumerate(plans, 1):
         name = f"cell {k}/{len(plans)} {p.cell.label}"
@@ -212,7 +217,15 @@ def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, data_
             break
         else:
             try:
-                result = _run_cell(p, out, protocol, data_root, loaded, progress, reporting or {})
+                if p.path not in packed:
+                    room = pack if max_cells is None else min(pack, max_cells - len(outcome["ran"]))
+                    group = _pack_group(plans[k - 1:], exp_dir, protocol, room)
+                    if len(group) > 1:
+                        packed.update(_run_pack(group, exp_dir, protocol, data_root, loaded, progress))
+                result = packed.pop(p.path) if p.path in packed else _run_cell(
+                    p, out, protocol, data_root, loaded, progress, reporting or {})  # fmt: skip
+                if isinstance(result, JaxdpError):
+                    raise result
             except RunBusy as e:
                 outcome["busy"].append(p.cell)
                 bar.write(f"{name}: skipped, {e}")
@@ -250,14 +263,50 @@ def use_compile_cache(folder: str | Path | None) -> Path | None:
 
 
 def _run_cell(p: Plan, out: Path, protocol: Protocol, data_root, loaded: dict, progress: bool, reporting: dict) -> dict:
+    train_set, test_set, valid_set = _load_data(p, protocol, data_root, loaded, progress)
+    data = dataset_dir(data_root, p.task, protocol, p.train_examples)
+    return train(out, p.task, p.model_config, p.train_config, train_set, test_set, progress=progress,
+                 data_dir=str(data), valid_set=valid_set, **reporting)  # fmt: skip
+
+
+def _pack_key(p: Plan) -> tuple:
+    return p.task, p.model_config, p.train_examples, dataclasses.replace(p.train_config, seed=0, lr=1.0)
+
+
+def _pack_group(plans: Sequence[Plan], exp_dir: Path, protocol: Protocol, size: int) -> list[Plan]:
+    """The first plan and the next unfinished ones that may train with it in one pack, `size` at most."""
+    if size <= 1 or (exp_dir / plans[0].path / "result.json").exists():  # alone, or only to be rescored
+        return list(plans[:1])
+    key = _pack_key(plans[0])
+    mates = [p for p in plans[1:] if _pack_key(p) == key and not (exp_dir / p.path / "result.json").exists()]
+    return [plans[0], *mates[: size - 1]]
+
+
+def _run_pack(group: Sequence[Plan], exp_dir: Path, protocol: Protocol, data_root, loaded: dict,
+              progress: bool) -> dict[str, dict | JaxdpError]:  # fmt: skip
+    """Train `group` as one pack (`jaxdp.pack.train_packed`): each member's result, or the error
+    that stopped the pack, by run path."""
+    from jaxdp.pack import train_packed
+
+    p = group[0]
+    data = _load_data(p, protocol, data_root, loaded, progress)
+    try:
+        results = train_packed([exp_dir / q.path for q in group], p.task, p.model_config,
+                               [q.train_config for q in group], *data[:2], valid_set=data[2], progress=progress,
+                               data_dir=str(dataset_dir(data_root, p.task, protocol, p.train_examples)))  # fmt: skip
+    except JaxdpError as e:
+        return {q.path: e for q in group}
+    return {q.path: result for q, result in zip(group, results)}
+
+
+def _load_data(p: Plan, protocol: Protocol, data_root, loaded: dict, progress: bool) -> tuple:
+    """The cell's (train, test, validation) sets, built the first time and kept in `loaded`."""
     data = dataset_dir(data_root, p.task, protocol, p.train_examples)
     if data not in loaded:
         train_set, test_set = build_to_dir(p.task, data, p.train_examples, protocol.test_examples, protocol.data_seed,
                                            progress=progress)[:2]  # fmt: skip
         loaded[data] = train_set, test_set, validation_to_dir(data, train_set, test_set, protocol.valid_examples)
-    train_set, test_set, valid_set = loaded[data]
-    return train(out, p.task, p.model_config, p.train_config, train_set, test_set, progress=progress,
-                 data_dir=str(data), valid_set=valid_set, **reporting)  # fmt: skip
+    return loaded[data]
 
 
 def summary(name: str, outcome: dict[str, list[Cell]], cells: int, results: Path | None) -> tuple[str, int]:

@@ -124,3 +124,25 @@ def test_a_pack_refuses_runs_that_differ_in_more_than_seed_and_lr(data, tmp_path
     for bad in ("0", "-1", "two"):
         with pytest.raises(ValueError, match="--pack"):
             pack.parse_size(bad)
+
+
+def test_a_sweep_packs_a_cells_learning_rates_into_their_own_run_folders(tmp_path, capsys, monkeypatch):
+    """`--pack 2` hands the two learning rates of one cell to one pack; each lands in the folder
+    its own protocol names, as a run trained alone would (that they train alike: above)."""
+    from experiments import fig1
+    from jaxdp import sweep
+
+    calls = []
+    real = pack.train_packed
+    monkeypatch.setattr(pack, "train_packed", lambda dirs, *a, **k: calls.append(len(dirs)) or real(dirs, *a, **k))
+    argv = ["--preset", "tiny", "--tasks", "lis", "--sizes", "4", "--dims", "8", "--models", "linear", "--lrs", "1e-3",
+            "3e-3", "--set", "epochs=1", "--set", "train_examples=256", "--set", "test_examples=16",
+            "--set", "valid_examples=16", "--set", "eval_examples=16", "--set", "batch_size=32", "--quiet",
+            "--pack", "2", "--out", str(tmp_path), "--data-root", str(tmp_path / "data")]  # fmt: skip
+    assert fig1.main(argv) == 0, capsys.readouterr().err
+    assert calls == [2]
+    rows = sweep.read_csv(tmp_path / "fig1" / "tiny" / "results.csv")
+    cells = sweep.grid({"lis": (4,)}, ["linear"], {"lis": (8,)}, lrs=(1e-3, 3e-3))
+    protocol = fig1.common.preset_from_args(fig1.common.parser("fig1", "", (), ()).parse_args(argv)).protocol
+    assert sorted(r["digest"] for r in rows) == sorted(sweep.plan(c, protocol).path.rsplit("/", 1)[1] for c in cells)
+    assert all(r["steps"] == 8 and r["stop_reason"] == "budget" for r in rows)

@@ -107,7 +107,7 @@ def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "", metric: st
                 ax.set_ylabel("hidden size D")
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label=f"{metric} (%)")
-    seeds = len({r["seed"] for r in rows})
+    seeds = len({r.get("seed") for r in rows})
     if title or seeds > 1:
         fig.suptitle(title + (f" (each cell: mean, and lowest–highest over {seeds} seeds)" if seeds > 1 else ""))
     return save_figure(fig, path)

@@ -106,7 +106,7 @@ def min_d_by_seed(rows: Sequence[dict], threshold: float = THRESHOLD,
     columns: dict[tuple, dict[int, list[dict]]] = {}
     for r in select(rows, metric):
         if score(r, metric) is not None:
-            columns.setdefault(column_key(r), {}).setdefault(r["seed"], []).append(r)
+            columns.setdefault(column_key(r), {}).setdefault(r.get("seed", 0), []).append(r)
     return {key: {seed: seed_min_d(runs, threshold, metric) for seed, runs in sorted(seeds.items())}
             for key, seeds in sorted(columns.items())}  # fmt: skip
 

@@ -421,7 +421,7 @@ def accuracy_table(rows: Sequence[dict], metric: str = "accuracy") -> str:
     groups: dict[tuple, dict[int, list[float]]] = {}
     for r in rows:
         groups.setdefault((r["task"], r["size"], series(r)), {}).setdefault(r["dim"], []).append(r[metric])
-    seeds = len({r["seed"] for r in rows})
+    seeds = len({r.get("seed") for r in rows})
     lines = [f"{metric} (test set" + (f"; mean [lowest–highest] over {seeds} seeds" if seeds > 1 else "") + "):", "",
              "| task | size | model | " + " | ".join(f"D={d}" for d in dims) + " |",
              "|---" * (3 + len(dims)) + "|"]  # fmt: skip

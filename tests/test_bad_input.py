@@ -97,6 +97,8 @@ SWEEP_CASES = [
     (["--threshold", "1.5"], "--threshold"),
     (["--train-examples", "0"], "--train-examples"),
     (["--search"], "--search bisects a D grid"),  # SWEEP has one D
+    (["--pack", "0"], "--pack"),
+    (["--pack", "many"], "--pack"),
     (["--set", "solved_at=1.5"], "TrainConfig.solved_at"),
     (["--set", "check_every=10", "--set", "check_examples=500"], "check_examples 500 > valid_examples 100"),
 ]  # fmt: skip

@@ -166,6 +166,15 @@ def test_bisection_finds_the_threshold_of_every_monotone_grid_within_its_probe_b
         assert search.found_dim(dims, reached) == (dims[first] if first < G else None)
 
 
+def test_search_shards_split_the_grid_by_whole_columns():
+    cells = sweep.grid({"lis": (4, 6)}, ["standard", "linear"], {"lis": (8, 16, 32)}, seeds=(0, 1), lrs=(1e-3, 3e-3))
+    parts = [search.shard(cells, f"{i}/3") for i in range(3)]
+    assert sorted(c.label for p in parts for c in p) == sorted(c.label for c in cells)
+    for part in parts:
+        assert all(len(column) == 3 * 2 for column in search.columns(part).values())  # every D and lr of it
+    assert len(search.columns(cells)) == 2 * 2 * 2
+
+
 SEARCH = ["--preset", "tiny", "--tasks", "lis", "--sizes", "4", "--models", "standard", "--dims", "4", "8", "16", "32",
           "--set", "epochs=3", "--set", "train_examples=512", "--set", "test_examples=40",
           "--set", "valid_examples=40", "--set", "eval_examples=40", "--set", "batch_size=32", "--lrs", "1e-2", "--threshold", "0.2",

@@ -84,13 +84,27 @@ def _itemsize(dtype: str) -> int:
     return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
 
 
-def check_training_memory(model_config, batch_size: int, seq_len: int) -> None:
+def check_training_memory(model_config, batch_size: int, seq_len: int, replicas: int = 1) -> None:
     """Refuse to train `model_config` on batches of `batch_size` sequences of `seq_len` tokens
-    where `training_bytes` exceed the device's memory."""
+    where `training_bytes` exceed the device's memory; `replicas` packed ones (`jaxdp.pack`)
+    each hold all of it."""
     c = model_config
-    _refuse_above(training_bytes(c, batch_size, seq_len),
-                  f"training D={c.dim} ({c.num_layers} layers, length {seq_len}) at batch {batch_size}",
-                  "the dim, batch_size or num_layers")  # fmt: skip
+    packed = f" in {replicas} packed replicas" if replicas > 1 else ""
+    _refuse_above(replicas * training_bytes(c, batch_size, seq_len),
+                  f"training D={c.dim} ({c.num_layers} layers, length {seq_len}) at batch {batch_size}{packed}",
+                  "the dim, batch_size or num_layers" + (" or --pack" if packed else ""))  # fmt: skip
+
+
+#: `training_bytes` is a lower bound, about half of what XLA holds (tests/test_limits.py): a pack
+#: is sized to hold this many times it
+PACK_MARGIN = 3
+
+
+def replicas_that_fit(model_config, batch_size: int, seq_len: int, most: int) -> int:
+    """How many packed replicas (at most `most`, at least 1) fit the device with `PACK_MARGIN`."""
+    have, _ = device_memory()
+    per = PACK_MARGIN * training_bytes(model_config, batch_size, seq_len)
+    return max(1, min(most, have // max(per, 1)))
 
 
 def check_dataset_memory(task, examples: int, error: type[Exception] = JaxdpError) -> None:

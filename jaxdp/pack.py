@@ -34,7 +34,7 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
-from jaxdp import __version__, faults, interrupts, stopping
+from jaxdp import __version__, faults, interrupts, limits, stopping
 from jaxdp.checkpoint import Checkpoints, check_run_config, run_lock, write_json_atomic
 from jaxdp.errors import TrainingError
 from jaxdp.metrics import MetricsLog
@@ -131,6 +131,7 @@ def train_packed(run_dirs: Sequence[str | Path], task, model_config: ModelConfig
     ``{"stopped_at": step}`` for each replica when `stop_after` ends the call first)."""
     check_pack(configs)
     steps_per_epoch = alone.check_settings(task, model_config, configs[0], train_set)
+    limits.check_training_memory(model_config, configs[0].batch_size, train_set.tokens.shape[1], len(configs))
     alone.check_test_set(task, train_set, test_set)
     for config in configs:
         alone.check_valid_set(task, config, train_set, test_set, valid_set)

@@ -278,6 +278,7 @@ def _pack_group(plans: Sequence[Plan], exp_dir: Path, protocol: Protocol, size: 
     if size <= 1 or (exp_dir / plans[0].path / "result.json").exists():  # alone, or only to be rescored
         return list(plans[:1])
     key = _pack_key(plans[0])
+    size = limits.replicas_that_fit(plans[0].model_config, plans[0].train_config.batch_size, plans[0].task.max_len, size)
     mates = [p for p in plans[1:] if _pack_key(p) == key and not (exp_dir / p.path / "result.json").exists()]
     return [plans[0], *mates[: size - 1]]
 

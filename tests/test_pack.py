@@ -146,3 +146,16 @@ def test_a_sweep_packs_a_cells_learning_rates_into_their_own_run_folders(tmp_pat
     protocol = fig1.common.preset_from_args(fig1.common.parser("fig1", "", (), ()).parse_args(argv)).protocol
     assert sorted(r["digest"] for r in rows) == sorted(sweep.plan(c, protocol).path.rsplit("/", 1)[1] for c in cells)
     assert all(r["steps"] == 8 and r["stop_reason"] == "budget" for r in rows)
+
+
+def test_a_pack_is_sized_to_fit_the_device_and_refused_when_it_cannot():
+    from jaxdp import limits
+
+    have, _ = limits.device_memory()
+    small, huge = MODEL, ModelConfig(attention="standard", dim=4096, max_len=500, vocab_size=30)
+    assert limits.replicas_that_fit(small, 32, TASK.max_len, 8) == 8
+    assert limits.replicas_that_fit(huge, 512, 500, 8) == 1
+    k = limits.replicas_that_fit(MODEL, 10**5, TASK.max_len, 10**6)
+    assert 1 <= k and (k == 1 or k * limits.PACK_MARGIN * limits.training_bytes(MODEL, 10**5, TASK.max_len) <= have)
+    with pytest.raises(Exception, match="packed replicas needs at least"):
+        limits.check_training_memory(huge, 512, 500, replicas=64)

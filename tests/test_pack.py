@@ -23,7 +23,7 @@ MODEL = ModelConfig(attention="linear", dim=16, num_layers=1, max_len=TASK.max_l
 BASE = TrainConfig(epochs=4, batch_size=32, warmup_epochs=1, log_every=4, checkpoint_every=12, eval_examples=24,
                    check_every=16, check_examples=24, solved_at=0.99, plateau_checks=1, plateau_delta=0.5)  # fmt: skip
 #: (seed, lr) of each replica: seeds and learning rates both differ
-REPLICAS = [(0, 3e-3), (1, 3e-3), (0, 1e-2)]
+REPLICAS = [(0, 3e-3), (1, 1e-2)]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_a_packed_replica_trains_as_it_does_alone(data, tmp_path):
 
 def test_a_stopped_replica_keeps_its_state_while_the_others_train(data):
     """The packed step with replica 1 inactive: replica 1's state comes back bit for bit, and
-    replicas 0 and 2 step as they do with everyone active."""
+    replica 0 steps as it does with both active."""
     import jax
     import jax.numpy as jnp
 
@@ -78,17 +78,18 @@ def test_a_stopped_replica_keeps_its_state_while_the_others_train(data):
     graphdef, unit = starts[0][0], optimizer(TrainConfig(**{**BASE.to_dict(), "lr": 1.0}), 16)
     step = pack.make_packed_step(graphdef, unit)
     lrs = jnp.asarray([lr for _, lr in REPLICAS], jnp.float32)
-    batch = [jnp.asarray(np.stack([a[:32]] * 3)) for a in (train_set.tokens, train_set.prompt_len, train_set.length)]
+    arrays = (train_set.tokens, train_set.prompt_len, train_set.length)
+    batch = [jnp.asarray(np.stack([a[:32]] * len(REPLICAS))) for a in arrays]
     def leaves(tree):  # numpy arrays, dropout keys as their raw data
         raw = lambda x: jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x  # noqa: E731
         return [np.asarray(raw(x)) for x in jax.tree.leaves(tree)]
 
     before = leaves(pack.stack([s for _, _, s in starts]))
-    some = leaves(step(pack.stack([s for _, _, s in starts]), lrs, jnp.asarray([True, False, True]), *batch)[0])
-    every = leaves(step(pack.stack([s for _, _, s in starts]), lrs, jnp.asarray([True, True, True]), *batch)[0])
+    some = leaves(step(pack.stack([s for _, _, s in starts]), lrs, jnp.asarray([True, False]), *batch)[0])
+    every = leaves(step(pack.stack([s for _, _, s in starts]), lrs, jnp.asarray([True, True]), *batch)[0])
     for a, b, c in zip(some, every, before, strict=True):
         np.testing.assert_array_equal(a[1], c[1])
-        np.testing.assert_array_equal(a[[0, 2]], b[[0, 2]])
+        np.testing.assert_array_equal(a[0], b[0])
     assert any(not np.array_equal(b[1], c[1]) for b, c in zip(every, before))
 
 

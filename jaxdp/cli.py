@@ -81,8 +81,9 @@ def number_in(low: float, high: float = math.inf, *, low_open: bool = True):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         if not math.isfinite(value) or not (value > low if low_open else value >= low) or value > high:
-            interval = f"{'(' if low_open else '['}{low:g}, {high:g}]" if math.isfinite(high) else f"> {low:g}"
-            raise argparse.ArgumentTypeError(f"must be in {interval}, got {text}")
+            interval = (f"in {'(' if low_open else '['}{low:g}, {high:g}]" if math.isfinite(high)
+                        else f"{'>' if low_open else '>='} {low:g}")  # fmt: skip
+            raise argparse.ArgumentTypeError(f"must be {interval}, got {text}")
         return value
 
     read.__name__ = "number"

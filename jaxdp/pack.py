@@ -74,12 +74,7 @@ def make_packed_step(graphdef: nnx.GraphDef, unit_tx: optax.GradientTransformati
     scaled by its `lrs` entry, and a replica with `active` False keeps its state."""
 
     def one(state: alone.TrainState, lr, active, tokens, prompt_len, length):
-        def loss_fn(params, rest):
-            model = nnx.merge(graphdef, params, rest)
-            loss = alone.nll(model, tokens, prompt_len, length)
-            return loss, nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.Param)))
-
-        (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.rest)
+        (loss, rest), grads = alone.loss_and_grads(graphdef, state, tokens, prompt_len, length)
         updates, opt_state = unit_tx.update(grads, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: u * lr.astype(u.dtype), updates)
         new = alone.TrainState(optax.apply_updates(state.params, updates), opt_state, rest)
@@ -96,11 +91,16 @@ def replica(stacked, index: int):
     return jax.tree.map(lambda x: x[index], stacked)
 
 
+def shared_settings(config: TrainConfig) -> dict:
+    """What every replica of a pack has in common: its TrainConfig but `MAY_DIFFER`."""
+    return {k: v for k, v in config.to_dict().items() if k not in MAY_DIFFER}
+
+
 def check_pack(configs: Sequence[TrainConfig]) -> None:
     """Replicas differ only in `MAY_DIFFER`."""
-    base = {k: v for k, v in configs[0].to_dict().items() if k not in MAY_DIFFER}
+    base = shared_settings(configs[0])
     for config in configs[1:]:
-        other = {k: v for k, v in config.to_dict().items() if k not in MAY_DIFFER}
+        other = shared_settings(config)
         if other != base:
             differ = sorted(k for k in base if base[k] != other[k])
             raise TrainingError(f"a pack's runs may differ only in {', '.join(MAY_DIFFER)}; these differ in "
@@ -290,13 +290,9 @@ class _Pack:
             self.save(r, state(), done)
 
     def check(self, graphdef, r: Replica, state, done: int) -> float:
-        from jaxdp.evaluate import evaluate
-
-        scores = evaluate(alone.load_model(graphdef, state), self.valid_set, batch_size=r.config.eval_batch_size,
-                          limit=r.config.check_examples)  # fmt: skip
-        r.log.write({"step": done, "epoch": done / self.steps_per_epoch, "valid_accuracy": scores["accuracy"],
-                     "valid_loss": scores["loss"]})  # fmt: skip
-        return scores["accuracy"]
+        score, line = alone.validation_check(graphdef, state, self.valid_set, r.config, done, self.steps_per_epoch)
+        r.log.write(line)
+        return score
 
     def write_line(self, r: Replica, done: int, window: float) -> None:
         values = np.asarray(jax.device_get(jnp.stack([jnp.asarray(x, jnp.float32) for x in r.pending])))

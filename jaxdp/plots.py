@@ -213,10 +213,9 @@ def scaling_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: st
              f"reaches. Exponents are fitted to the other points only, where there are at least {MIN_FIT_POINTS}; "
              "the interval is a 95% bootstrap over seeds, on the sizes where no seed is censored.",
              "", "| task | model | (L, min D) | exponent ± s.e. | bootstrap over seeds |", "|---|---|---|---|---|"]  # fmt: skip
-    marks = {"": "", "below": "≤ ", "above": "> "}
     by_seed = seed_dims(rows, threshold, metric)
     for (task, model), points in min_d_points(rows, threshold, metric).items():
-        pts = ", ".join(f"({L}, {marks[c]}{D})" for L, D, c in points)
+        pts = ", ".join(f"({L}, {CENSOR_MARKS[c]}{D})" for L, D, c in points)
         lines.append(f"| {task} | {model} | {pts} | {exponent_label([(L, D) for L, D, c in points if not c])} | "
                      f"{bootstrap_label(by_seed.get((task, model), {}))} |")  # fmt: skip
     return "\n".join(lines) + "\n\nTheory (Theorem 4.2 / 4.4): D = Θ̃(sqrt L) for the efficient models, exponent 0.5."
@@ -255,8 +254,12 @@ def min_d_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: str 
     return "\n\n".join(out)
 
 
+#: how a censored min D is written (`CENSORING`): "≤ D" at most, "> D" beyond the grid
+CENSOR_MARKS = {"": "", "below": "≤ ", "above": "> "}
+
+
 def _min_d_text(m) -> str:
-    return {"": "", "below": "≤ ", "above": "> "}[m.censoring] + str(m.dim)
+    return CENSOR_MARKS[m.censoring] + str(m.dim)
 
 
 def _min_d_cell(per_seed: dict | None, show_lr: bool) -> str:
@@ -306,11 +309,10 @@ def draw_min_d(ax, points: Sequence[tuple[int, int, str]], label: str, marker: s
 def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD, metric: str = "accuracy") -> Path:
     """Smallest D against L per task and series (`draw_min_d`: censored points as triangles)."""
     plt = pyplot()
-    found = min_d_points(rows, threshold, metric)
+    found, spread = min_d_points(rows, threshold, metric), min_d_spread(rows, threshold, metric)
     task_names = sorted({r["task"] for r in rows})
     fig, axes = plt.subplots(1, len(task_names), squeeze=False, figsize=(4 * len(task_names), 3.4))
     for ax, task in zip(axes[0], task_names):
-        spread = min_d_spread(rows, threshold, metric)
         for model in _series_names(rows):
             if found.get((task, model)):
                 draw_min_d(ax, found[(task, model)], model)

@@ -42,8 +42,8 @@ def columns(cells: Sequence[Cell]) -> dict[tuple, list[Cell]]:
 
 def shard(cells: Sequence[Cell], spec: str | None) -> list[Cell]:
     """The cells of columns i, i+n, … for spec "i/n" (`jaxdp.sweep.shard`'s rule, by column)."""
-    keep = sweep.shard(list(columns(cells)), spec)
-    return [cell for key in keep for cell in columns(cells)[key]]
+    grid = columns(cells)
+    return [cell for key in sweep.shard(list(grid), spec) for cell in grid[key]]
 
 
 def most_probes(grid_size: int) -> int:
@@ -91,6 +91,7 @@ def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, thres
     sweep.validate(cells, protocol)  # every cell, before anything trains
     outcome: dict[str, list[Cell]] = {name: [] for name in sweep.OUTCOMES}
     grid = columns(cells)
+    run_options.setdefault("datasets", {})  # read once, for every probe
     bar = tqdm(total=len(grid), unit="column", disable=not progress, dynamic_ncols=True)
     for key, column in grid.items():
         bar.set_description(f"search {column[0].label.rsplit('/d=', 1)[0]}")

@@ -188,7 +188,8 @@ OUTCOMES = ("ran", "rescored", "skipped", "busy", "failed", "not_needed")  # not
 
 def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, data_root: str | Path = "data",
         progress: bool = True, max_cells: int | None = None, reporting: dict | None = None,
-        compile_cache: str | Path | None = None, pack: int = 1) -> dict[str, list[Cell]]:  # fmt: skip
+        compile_cache: str | Path | None = None, pack: int = 1,
+        datasets: dict | None = None) -> dict[str, list[Cell]]:  # fmt: skip
     """Train every cell without a result (and rescore those scored otherwise). Returns the cells
     by outcome (`OUTCOMES`): "ran", "rescored", "skipped" (done already), "busy" (another process
     holds the cell: skipped) and "failed" (a one-line reason was printed; the sweep goes on).
@@ -196,12 +197,13 @@ def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, data_
     `reporting` (``log_to``, ``eval_every``) is passed to every cell's `train`; `compile_cache`
     is a folder for `use_compile_cache`. With `pack` > 1, unfinished cells that differ only in
     seed or learning rate train `pack` at a time as one program (`jaxdp.pack`), unless
-    `reporting` asks for loggers or periodic evaluation, which follow runs trained alone."""
+    `reporting` asks for loggers or periodic evaluation, which follow runs trained alone.
+    `datasets` keeps the datasets read, by folder, for the next call (a search's probes)."""
     exp_dir = Path(exp_dir)
     use_compile_cache(compile_cache)
     plans = validate(cells, protocol)
     outcome: dict[str, list[Cell]] = {name: [] for name in OUTCOMES}
-    loaded: dict[Path, tuple] = {}  # datasets already read by this process
+    loaded: dict[Path, tuple] = {} if datasets is None else datasets  # datasets already read by this process
     packed: dict[str, dict | JaxdpError] = {}  # results of the cells a pack trained, by run path
     if reporting and (reporting.get("log_to") or reporting.get("eval_every")):
         pack = 1  # loggers and periodic evaluation follow runs trained alone
@@ -270,7 +272,9 @@ def _run_cell(p: Plan, out: Path, protocol: Protocol, data_root, loaded: dict, p
 
 
 def _pack_key(p: Plan) -> tuple:
-    return p.task, p.model_config, p.train_examples, dataclasses.replace(p.train_config, seed=0, lr=1.0)
+    from jaxdp.pack import shared_settings
+
+    return p.task, p.model_config, p.train_examples, tuple(sorted(shared_settings(p.train_config).items()))
 
 
 def _pack_group(plans: Sequence[Plan], exp_dir: Path, protocol: Protocol, size: int) -> list[Plan]:

@@ -98,19 +98,24 @@ def split_model(model: Transformer) -> tuple[nnx.GraphDef, Any, Any]:
     return graphdef, nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
 
 
-def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation):
-    """(state, tokens, prompt_len, length) -> (state, loss), jitted once per shape. The input
-    state's buffers are donated (updated in place): do not use a state after passing it in."""
+def loss_and_grads(graphdef: nnx.GraphDef, state: TrainState, tokens, prompt_len, length):
+    """((loss, the model's other state after the step), gradients w.r.t. the parameters)."""
 
-    def loss_fn(params, rest, tokens, prompt_len, length):
+    def loss_fn(params, rest):
         model = nnx.merge(graphdef, params, rest)
         loss = nll(model, tokens, prompt_len, length)
         return loss, nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.Param)))
 
+    return jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.rest)
+
+
+def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation):
+    """(state, tokens, prompt_len, length) -> (state, loss), jitted once per shape. The input
+    state's buffers are donated (updated in place): do not use a state after passing it in."""
+
     @functools.partial(jax.jit, donate_argnums=0)
     def step(state: TrainState, tokens, prompt_len, length):
-        (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, state.rest, tokens, prompt_len, length)  # fmt: skip
+        (loss, rest), grads = loss_and_grads(graphdef, state, tokens, prompt_len, length)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         return TrainState(optax.apply_updates(state.params, updates), opt_state, rest), loss
 
@@ -329,7 +334,7 @@ def stop_on_out_of_memory(doing: str, lower: str) -> Iterator[None]:
 
 
 def final_scores(graphdef, state, train_config: TrainConfig, test_set: Dataset, valid_set: Dataset | None,
-            progress: bool) -> dict:  # fmt: skip
+                 progress: bool) -> dict:  # fmt: skip
     """The test set's scores (the first ``eval_examples``), and the whole validation set's as ``valid``."""
     from jaxdp.evaluate import evaluate
 
@@ -525,21 +530,27 @@ class _Loop:
                         **{f"eval_{k}": v for k, v in scores.items() if k != "examples"}})  # fmt: skip
 
     def check(self, done: int, state) -> float:
-        """The stopping rule's score: greedy accuracy on the first `check_examples` validation
-        examples, logged as a metrics line."""
-        from jaxdp.evaluate import evaluate
-
-        scores = evaluate(load_model(self.graphdef, state), self.valid_set, batch_size=self.config.eval_batch_size,
-                          limit=self.config.check_examples)  # fmt: skip
-        self.log.write({"step": done, "epoch": done / self.steps_per_epoch, "valid_accuracy": scores["accuracy"],
-                        "valid_loss": scores["loss"]})  # fmt: skip
-        return scores["accuracy"]
+        score, line = validation_check(self.graphdef, state, self.valid_set, self.config, done, self.steps_per_epoch)
+        self.log.write(line)
+        return score
 
     def save(self, done: int, state, pending: list, last_loss, checks: list) -> None:
         losses = [float(x) for x in jax.device_get(pending)]
         if not np.all(np.isfinite(losses)):
             raise self.diverged(done, next(x for x in losses if not np.isfinite(x)))
         self.checkpoints.save(done, state, {"pending": losses, "last_loss": last_loss, "checks": list(checks)})
+
+
+def validation_check(graphdef: nnx.GraphDef, state: TrainState, valid_set: Dataset, config: TrainConfig, done: int,
+                     steps_per_epoch: int) -> tuple[float, dict]:  # fmt: skip
+    """The stopping rule's score after step `done`: greedy accuracy on the first
+    `check_examples` validation examples, and its metrics line."""
+    from jaxdp.evaluate import evaluate
+
+    scores = evaluate(load_model(graphdef, state), valid_set, batch_size=config.eval_batch_size,
+                      limit=config.check_examples)  # fmt: skip
+    return scores["accuracy"], {"step": done, "epoch": done / steps_per_epoch, "valid_accuracy": scores["accuracy"],
+                                "valid_loss": scores["loss"]}  # fmt: skip
 
 
 def load_model(graphdef: nnx.GraphDef, state: TrainState) -> Transformer:

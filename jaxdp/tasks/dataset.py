@@ -403,9 +403,14 @@ def build_to_dir(
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: exists and is not a folder; choose another --out")
     check_request(task, train, test, seed, workers)
-    with files.hold(out.with_name(f".{out.name}.lock"), waiting=f"{out}: another process is building a dataset "
-                    "here; waiting for it"):  # fmt: skip
+    with _building(out):
         return _build_or_load(task, out, train, test, seed, workers, progress, force)
+
+
+def _building(out: Path):
+    """The build lock of dataset folder `out` (``.<name>.lock`` beside it): builds take turns."""
+    return files.hold(out.with_name(f".{out.name}.lock"), waiting=f"{out}: another process is building a dataset "
+                      "here; waiting for it")  # fmt: skip
 
 
 def _build_or_load(task: Task, out: Path, train: int, test: int, seed: int, workers: int | None, progress: bool,
@@ -461,8 +466,7 @@ def validation_to_dir(out: str | os.PathLike, train: Dataset, test: Dataset, cou
     and saved the first time (under the folder's build lock), loaded and checked afterwards."""
     out = Path(out)
     path = out / f"valid-n={count}.npz"
-    with files.hold(out.with_name(f".{out.name}.lock"), waiting=f"{out}: another process is building a dataset "
-                    "here; waiting for it"):  # fmt: skip
+    with _building(out):
         if path.exists():
             valid = load(path, train.task, "valid")
             if len(valid) != count or valid.excludes != validation_excludes(train, test):

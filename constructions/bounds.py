@@ -100,7 +100,7 @@ def c4_local_linear(m: int, depth: int, heads: int, bits: int, family_bits: floa
 
 def state_bits(config, prompt_len: int, bits: int) -> int:
     """depth·H·state_size(prompt_len)·bits: what a model of `config` carries past the prompt."""
-    return config.num_layers * config.num_heads * config.mixer.state_size(config, prompt_len) * bits
+    return config.state_numbers(prompt_len) * bits
 
 
 def min_dim_state(mixer: str, family_bits: float, prompt_len: int, max_len: int, depth: int, heads: int, bits: int,

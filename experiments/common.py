@@ -21,6 +21,7 @@ from jaxdp.cli import Parser, add_reporting, add_version, int_at_least, number_i
 from jaxdp.errors import JaxdpError, first_line
 from jaxdp.evaluate import METRICS
 from jaxdp.models import mixers
+from jaxdp.models.config import model_fields
 from jaxdp.protocol import parse_settings, settable
 from jaxdp.pack import AUTO_SIZE, parse_size
 from jaxdp.study import THRESHOLD
@@ -44,8 +45,13 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
                              for field, default in (("tasks", tasks), ("models", models)))  # fmt: skip
     p.add_argument("--tasks", nargs="+", default=None,
                    help=f"default: {' '.join(tasks)}, or the preset's own (cpu: {cpu_tasks})")
-    p.add_argument("--models", nargs="+", default=None, choices=mixers.available(),
-                   help=f"mixers (default: {' '.join(models)}, or the preset's own; cpu: {cpu_models})")
+    p.add_argument("--models", nargs="+", default=None, type=model_name, metavar="MODEL",
+                   help=f"mixers ({', '.join(mixers.available())}) or hybrids: a+b is a stack of a whose last "
+                        f"layer is b, a,b,c one mixer per layer (default: {' '.join(models)}, or the preset's own; "
+                        f"cpu: {cpu_models})")  # fmt: skip
+    p.add_argument("--hybrid", default=None, choices=mixers.available(), metavar="MIXER",
+                   help="add, for every other model, its stack with the last layer MIXER (e.g. --hybrid standard: "
+                        "one attention layer in a recurrent stack, Wen et al. 2024)")  # fmt: skip
     p.add_argument("--sizes", nargs="+", type=int_at_least(1), default=None, help="override every task's sizes")
     p.add_argument("--dims", nargs="+", type=int_at_least(1), default=None, help="override every task's D grid")
     p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=[0], help="training seeds (default: 0)")
@@ -85,6 +91,15 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
     add_reporting(p)
     launch.add_arguments(p)
     return p
+
+
+def model_name(text: str) -> str:
+    """``--models``: a registered mixer or a hybrid (`jaxdp.models.config.hybrid_plan`)."""
+    try:
+        model_fields(text, 2)
+    except JaxdpError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def pack_size(text: str) -> str | int:
@@ -138,6 +153,8 @@ def resolve(name: str, args, tasks: tuple[str, ...], models: tuple[str, ...],
     preset = preset_from_args(args)
     args.tasks = args.tasks or list(preset_choice(preset, "tasks", name, tasks))
     args.models = args.models or list(preset_choice(preset, "models", name, models))
+    if getattr(args, "hybrid", None):
+        args.models += [f"{m}+{args.hybrid}" for m in args.models if m != args.hybrid and "+" not in m and "," not in m]
     cells = make_cells(args, preset)
     if args.search:
         search.check(cells)

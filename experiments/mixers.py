@@ -4,6 +4,9 @@ decode state holds after L tokens, all layers and heads: what the pigeonhole bou
 
     python -m experiments.mixers --preset tiny                     # every mixer, on a CPU
     python -m experiments.mixers --models linear retention gated --preset quick
+    python -m experiments.mixers --preset tiny --models standard linear mamba2 deltanet gated_deltanet
+    python -m experiments.mixers --preset tiny --models linear mamba2 --hybrid standard   # + one softmax layer
+    python -m experiments.mixers --preset tiny --models mamba2 --set short_conv=4        # Mamba's short conv
 """
 
 import sys

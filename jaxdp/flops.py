@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 
 from jaxdp.models.config import ModelConfig
+from jaxdp.models.conv import conv_flops
 from jaxdp.tasks import PAPER_MAX_LENGTHS
 
 # Approximate elementwise FLOPs per element (close to what XLA reports on CPU); each mixer
@@ -61,7 +62,8 @@ def param_count(config: ModelConfig) -> int:
     LayerNorms), the final LayerNorm and the head. The fixed sinusoids are not parameters."""
     D, F, V, M = config.dim, config.hidden_dim, config.vocab_size, config.num_layers
     norms = 2 * D if config.norm == "pre_ln" else 0
-    block = 4 * (D * D + D) + (D * F + F) + (F * D + D) + 2 * norms
+    conv = 3 * D * (config.short_conv + 1) if config.short_conv else 0  # taps and a bias per channel
+    block = 4 * (D * D + D) + (D * F + F) + (F * D + D) + 2 * norms + conv
     return V * D + norms + M * block + norms + (D * V + V)
 
 
@@ -95,22 +97,33 @@ class FlopsBreakdown:
 def breakdown(config: ModelConfig, seq_len: int) -> FlopsBreakdown:
     """Itemised forward FLOPs of one sequence of length `seq_len` (batch 1)."""
     L, D, F, V, M = seq_len, config.dim, config.hidden_dim, config.vocab_size, config.num_layers
-    att = config.mixer.flops(config, L)
+    att = _mixer_flops(config, L)
     ln = LAYERNORM * L * D if config.norm == "pre_ln" else 0
     gelu = GELU * L * F
     items = {
         "embedding": L * D + ln,  # lookup (free) + positions + LayerNorm
         "qkv": M * (2.0 * L * D * 3 * D + 3 * L * D),
-        "attention_scores": M * att["scores"],
-        "attention_mix": M * att["mix"],
+        "attention_scores": att["scores"],
+        "attention_mix": att["mix"],
         "attention_out": M * (2.0 * L * D * D + L * D),
         "ffn": M * (2.0 * L * D * F + L * F + 2.0 * L * F * D + L * D),
         "head": 2.0 * L * D * V + L * V,
-        "attention_elementwise": M * att["elementwise"],  # softmax / feature map, normalisers
-        "attention_aux": M * att.get("aux", 0.0),  # a mixer's own inputs (gated: the gate projection)
+        "attention_elementwise": att["elementwise"],  # softmax / feature map, normalisers
+        "attention_aux": att.get("aux", 0.0),  # a mixer's own inputs (gated: the gate projection)
+        "attention_solve": att.get("solve", 0.0),  # triangular solves (the delta rule's chunked form)
         "elementwise": M * (gelu + 2 * ln + 2 * L * D) + ln,  # GeLU, norms, residual adds
+        "short_conv": M * conv_flops(config, L),
     }
     return FlopsBreakdown(items, paper_flops(config, L))
+
+
+def _mixer_flops(config: ModelConfig, L: int) -> dict[str, float]:
+    """The mixers' items of `Mixer.flops`, summed over the layers (a hybrid's differ)."""
+    out: dict[str, float] = {}
+    for layer in config.layers():
+        for key, value in layer.mixer.flops(layer, L).items():
+            out[key] = out.get(key, 0.0) + value
+    return out
 
 
 def forward_flops(config: ModelConfig, seq_len: int) -> float:
@@ -132,5 +145,5 @@ def decode_flops(config: ModelConfig, prompt_len: int, total_len: int) -> float:
     D, F, V, M = config.dim, config.hidden_dim, config.vocab_size, config.num_layers
     per_token_dense = M * (2.0 * D * 4 * D + 4.0 * D * F) + 2.0 * D * V
     steps = range(prompt_len, total_len)
-    mixing = sum(config.mixer.step_flops(config, pos) for pos in steps)
-    return forward_flops(config, prompt_len) + len(steps) * per_token_dense + M * mixing
+    mixing = sum(layer.mixer.step_flops(layer, pos) for pos in steps for layer in config.layers())
+    return forward_flops(config, prompt_len) + len(steps) * (per_token_dense + M * conv_flops(config, 1)) + mixing

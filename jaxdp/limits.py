@@ -71,11 +71,13 @@ def _refuse_above(need: int, what: str, lower: str, error: type[Exception] = Jax
 def training_bytes(model_config, batch_size: int, seq_len: int) -> int:
     """At least what training holds at once: parameters, gradients and AdamW's two moments
     (4 copies of every parameter), and the activations the backward pass keeps, at least the
-    inputs of every layer's products (4·D + 2·F numbers a token) and the logits (2·V)."""
+    inputs of every layer's products (4·D + 2·F numbers a token), what its mixer keeps
+    (`Mixer.kept_per_token`) and the logits (2·V)."""
     from jaxdp.flops import param_count
 
     c = model_config
-    per_token = c.num_layers * (4 * c.dim + 2 * c.hidden_dim) * _itemsize(c.dtype) + 2 * c.vocab_size * 4
+    mixer = sum(layer.mixer.kept_per_token(layer, seq_len) for layer in c.layers())  # e.g. per-chunk matrices
+    per_token = (c.num_layers * (4 * c.dim + 2 * c.hidden_dim) + mixer) * _itemsize(c.dtype) + 2 * c.vocab_size * 4
     return 4 * param_count(c) * _itemsize(c.param_dtype) + batch_size * seq_len * per_token
 
 

@@ -41,7 +41,7 @@ from typing import Any, Mapping
 from jaxdp import tasks
 from jaxdp.errors import ProtocolError, TrainingError
 from jaxdp.models import mixers
-from jaxdp.models.config import ModelConfig
+from jaxdp.models.config import ModelConfig, model_fields
 from jaxdp.validate import choice, integer, real
 
 SCHEDULES = ("warmup_linear", "constant")
@@ -52,8 +52,10 @@ EVALUATION = ("eval_examples", "eval_batch_size")
 #: default so that the runs trained before them keep their digests.
 LATER_FIELDS = {"bucket_by_length": False, "check_every": None, "check_examples": 256, "solved_at": 0.95,
                 "plateau_checks": 5, "plateau_delta": 0.01}
+#: ModelConfig fields added after runs were first named, left out of the identity at their default.
+LATER_MODEL_FIELDS = {"short_conv": 0, "layer_mixers": ()}
 #: ModelConfig fields that a grid cell (attention, dim) or its task (max_len, vocab_size) fixes.
-CELL_FIELDS = ("attention", "dim", "max_len", "vocab_size")
+CELL_FIELDS = ("attention", "dim", "max_len", "vocab_size", "layer_mixers")  # a hybrid is a model name
 DATA_FIELDS = ("train_examples", "test_examples", "valid_examples", "data_seed")
 
 
@@ -175,8 +177,9 @@ class Protocol:
     def model_config(self, task: tasks.Task, attention: str, dim: int, **options: Any) -> ModelConfig:
         """The cell's ModelConfig: the protocol's model settings and the mixer options it sets,
         then the cell's own mixer `options`."""
-        mixer_options = {**self.mixer_options(attention), **options}
-        return ModelConfig(attention=attention, dim=dim, max_len=task.max_len, vocab_size=len(task.vocab),
+        named = model_fields(attention, self.model.get("num_layers", MODEL_DEFAULTS["num_layers"]))  # a hybrid's plan
+        mixer_options = {**self.mixer_options(named["attention"]), **options}
+        return ModelConfig(**named, dim=dim, max_len=task.max_len, vocab_size=len(task.vocab),
                            **self.model, options=mixer_options)  # fmt: skip
 
     def settings(self) -> dict[str, Any]:
@@ -304,9 +307,11 @@ def run_identity(task: tasks.Task, model_config: ModelConfig, train_config: Trai
     from the test set too: the test set's count joins the identity."""
     train = {k: v for k, v in train_config.to_dict().items()
              if k not in MECHANICS + EVALUATION and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}  # fmt: skip
+    model = {k: v for k, v in model_config.to_dict().items()
+             if not (k in LATER_MODEL_FIELDS and v == LATER_MODEL_FIELDS[k])}  # fmt: skip
     identity = {
         "task": {"name": task.name, "size": task.size, "options": task.options()},
-        "model": model_config.to_dict(),
+        "model": model,
         "train": train,
         "data": {"train_examples": int(train_examples), "seed": int(data_seed)},
     }

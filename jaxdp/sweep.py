@@ -39,10 +39,10 @@ from jaxdp import files, flops, limits, tasks
 from jaxdp.errors import JaxdpError, ProtocolError, RunBusy, warn
 from jaxdp.evaluate import METRICS
 from jaxdp.models import mixers
-from jaxdp.models.config import ModelConfig
+from jaxdp.models.config import ConfigError, ModelConfig, model_fields
 from jaxdp.plots import series
 from jaxdp.study import select
-from jaxdp.protocol import LATER_FIELDS, Protocol, TrainConfig, run_identity, run_path
+from jaxdp.protocol import LATER_FIELDS, LATER_MODEL_FIELDS, Protocol, TrainConfig, run_identity, run_path
 from jaxdp.tasks.dataset import build_to_dir, validation_to_dir
 from jaxdp.train import init_state, make_train_step, train
 
@@ -113,9 +113,12 @@ def grid(task_sizes: dict[str, Sequence[int]], models: Sequence[str], dims: dict
          train_examples: Sequence[int | None] = (None,)) -> list[Cell]:  # fmt: skip
     """Every (task, size, model, D, seed, lr, training examples) combination; `dims` maps each
     task to its D grid; None in `lrs` or `train_examples` takes the protocol's."""
-    bad = [m for m in models if m not in mixers.available()]
-    if bad:
-        raise ProtocolError(f"unknown model {bad[0]!r}; choose from {', '.join(mixers.available())}")
+    for model in models:
+        try:
+            model_fields(model, 2)
+        except ConfigError as error:
+            raise ProtocolError(f"unknown model {model!r}; choose from {', '.join(mixers.available())}, "
+                                "or a hybrid such as linear+standard") from error  # fmt: skip
     cells = []
     for name, sizes in task_sizes.items():
         if name not in tasks.TASKS:
@@ -350,16 +353,16 @@ def result_row(config: dict, result: dict, variant: str = "") -> dict:
     paper_L = paper_length(task["name"], task["size"]) or L
     train = config["train"]
     # a run trained before a later TrainConfig field was added ran at its default
-    settings = {**LATER_FIELDS, **train, **config["model"], "train_examples": config["data"]["train"]["count"]}
+    settings = {**LATER_FIELDS, **train, **LATER_MODEL_FIELDS, **config["model"], "train_examples": config["data"]["train"]["count"]}
     options = dataclasses.asdict(model_config.options)
     return {
-        "task": task["name"], "size": task["size"], "L": L, "paper_L": paper_L, "model": model_config.attention,
+        "task": task["name"], "size": task["size"], "L": L, "paper_L": paper_L, "model": model_config.name,
         "variant": variant, "dim": model_config.dim, "seed": train["seed"],
         **{k: result.get(k) for k in (*METRICS, "examples", "final_loss", "steps", "stop_reason")},
         **{f"valid_{k}": (result.get("valid") or {}).get(k) for k in ("accuracy", "teacher_forced_exact", "loss")},
         **{k: settings[k] for k in PROTOCOL_COLUMNS}, **{k: options.get(k) for k in OPTION_COLUMNS},
         "options": " ".join(f"{k}={v}" for k, v in options.items()),
-        "state_size": model_config.num_layers * model_config.num_heads * model_config.mixer.state_size(model_config, L),
+        "state_size": model_config.state_numbers(L),
         "paper_gflops": flops.paper_flops(model_config, paper_L) / 1e9,
         "forward_gflops": flops.forward_flops(model_config, L) / 1e9,
         "digest": config["digest"],

@@ -101,6 +101,12 @@ SWEEP_CASES = [
     (["--pack", "many"], "--pack"),
     (["--set", "solved_at=1.5"], "TrainConfig.solved_at"),
     (["--set", "check_every=10", "--set", "check_examples=500"], "check_examples 500 > valid_examples 100"),
+    (["--models", "mamba3"], "'mamba3' is not a registered mixer"),
+    (["--models", "linear+mamba3"], "'mamba3' is not a registered mixer"),
+    (["--models", "linear,standard"], "ModelConfig.layer_mixers: 2 mixers for num_layers=3"),
+    (["--hybrid", "attention"], "--hybrid"),
+    (["--set", "short_conv=-1"], "ModelConfig.short_conv"),
+    (["--set", "short_conv=65"], "ModelConfig.short_conv"),
 ]  # fmt: skip
 
 

@@ -21,6 +21,7 @@ jaxdp.models.mixers.base.ConfigError: ModelConfig.attention: 'sprase' is not all
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from jaxdp.models.mixers.base import ConfigError, MixerOptions
@@ -32,9 +33,11 @@ ACTIVATIONS = ("gelu_tanh", "gelu")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 #: the names the kernel options had when they sat flat in ModelConfig (config.json of jaxdp 0.1)
 LEGACY_OPTIONS = {"sparse_form": ("sparse", "form"), "linear_form": ("linear", "form")}
+MAX_SHORT_CONV = 64
 LEGACY_FLAT = ("block_size", "local_blocks", "global_tokens", "chunk_size", "sparse_form", "linear_form")
 
-__all__ = ["ACTIVATIONS", "ConfigError", "DTYPES", "ModelConfig", "NORMS", "default_block_size"]
+__all__ = ["ACTIVATIONS", "ConfigError", "DTYPES", "ModelConfig", "NORMS", "default_block_size", "hybrid_plan",
+           "model_fields"]
 
 
 def _dtype_name(value: Any) -> Any:
@@ -71,6 +74,8 @@ class ModelConfig:
     dtype: str = "float32"
     param_dtype: str = "float32"
     options: MixerOptions | None = None
+    short_conv: int = 0  # taps of a causal depthwise convolution on q, k, v (0: none; Mamba's recipe: 4)
+    layer_mixers: tuple[str, ...] = ()  # a hybrid: one mixer per layer (empty: `attention` in every layer)
 
     def __init__(self, **given: Any):
         if "mixer" in given:
@@ -96,6 +101,26 @@ class ModelConfig:
                               f"num_heads={self.num_heads}")  # fmt: skip
         if isinstance(self.dropout, bool) or not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"ModelConfig.dropout: must lie in [0, 1), got {self.dropout!r}")
+        integer(ConfigError, "ModelConfig.short_conv", self.short_conv, low=0, high=MAX_SHORT_CONV)
+        self._check_layer_mixers()
+
+    def _check_layer_mixers(self) -> None:
+        from jaxdp.models import mixers
+
+        plan = self.layer_mixers
+        if isinstance(plan, str) or not isinstance(plan, (tuple, list)):
+            raise ConfigError(f"ModelConfig.layer_mixers: must be a list of mixer names, one per layer, got {plan!r}")
+        object.__setattr__(self, "layer_mixers", tuple(plan))
+        if plan and len(plan) != self.num_layers:
+            raise ConfigError(f"ModelConfig.layer_mixers: {len(plan)} mixers for num_layers={self.num_layers}; "
+                              "give one per layer")  # fmt: skip
+        for name in plan:
+            if name not in mixers.available():
+                raise ConfigError(f"ModelConfig.layer_mixers: {name!r} is not allowed (not a registered mixer); "
+                                  f"choose from {', '.join(mixers.available())}")  # fmt: skip
+        if plan and self.attention not in plan:
+            raise ConfigError(f"ModelConfig.layer_mixers: {', '.join(plan)} does not use attention={self.attention!r}, "
+                              "whose options the config holds")  # fmt: skip
 
     def _options(self, options, flat: dict[str, Any]) -> MixerOptions:
         """The mixer's options from an options object or dict and keyword options, resolved."""
@@ -143,6 +168,25 @@ class ModelConfig:
         return mixers.get(self.attention)
 
     @property
+    def name(self) -> str:
+        """The model's name in tables: the mixer, or a hybrid's plan (`hybrid_name`), and " conv<w>"
+        with a short convolution of w taps."""
+        name = hybrid_name(self.layer_mixers) if self.layer_mixers else self.attention
+        return f"{name} conv{self.short_conv}" if self.short_conv else name
+
+    def layers(self) -> tuple[ModelConfig, ...]:
+        """One config per layer: this one where the layer runs `attention`, else the layer's mixer
+        with its default options (a hybrid's other layers)."""
+        return _layer_configs(self)
+
+    def state_numbers(self, t: int) -> int:
+        """Numbers the decode state holds after t tokens, all layers and heads: each layer's
+        mixer state (`Mixer.state_size`) and the short convolution's last taps-1 inputs of q, k, v
+        (what the pigeonhole bounds of Appendix B count)."""
+        conv = 3 * self.dim * max(self.short_conv - 1, 0)
+        return sum(c.num_heads * c.mixer.state_size(c, t) + conv for c in self.layers())
+
+    @property
     def head_dim(self) -> int:
         return self.dim // self.num_heads
 
@@ -183,6 +227,49 @@ class ModelConfig:
         if unknown:
             raise ConfigError(f"ModelConfig: unknown field {unknown[0]!r}; fields: {', '.join(sorted(known))}")
         return cls(**fields)
+
+
+@functools.lru_cache(maxsize=256)
+def _layer_configs(config: ModelConfig) -> tuple[ModelConfig, ...]:
+    if not config.layer_mixers:
+        return (config,) * config.num_layers
+    fields = {k: getattr(config, k) for k in config._field_names() if k not in ("options", "layer_mixers", "attention")}
+    own = config.replace(layer_mixers=())
+    return tuple(own if name == config.attention else ModelConfig(attention=name, **fields)
+                 for name in config.layer_mixers)  # fmt: skip
+
+
+def hybrid_plan(spec: str, num_layers: int) -> tuple[str, ...]:
+    """The layer plan a model name gives: ``a+b`` is a stack of `a` whose last layer is `b` (Wen
+    et al. 2024's one attention layer in a recurrent stack); ``a,b,c`` names every layer; a plain
+    mixer name is no hybrid (``()``)."""
+    if "," in spec:
+        return tuple(spec.split(","))
+    if "+" in spec:
+        base, _, last = spec.partition("+")
+        return (base,) * (num_layers - 1) + (last,)
+    return ()
+
+
+def model_fields(name: str, num_layers: int) -> dict[str, Any]:
+    """``attention`` and ``layer_mixers`` of a model name: a mixer, or a hybrid (`hybrid_plan`)
+    whose first layer's mixer holds the options. Unknown names are refused naming the allowed."""
+    from jaxdp.models import mixers
+
+    plan = hybrid_plan(name, num_layers)
+    for mixer in plan or (name,):
+        if mixer not in mixers.available():
+            raise ConfigError(f"model {name!r}: {mixer!r} is not a registered mixer; choose from "
+                              f"{', '.join(mixers.available())}, or a hybrid such as linear+standard")  # fmt: skip
+    return {"attention": plan[0], "layer_mixers": plan} if plan else {"attention": name}
+
+
+def hybrid_name(plan: tuple[str, ...]) -> str:
+    """The shortest name `hybrid_plan` reads back as `plan`."""
+    base, last = plan[0], plan[-1]
+    if len(plan) > 1 and base != last and plan[:-1] == (base,) * (len(plan) - 1):
+        return f"{base}+{last}"
+    return ",".join(plan)
 
 
 def _owned(mixer: str, key: str) -> bool:

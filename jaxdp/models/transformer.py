@@ -24,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from jaxdp.models.config import ConfigError, ModelConfig
+from jaxdp.models.conv import ConvState, ShortConv
 from jaxdp.models.dropout import Dropout
 
 Array = jax.Array
@@ -78,17 +79,25 @@ class Attention(nnx.Module):
         self.out = _linear(D, D, config, rngs)
         self.probs_dropout = Dropout(config.dropout, rngs=rngs)
         self.mixer_params = config.mixer.make_params(config, rngs)
+        self.conv = ShortConv(3 * D, config.short_conv, config, rngs) if config.short_conv else None
 
-    def _heads(self, x_BxLxD: Array) -> tuple[Array, Array, Array]:
-        """q, k, v [..., H, K]: the three maps as one matmul with their kernels side by side (one
-        larger matmul runs faster than three), split after; the parameters stay three."""
-        H, K = self.config.num_heads, self.config.head_dim
+    def _project(self, x_BxLxD: Array) -> Array:
+        """[q | k | v] [..., 3D]: the three maps as one matmul with their kernels side by side (one
+        larger matmul runs faster than three); the parameters stay three."""
         maps, dtype = (self.query, self.key, self.value), jnp.dtype(self.config.dtype)
         kernel = jnp.concatenate([m.kernel[...] for m in maps], axis=1).astype(dtype)
         bias = jnp.concatenate([m.bias[...] for m in maps]).astype(dtype)
-        qkv = jnp.dot(x_BxLxD.astype(dtype), kernel) + bias
+        return jnp.dot(x_BxLxD.astype(dtype), kernel) + bias
+
+    def _split(self, qkv: Array) -> tuple[Array, Array, Array]:
+        H, K = self.config.num_heads, self.config.head_dim
         # a split, not three slices: its gradient is one concatenate, not three pads and their sum
         return tuple(y.reshape(*y.shape[:-1], H, K) for y in jnp.split(qkv, 3, axis=-1))
+
+    def _heads(self, x_BxLxD: Array) -> tuple[Array, Array, Array]:
+        """q, k, v [B, L, H, K], after the short convolution where the config has one."""
+        qkv = self._project(x_BxLxD)
+        return self._split(qkv if self.conv is None else self.conv(qkv))
 
     def _merge(self, o_BxLxHxK: Array) -> Array:
         return self.out(o_BxLxHxK.reshape(*o_BxLxHxK.shape[:-2], self.config.dim))
@@ -123,24 +132,38 @@ class Attention(nnx.Module):
     # --- decoding: one state per layer (the mixer's)
 
     def init_state(self, batch: int, max_len: int):
-        return self.config.mixer.init_state(batch, max_len, self.config)
+        state = self.config.mixer.init_state(batch, max_len, self.config)
+        if self.conv is None:
+            return state
+        return ConvState(state, self.conv.init_recent(batch, 3 * self.config.dim, jnp.dtype(self.config.dtype)))
 
     def grow_state(self, state, max_len: int):
-        return self.config.mixer.grow_state(state, max_len, self.config)
+        mixer_state = state if self.conv is None else state.mixer
+        grown = self.config.mixer.grow_state(mixer_state, max_len, self.config)
+        return grown if self.conv is None or grown is None else state._replace(mixer=grown)
 
     def prefill(self, x_BxPxD: Array, state) -> tuple[Array, object]:
         """Full forward over a prompt starting at position 0, filling a fresh `state`."""
-        q, k, v = self._heads(x_BxPxD)
+        qkv = self._project(x_BxPxD)
+        if self.conv is not None:
+            state, recent = state.mixer, self.conv.prefill(state.recent_BxWxC, qkv)
+            qkv = self.conv(qkv)
+        q, k, v = self._split(qkv)
         aux = self._aux(x_BxPxD)
         out = self._merge(self.mix(q, k, v, aux, deterministic=True))
-        return out, self.config.mixer.prefill(state, q, k, v, aux, self.config)
+        state = self.config.mixer.prefill(state, q, k, v, aux, self.config)
+        return out, state if self.conv is None else ConvState(state, recent)
 
     def step(self, x_BxD: Array, state, pos) -> tuple[Array, object]:
         """Mix one new token at position `pos` (a traced int is fine)."""
-        q, k, v = (y[:, 0] for y in self._heads(x_BxD[:, None]))
-        aux = self._aux(x_BxD[:, None])
-        o, state = self.config.mixer.step(state, q, k, v, None if aux is None else aux[:, 0], pos, self.config)
-        return self._merge(o), state
+        qkv = self._project(x_BxD)
+        if self.conv is not None:
+            qkv, recent = self.conv.step(state.recent_BxWxC, qkv)
+            state = state.mixer
+        q, k, v = self._split(qkv)
+        aux = jax.tree.map(lambda a: a[:, 0], self._aux(x_BxD[:, None]))  # one token of each per-token input
+        o, state = self.config.mixer.step(state, q, k, v, aux, pos, self.config)
+        return self._merge(o), state if self.conv is None else ConvState(state, recent)
 
 
 class FFN(nnx.Module):
@@ -212,7 +235,7 @@ class Transformer(nnx.Module):
                                **_dtypes(config))  # fmt: skip
         self.embed_norm = _norm(config, rngs)
         self.dropout = Dropout(config.dropout, rngs=rngs)
-        self.blocks = nnx.List([Block(config, rngs=rngs) for _ in range(config.num_layers)])
+        self.blocks = nnx.List([Block(layer, rngs=rngs) for layer in config.layers()])  # a hybrid's own mixers
         self.final_norm = _norm(config, rngs)
         # logits in at least float32 (a bfloat16 model reads out in float32, as it takes its softmax)
         self.head = _linear(config.dim, config.vocab_size, config, rngs, at_least_f32=True)

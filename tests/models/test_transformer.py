@@ -173,7 +173,8 @@ def test_prefill_then_decode_equals_full_forward(kernel):
     model = build(config(**kernel))
     toks = tokens((3, 41))
     full = jit_forward(model)(toks)
-    np.testing.assert_allclose(decode_all(model, toks, prompt_len=9), full, **F32)
+    slack = model.config.mixer.float32_slack
+    np.testing.assert_allclose(decode_all(model, toks, prompt_len=9), full, **{k: v * slack for k, v in F32.items()})
 
 
 @pytest.mark.parametrize("kernel", [dict(attention="sparse", local_blocks=2, global_tokens=2),
@@ -277,6 +278,11 @@ def test_attention_weights_are_what_the_kernel_mixes_with(kernel):
     model = build(cfg)
     attn, L = model.blocks[0].attn, 22
     x = jnp.asarray(np.random.default_rng(0).normal(size=(2, L, 32)), jnp.float32)
+    q, k, _ = attn._heads(x)
+    if cfg.mixer.weights(q, k, attn._aux(x), cfg) is None:  # no matrix mixes the values (e.g. the delta rule)
+        with pytest.raises(ConfigError, match="has no attention matrix to draw"):
+            attn.weights(x)
+        return
     w = attn.weights(x)
     _, _, v = attn._heads(x)
     np.testing.assert_allclose(attn._merge(jnp.einsum("bhls,bshk->blhk", w, v)), attn(x), **F32)

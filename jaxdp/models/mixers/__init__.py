@@ -6,7 +6,9 @@ registry. Importing this package registers the built-in ones:
 * ``linear``: eq. (7)-(8), φ = elu + 1;
 * ``window``: softmax over the last w tokens (a sliding window);
 * ``retention``: linear attention with a fixed decay per head (RetNet);
-* ``gated``: linear attention with a data-dependent decay per head (Mamba-2, GLA).
+* ``gated``: linear attention with a data-dependent decay per head (GLA; Mamba-2's decay);
+* ``mamba2``: Mamba-2's SSD layer (selective decay, expanded state, gated RMSNorm);
+* ``deltanet``, ``gated_deltanet``: the delta rule, without and with a selective decay.
 
 >>> available()[:3]
 ('standard', 'sparse', 'linear')
@@ -16,6 +18,6 @@ registry. Importing this package registers the built-in ones:
 
 from jaxdp.models.mixers.base import ConfigError, Mixer, MixerOptions, available, get, owners, register
 
-from jaxdp.models.mixers import standard, sparse, linear, window, retention, gated  # noqa: E402,F401  (registers)
+from jaxdp.models.mixers import standard, sparse, linear, window, retention, gated, mamba2, deltanet  # noqa: E402,F401  (registers)
 
 __all__ = ["ConfigError", "Mixer", "MixerOptions", "available", "get", "owners", "register"]

@@ -25,7 +25,7 @@ from jaxdp.models.mixers.linear import LinearState, feature_map, readout
 from jaxdp.models.mixers.softmax import pad_length
 
 
-def _decays(c_BxLxH: Array, mask) -> Array:
+def decay_matrix(c_BxLxH: Array, mask) -> Array:
     """e^{c_i - c_j} where mask[i, j], else 0: [B, H, L, L]."""
     diff = jnp.moveaxis(c_BxLxH[:, :, None, :] - c_BxLxH[:, None, :, :], -1, 1)
     return jnp.where(mask, jnp.exp(jnp.where(mask, diff, 0.0)), 0.0)
@@ -34,28 +34,31 @@ def _decays(c_BxLxH: Array, mask) -> Array:
 def decay_quadratic(q, k, v, log_gates_BxLxH) -> Array:
     """Reference: the decayed, masked L x L matrix of the module docstring."""
     c = jnp.cumsum(log_gates_BxLxH, axis=1)
-    a = jnp.einsum("blhk,bshk->bhls", feature_map(q), feature_map(k)) * _decays(c, causal_mask(q.shape[1]))
+    a = jnp.einsum("blhk,bshk->bhls", feature_map(q), feature_map(k)) * decay_matrix(c, causal_mask(q.shape[1]))
     return jnp.einsum("bhls,bshk->blhk", a, v) / jnp.einsum("bhls->blh", a)[..., None]
 
 
 def decay_weights(q, k, log_gates_BxLxH) -> Array:
     """w_BxHxLxS with o = w @ v (for drawing)."""
     c = jnp.cumsum(log_gates_BxLxH, axis=1)
-    a = jnp.einsum("blhk,bshk->bhls", feature_map(q), feature_map(k)) * _decays(c, causal_mask(q.shape[1]))
+    a = jnp.einsum("blhk,bshk->bhls", feature_map(q), feature_map(k)) * decay_matrix(c, causal_mask(q.shape[1]))
     return a / a.sum(-1, keepdims=True)
 
 
-def _chunk_states(decay_n, s_chunk, z_chunk):
-    """States entering each chunk: S_in[t] = decay[t-1] S_in[t-1] + s_chunk[t-1], S_in[0] = 0,
-    by an associative scan over chunks (decay_n: [Bt, n, H] the decay across a whole chunk)."""
+def chunk_states(decay_n, *sums):
+    """The sums entering each chunk: X_in[t] = decay[t-1] X_in[t-1] + x_chunk[t-1], X_in[0] = 0,
+    by an associative scan over chunks, for each of `sums` ([Bt, n, H, ...]; decay_n: [Bt, n, H],
+    the decay across a whole chunk)."""
+
+    def widen(d, x):
+        return d.reshape(d.shape + (1,) * (x.ndim - d.ndim))
 
     def combine(a, b):
-        (da, sa, za), (db, sb, zb) = a, b
-        return da * db, db[..., None, None] * sa + sb, db[..., None] * za + zb
+        (da, *xa), (db, *xb) = a, b
+        return (da * db, *[widen(db, x) * x + y for x, y in zip(xa, xb)])
 
-    _, s_out, z_out = jax.lax.associative_scan(combine, (decay_n, s_chunk, z_chunk), axis=1)
-    shift = lambda x: jnp.concatenate([jnp.zeros_like(x[:, :1]), x[:, :-1]], axis=1)  # noqa: E731
-    return shift(s_out), shift(z_out)
+    _, *out = jax.lax.associative_scan(combine, (decay_n, *sums), axis=1)
+    return [jnp.concatenate([jnp.zeros_like(x[:, :1]), x[:, :-1]], axis=1) for x in out]
 
 
 def decay_chunked(q, k, v, log_gates_BxLxH, *, chunk_size: int) -> Array:
@@ -70,7 +73,7 @@ def decay_chunked(q, k, v, log_gates_BxLxH, *, chunk_size: int) -> Array:
     ell = jnp.cumsum(lg, axis=2)  # within the chunk, through position i
     total = ell[:, :, -1]  # [Bt, n, H]
     to_end = jnp.exp(total[:, :, None] - ell)  # decay from position j to the chunk's end
-    s_in, z_in = _chunk_states(jnp.exp(total), jnp.einsum("bnch,bnchk,bnchv->bnhkv", to_end, fk, vc),
+    s_in, z_in = chunk_states(jnp.exp(total), jnp.einsum("bnch,bnchk,bnchv->bnhkv", to_end, fk, vc),
                                jnp.einsum("bnch,bnchk->bnhk", to_end, fk))  # fmt: skip
     diff = jnp.moveaxis(ell[:, :, :, None] - ell[:, :, None, :], -1, 2)  # [Bt, n, H, C, C]
     mask = causal_mask(C)

@@ -20,11 +20,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxdp.models.mixers import delta
-from jaxdp.models.mixers.base import Array, ConfigError, Mixer, register
-from jaxdp.models.mixers.linear import LinearOptions
+from jaxdp.models.mixers.base import Array, register
+from jaxdp.models.mixers.linear import Chunked
 from jaxdp.models.mixers.mamba2 import SILU
 from jaxdp.models.mixers.selective import OutputGate, SelectiveDecay, decay_flops, gate_flops, gated_rms_norm
-from jaxdp.validate import integer
 
 L2_EPS = 1e-6
 
@@ -55,18 +54,12 @@ class DeltaAux(NamedTuple):
     scale: Array
 
 
-class DeltaNet(Mixer):
+class DeltaNet(Chunked):
     name = "deltanet"
-    options = LinearOptions  # form (default chunked) and chunk_size, as linear
     forms = ("scan", "chunked")
     gated = False
     float32_slack = 10.0
     summary = "linear attention with the delta rule, L2-normalised keys (DeltaNet, Yang et al. 2024)"
-
-    def resolve(self, options, config):
-        options = super().resolve(options, config)
-        integer(ConfigError, "ModelConfig.options.chunk_size", options.chunk_size)
-        return options
 
     def make_params(self, config, rngs):
         return DeltaParams(config, self.gated, rngs)

@@ -165,16 +165,21 @@ class LinearOptions(MixerOptions):
     chunk_size: int = 64
 
 
-class Linear(Mixer):
-    name = "linear"
+class Chunked(Mixer):
+    """A mixer with a chunked form: `LinearOptions` (form, chunk_size), chunk_size checked."""
+
     options = LinearOptions
-    forms = ("quadratic", "chunked", "scan")
-    summary = "linear attention with φ = elu + 1, eq. (7)-(8) (Katharopoulos et al. 2020)"
 
     def resolve(self, options, config):
         options = super().resolve(options, config)
         integer(ConfigError, "ModelConfig.options.chunk_size", options.chunk_size)
         return options
+
+
+class Linear(Chunked):
+    name = "linear"
+    forms = ("quadratic", "chunked", "scan")
+    summary = "linear attention with φ = elu + 1, eq. (7)-(8) (Katharopoulos et al. 2020)"
 
     def mix(self, q, k, v, aux, config, probs_fn=None):
         form = config.options.form

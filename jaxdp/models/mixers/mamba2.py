@@ -17,7 +17,6 @@ per head whatever the length.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -25,10 +24,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxdp.models.mixers import ssd
-from jaxdp.models.mixers.base import Array, ConfigError, Mixer, register
-from jaxdp.models.mixers.linear import LinearOptions, ceil_to
+from jaxdp.models.mixers.base import Array, register
+from jaxdp.models.mixers.linear import Chunked, ceil_to
 from jaxdp.models.mixers.selective import OutputGate, SelectiveDecay, decay_flops, gate_flops, gated_rms_norm
-from jaxdp.validate import integer
 
 SILU = 4  # elementwise FLOPs per SiLU (negate, exp, add, divide)
 
@@ -50,21 +48,10 @@ class Mamba2Aux(NamedTuple):
     scale: Array
 
 
-@dataclasses.dataclass(frozen=True)
-class Mamba2Options(LinearOptions):
-    pass  # form (default chunked) and chunk_size, as linear
-
-
-class Mamba2(Mixer):
+class Mamba2(Chunked):
     name = "mamba2"
-    options = Mamba2Options
     forms = ("scan", "quadratic", "chunked")
     summary = "Mamba-2's SSD layer: selective scalar decay, expanded state, gated RMSNorm (Dao & Gu 2024)"
-
-    def resolve(self, options, config):
-        options = super().resolve(options, config)
-        integer(ConfigError, "ModelConfig.options.chunk_size", options.chunk_size)
-        return options
 
     def make_params(self, config, rngs):
         return Mamba2Params(config, rngs)

@@ -110,7 +110,6 @@ def breakdown(config: ModelConfig, seq_len: int) -> FlopsBreakdown:
         "head": 2.0 * L * D * V + L * V,
         "attention_elementwise": att["elementwise"],  # softmax / feature map, normalisers
         "attention_aux": att.get("aux", 0.0),  # a mixer's own inputs (gated: the gate projection)
-        "attention_solve": att.get("solve", 0.0),  # triangular solves (the delta rule's chunked form)
         "elementwise": M * (gelu + 2 * ln + 2 * L * D) + ln,  # GeLU, norms, residual adds
         "short_conv": M * conv_flops(config, L),
     }

@@ -39,19 +39,10 @@ SMALL = {"chunk_size": 32}
 def test_forward_flops_match_xla(name, form, D, L):
     options = {k: v for k, v in SMALL.items() if name in mixers.owners(k)}
     cfg = ModelConfig(attention=name, form=form, dim=D, max_len=512, vocab_size=20, **options)
-    items = flops.breakdown(cfg, L)
-    # XLA counts no FLOPs for a triangular solve (next test), and its total around one moves by a
-    # few per cent with the fusion chosen: 5% where a form solves, 3% elsewhere
-    rel = 0.05 if items.items["attention_solve"] else 0.03
-    assert items.total - items.items["attention_solve"] == pytest.approx(xla_flops(cfg, L), rel=rel)
-
-
-def test_xla_does_not_count_a_triangular_solve():
-    """Why the solves are left out above: XLA's cost analysis gives a triangular solve no FLOPs."""
-    a, b = jnp.ones((4, 32, 32)), jnp.ones((4, 32, 16))
-    solve = lambda a, b: jax.lax.linalg.triangular_solve(a, b, left_side=True, lower=True, unit_diagonal=True)  # noqa: E731
-    cost = jax.jit(solve).lower(a, b).compile().cost_analysis()
-    assert (cost[0] if isinstance(cost, list) else cost)["flops"] <= 0
+    # the WY form's many small products (K = 8 wide at D = 32) are where XLA's count strays most
+    # from 2·m·n·k: up to 4.4% on the whole model (benchmarks/RESULTS.md), 3% elsewhere
+    rel = 0.05 if name in ("deltanet", "gated_deltanet") and form == "chunked" else 0.03
+    assert flops.forward_flops(cfg, L) == pytest.approx(xla_flops(cfg, L), rel=rel)
 
 
 def test_sparse_options_are_counted():

@@ -154,6 +154,20 @@ def test_delta_rule_matches_its_definition_as_a_numpy_loop(x64):
     np.testing.assert_allclose(no_decay, delta.delta_scan(q, k, v, beta, jnp.zeros_like(beta)), rtol=1e-11, atol=1e-11)
 
 
+def test_the_chunked_delta_rule_is_stable_where_keys_repeat():
+    """Identical keys and β = 1 (a token repeated): (I + A)⁻¹ has a power series of huge
+    alternating terms, and the halving inverse must still match the recurrence in float32."""
+    from jaxdp.models.mixers import delta
+
+    B, L, H, K = 1, 64, 1, 4
+    k = jnp.full((B, L, H, K), 0.5, jnp.float32)  # unit norm
+    v = _random((B, L, H, K), 0, jnp.float32)
+    beta = jnp.ones((B, L, H), jnp.float32)
+    expected = delta.delta_scan(k, k, v, beta)
+    np.testing.assert_allclose(delta.delta_chunked(k, k, v, beta, chunk_size=64), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(expected[0, -1, 0], v[0, -1, 0], rtol=1e-5, atol=1e-6)  # the last write wins
+
+
 @pytest.mark.parametrize("form", ["scan", "chunked"])
 def test_the_delta_rule_copies_the_last_value_written_to_a_slot(x64, form):
     """One-hot keys and β = 1 make S a memory of K slots: q = e_s reads back exactly the value last

@@ -14,7 +14,8 @@ triangular system
 
     (I + A) U = diag(β) (V - diag(γ) K S₀),   A_tj = β_t (γ_t/γ_j) k_t·k_j  (j < t),
 
-so U = U₀ - W S₀ with [U₀, W] = (I + A)⁻¹ diag(β) [V, diag(γ) K] computed for every chunk at once;
+so U = U₀ - W S₀ with [U₀, W] = (I + A)⁻¹ diag(β) [V, diag(γ) K] computed for every chunk at once
+(the inverse by halving, `delta_inverse`);
 then O = diag(γ) Q S₀ + (Q Kᵀ ∘ γ_t/γ_j ∘ causal) U and S_C = γ_C S₀ + (diag(γ_C/γ) K)ᵀ U, a
 scan over chunks of matrix products. Decode state: S, K·V numbers per head.
 """
@@ -82,6 +83,33 @@ def _chunks(x_BxLxHx, n: int, C: int) -> Array:
     return jnp.moveaxis(jnp.swapaxes(x, 2, 3), 1, 0)
 
 
+def delta_inverse(k: Array, beta: Array, g: Array) -> Array:
+    """(I + A)⁻¹ of the module docstring, A_tj = β_t e^{g_t - g_j} k_t·k_j for j < t ([..., C, K],
+    [..., C], [..., C] -> [..., C, C]), by halving: with X₁₁, X₂₂ the inverses for each half of
+    the chunk, the lower-left block is -X₂₂ A₂₁ X₁₁, and A₂₁ (rows after columns) needs no mask.
+    Matrix products only, log₂ C levels, each block of A computed once where it is used: unlike
+    LAPACK's batched triangular solve it shards over devices and XLA counts its FLOPs."""
+    n = k.shape[-2]
+    if n == 1:
+        return jnp.ones((*k.shape[:-2], 1, 1), k.dtype)
+    h = n // 2
+    x11, x22 = delta_inverse(k[..., :h, :], beta[..., :h], g[..., :h]), delta_inverse(k[..., h:, :], beta[..., h:], g[..., h:])
+    decay = jnp.exp(g[..., h:, None] - g[..., None, :h])  # rows after columns: <= 1
+    a21 = beta[..., h:, None] * decay * jnp.einsum("...ck,...dk->...cd", k[..., h:, :], k[..., :h, :])
+    x21 = -(x22 @ (a21 @ x11))
+    top = jnp.concatenate([x11, jnp.zeros((*x11.shape[:-1], n - h), x11.dtype)], axis=-1)
+    return jnp.concatenate([top, jnp.concatenate([x21, x22], axis=-1)], axis=-2)
+
+
+def delta_inverse_flops(n: int, K: int) -> float:
+    """What `delta_inverse` computes for one chunk of n positions and one head."""
+    if n == 1:
+        return 0.0
+    h, r = n // 2, n - n // 2
+    block = 2.0 * r * h * K + 4.0 * r * h  # k₂k₁ᵀ; the decay's difference and exp, two scalings
+    return delta_inverse_flops(h, K) + delta_inverse_flops(r, K) + block + 2.0 * r * h * h * 2 + r * h
+
+
 def delta_chunked(q, k, v, beta_BxLxH, log_alpha_BxLxH=None, *, chunk_size: int) -> Array:
     """The WY/UT form of the module docstring: O(L·C·K + L·K²) per head."""
     Bt, L, H, K = q.shape
@@ -90,14 +118,11 @@ def delta_chunked(q, k, v, beta_BxLxH, log_alpha_BxLxH=None, *, chunk_size: int)
     n = -(-L // C)
     qc, kc, vc = (_chunks(pad_length(x, n * C), n, C) for x in (q, k, v))  # [n, Bt, H, C, K]
     beta, g = _chunks(beta_BxLxH, n, C), jnp.cumsum(_chunks(log_alpha_BxLxH, n, C), axis=-1)  # [n, Bt, H, C]
-    strict, causal = np.tril(np.ones((C, C), bool), -1), causal_mask(C)
-    diff = g[..., :, None] - g[..., None, :]
-    ratio = lambda mask: jnp.where(mask, jnp.exp(jnp.where(mask, diff, 0.0)), 0.0)  # noqa: E731  γ_t/γ_j
-    A = beta[..., None] * jnp.einsum("...ck,...dk->...cd", kc, kc) * ratio(strict)
+    causal, diff = causal_mask(C), g[..., :, None] - g[..., None, :]
     rhs = beta[..., None] * jnp.concatenate([vc, jnp.exp(g)[..., None] * kc], axis=-1)
-    solved = jax.lax.linalg.triangular_solve(A, rhs, left_side=True, lower=True, unit_diagonal=True)
+    solved = delta_inverse(kc, beta, g) @ rhs
     u0, w = solved[..., : v.shape[-1]], solved[..., v.shape[-1]:]
-    p = jnp.einsum("...ck,...dk->...cd", qc, kc) * ratio(causal)
+    p = jnp.einsum("...ck,...dk->...cd", qc, kc) * jnp.where(causal, jnp.exp(jnp.where(causal, diff, 0.0)), 0.0)
     qg, k_end = jnp.exp(g)[..., None] * qc, jnp.exp(g[..., -1:] - g)[..., None] * kc
     gamma_c = jnp.exp(g[..., -1])[..., None, None]
 
@@ -113,8 +138,7 @@ def delta_chunked(q, k, v, beta_BxLxH, log_alpha_BxLxH=None, *, chunk_size: int)
 
 
 def delta_items(config, L: int, form: str, chunk_size: int, gated: bool) -> dict[str, float]:
-    """Forward FLOPs of a delta-rule kernel (one layer and sequence; V = K); the chunked form's
-    triangular solve apart ("solve"), which XLA's cost analysis does not count."""
+    """Forward FLOPs of a delta-rule kernel (one layer and sequence; V = K)."""
     D, H, K = config.dim, config.num_heads, config.head_dim
     if form == "scan":  # per token: decay, Sᵀk, the write, Sᵀq
         return {"scores": 2.0 * L * D * K, "mix": 6.0 * L * D * K,
@@ -122,9 +146,9 @@ def delta_items(config, L: int, form: str, chunk_size: int, gated: bool) -> dict
     C = min(chunk_size, L)
     n = -(-L // C)
     Lp = n * C
-    scores = 4.0 * Lp * C * D  # K Kᵀ and Q Kᵀ
-    solve = 2.0 * Lp * C * D  # the unit triangular solve for [U₀, W] (2K columns)
+    scores = 2.0 * Lp * C * D  # Q Kᵀ
+    solve = n * H * delta_inverse_flops(C, K) + 4.0 * Lp * C * D  # (I + A)⁻¹, then times [V, diag(γ)K]
     between = 8.0 * Lp * D * K  # W S, diag(γ)Q S, K_endᵀ U, and U₀ - W S
     # the decay's differences, exponentials and masks (XLA folds them away where α ≡ 1), β's scalings
     elementwise = 8.0 * H * Lp * C + 6.0 * Lp * D if gated else 2.0 * H * Lp * C + 2.0 * Lp * D
-    return {"scores": scores, "mix": 2.0 * Lp * C * D + between, "solve": solve, "elementwise": elementwise}
+    return {"scores": scores, "mix": 2.0 * Lp * C * D + between + solve, "elementwise": elementwise}

@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxdp.models.masks import causal_mask
 from jaxdp.models.mixers.base import Array

@@ -26,7 +26,7 @@ def pytest_unconfigure(config):
 #: the longest files, handed to the two workers first (xdist's loadfile follows the collection
 #: order): last in the alphabet, they used to leave one worker running alone for minutes
 LONG_FIRST = ("tests/test_train.py", "tests/test_notebooks.py", "tests/test_fast_paths.py", "tests/test_study.py",
-              "tests/test_pack.py")
+              "tests/test_pack.py", "tests/models/test_transformer.py", "tests/models/test_mixers.py")
 
 
 def pytest_collection_modifyitems(config, items):

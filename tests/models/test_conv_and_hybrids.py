@@ -36,7 +36,7 @@ def test_decoding_equals_the_full_forward(fields):
     toks = tokens((2, 30))
     full = jit_forward(model)(toks)
     slack = max(layer.mixer.float32_slack for layer in model.config.layers())
-    for prompt_len in (0, 1, 7):
+    for prompt_len in (0, 7):
         np.testing.assert_allclose(decode_all(model, toks, prompt_len), full, **{k: v * slack for k, v in F32.items()})
 
 

@@ -19,6 +19,8 @@ F32 = dict(rtol=1e-5, atol=2e-5)
 KERNELS = [dict(attention=name, form=form) for name in mixers.available() for form in mixers.get(name).forms]
 IDS = ["-".join(k.values()) for k in KERNELS]
 #: KERNELS with all but each mixer's reference form (its first) in `-m slow`, for checks the form does not change
+#: (decoding, the weights): every form equals the reference (tests/models/test_mixers.py), so decoding equals
+#: every form's forward
 OTHER_FORMS_SLOW = [pytest.param(k, id=i, marks=[] if k["form"] == mixers.get(k["attention"]).forms[0] else [pytest.mark.slow])
                     for k, i in zip(KERNELS, IDS)]  # fmt: skip
 #: options that keep the test models small, each given to the mixers that have it
@@ -168,7 +170,7 @@ def test_norm_none_has_no_layernorm():
 # ---------------------------------------------------------------------------- equal outputs
 
 
-@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+@pytest.mark.parametrize("kernel", OTHER_FORMS_SLOW)
 def test_prefill_then_decode_equals_full_forward(kernel):
     model = build(config(**kernel))
     toks = tokens((3, 41))
@@ -270,7 +272,7 @@ def test_one_attention_layer_sees_exactly_its_keys(kernel):
     assert np.all(jac[allowed] > 0)
 
 
-@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+@pytest.mark.parametrize("kernel", OTHER_FORMS_SLOW)
 def test_attention_weights_are_what_the_kernel_mixes_with(kernel):
     """`weights` (for drawing) against the kernel itself: w @ v through the output map is the
     layer's output, rows sum to 1 and vanish outside the keys the layer may see."""

@@ -84,29 +84,40 @@ def _chunks(x_BxLxHx, n: int, C: int) -> Array:
 
 def delta_inverse(k: Array, beta: Array, g: Array) -> Array:
     """(I + A)⁻¹ of the module docstring, A_tj = β_t e^{g_t - g_j} k_t·k_j for j < t ([..., C, K],
-    [..., C], [..., C] -> [..., C, C]), by halving: with X₁₁, X₂₂ the inverses for each half of
-    the chunk, the lower-left block is -X₂₂ A₂₁ X₁₁, and A₂₁ (rows after columns) needs no mask.
-    Matrix products only, log₂ C levels, each block of A computed once where it is used: unlike
-    LAPACK's batched triangular solve it shards over devices and XLA counts its FLOPs."""
-    n = k.shape[-2]
-    if n == 1:
-        return jnp.ones((*k.shape[:-2], 1, 1), k.dtype)
-    h = n // 2
-    x11, x22 = delta_inverse(k[..., :h, :], beta[..., :h], g[..., :h]), delta_inverse(k[..., h:, :], beta[..., h:], g[..., h:])
-    decay = jnp.exp(g[..., h:, None] - g[..., None, :h])  # rows after columns: <= 1
-    a21 = beta[..., h:, None] * decay * jnp.einsum("...ck,...dk->...cd", k[..., h:, :], k[..., :h, :])
-    x21 = -(x22 @ (a21 @ x11))
-    top = jnp.concatenate([x11, jnp.zeros((*x11.shape[:-1], n - h), x11.dtype)], axis=-1)
-    return jnp.concatenate([top, jnp.concatenate([x21, x22], axis=-1)], axis=-2)
+    [..., C], [..., C] -> [..., C, C]), by doubling: the inverses of the diagonal blocks of size b
+    give those of size 2b, the lower-left block of each being -X₂₂ A₂₁ X₁₁, where A₂₁ (rows after
+    columns) needs no mask. Every block of a level in one batched product, log₂ C levels: a few
+    dozen kernels where LAPACK's batched triangular solve stalled a step sharded over two CPU
+    devices and escaped XLA's FLOP count, and a recursion compiled hundreds."""
+    C, K = k.shape[-2:]
+    P = 1 << (C - 1).bit_length()  # padded to a power of two: β = 0 rows are identity rows
+    pad = [(0, 0)] * (beta.ndim - 1) + [(0, P - C)]
+    k, beta, g = jnp.pad(k, pad + [(0, 0)]), jnp.pad(beta, pad), jnp.pad(g, pad, mode="edge")
+    lead = k.shape[:-2]
+    X = jnp.ones((*lead, P, 1, 1), k.dtype)  # P blocks of size 1
+    b = 1
+    while b < P:
+        pairs = P // (2 * b)
+        X = X.reshape(*lead, pairs, 2, b, b)
+        kb, bb, gb = k.reshape(*lead, pairs, 2, b, K), beta.reshape(*lead, pairs, 2, b), g.reshape(*lead, pairs, 2, b)
+        a21 = bb[..., 1, :, None] * jnp.exp(gb[..., 1, :, None] - gb[..., 0, None, :]) * jnp.einsum(
+            "...ck,...dk->...cd", kb[..., 1, :, :], kb[..., 0, :, :])
+        x21 = -(X[..., 1, :, :] @ (a21 @ X[..., 0, :, :]))
+        top = jnp.concatenate([X[..., 0, :, :], jnp.zeros_like(x21)], axis=-1)
+        X = jnp.concatenate([top, jnp.concatenate([x21, X[..., 1, :, :]], axis=-1)], axis=-2)
+        b *= 2
+    return X[..., 0, :C, :C]
 
 
 def delta_inverse_flops(n: int, K: int) -> float:
-    """What `delta_inverse` computes for one chunk of n positions and one head."""
-    if n == 1:
-        return 0.0
-    h, r = n // 2, n - n // 2
-    block = 2.0 * r * h * K + 4.0 * r * h  # k₂k₁ᵀ; the decay's difference and exp, two scalings
-    return delta_inverse_flops(h, K) + delta_inverse_flops(r, K) + block + 2.0 * r * h * h * 2 + r * h
+    """What `delta_inverse` computes for one chunk of n positions (padded to a power of two P)
+    and one head: per level of block size b, P/2b products k₂k₁ᵀ and two b x b products."""
+    P, b, total = 1 << (n - 1).bit_length(), 1, 0.0
+    while b < P:
+        pairs = P // (2 * b)
+        total += pairs * (2.0 * b * b * K + 4.0 * b * b + 2 * 2.0 * b * b * b + b * b)
+        b *= 2
+    return total
 
 
 def delta_chunked(q, k, v, beta_BxLxH, log_alpha_BxLxH=None, *, chunk_size: int) -> Array:

@@ -156,7 +156,7 @@ def test_delta_rule_matches_its_definition_as_a_numpy_loop(x64):
 
 def test_the_chunked_delta_rule_is_stable_where_keys_repeat():
     """Identical keys and β = 1 (a token repeated): (I + A)⁻¹ has a power series of huge
-    alternating terms, and the halving inverse must still match the recurrence in float32."""
+    alternating terms, and the doubling inverse must still match the recurrence in float32."""
     from jaxdp.models.mixers import delta
 
     B, L, H, K = 1, 64, 1, 4

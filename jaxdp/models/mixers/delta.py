@@ -15,7 +15,7 @@ triangular system
     (I + A) U = diag(β) (V - diag(γ) K S₀),   A_tj = β_t (γ_t/γ_j) k_t·k_j  (j < t),
 
 so U = U₀ - W S₀ with [U₀, W] = (I + A)⁻¹ diag(β) [V, diag(γ) K] computed for every chunk at once
-(the inverse by halving, `delta_inverse`);
+(the inverse by doubling block sizes, `delta_inverse`);
 then O = diag(γ) Q S₀ + (Q Kᵀ ∘ γ_t/γ_j ∘ causal) U and S_C = γ_C S₀ + (diag(γ_C/γ) K)ᵀ U, a
 scan over chunks of matrix products. Decode state: S, K·V numbers per head.
 """

@@ -239,6 +239,7 @@ def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, data_
                 bar.write(f"{name}: failed: {e}", file=sys.stderr)
             else:
                 outcome["rescored" if finished else "ran"].append(p.cell)
+                jax.clear_caches()  # each cell's compiled programs; kept, they exhaust the memory mappings
                 if progress:
                     bar.write(f"{name}: accuracy {result['accuracy']:.3f}, teacher-forced exact "
                               f"{result['teacher_forced_exact']:.3f} ({out})")  # fmt: skip

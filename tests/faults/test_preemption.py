@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import time
 
@@ -27,15 +28,21 @@ def test_a_signal_mid_training_checkpoints_the_last_step_and_the_rerun_matches(s
 
 
 def test_ctrl_c_during_the_first_compile_ends_cleanly(data, reference, tmp_path):
-    """Sent from outside while the first step compiles: no segfault, one line, exit 130."""
-    proc = jaxdp(*TRAIN, "--data", str(data), "--out", str(tmp_path / "run"), compile_cache=False)
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "run" / "protocol.json").exists():  # written just before the compile
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.01)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    rc, _, err = finish(proc)
+    """Sent from outside while the first step compiles: no segfault, one line, exit 130. On a
+    loaded machine the whole run can end before the signal is sent; that attempt proves nothing
+    and is made again (at most three times: a SIGINT that is ignored still fails)."""
+    for _ in range(3):
+        shutil.rmtree(tmp_path / "run", ignore_errors=True)
+        proc = jaxdp(*TRAIN, "--data", str(data), "--out", str(tmp_path / "run"), compile_cache=False)
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "run" / "protocol.json").exists():  # written just before the compile
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        rc, _, err = finish(proc)
+        if rc != 0:  # 0: the run ended before the signal came
+            break
     assert rc == 130 and one_line(err).startswith("interrupted (SIGINT)"), (rc, err)
     assert train_run(data, tmp_path / "run")[0] == 0
     assert_same_as_reference(tmp_path / "run", reference)

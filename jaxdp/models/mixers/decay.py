@@ -25,10 +25,14 @@ from jaxdp.models.mixers.linear import LinearState, feature_map, readout
 from jaxdp.models.mixers.softmax import pad_length
 
 
+def masked_exp(diff: Array, mask) -> Array:
+    """e^{diff} where `mask`, else 0; the exponential never sees an unmasked (possibly large) diff."""
+    return jnp.where(mask, jnp.exp(jnp.where(mask, diff, 0.0)), 0.0)
+
+
 def decay_matrix(c_BxLxH: Array, mask) -> Array:
     """e^{c_i - c_j} where mask[i, j], else 0: [B, H, L, L]."""
-    diff = jnp.moveaxis(c_BxLxH[:, :, None, :] - c_BxLxH[:, None, :, :], -1, 1)
-    return jnp.where(mask, jnp.exp(jnp.where(mask, diff, 0.0)), 0.0)
+    return masked_exp(jnp.moveaxis(c_BxLxH[:, :, None, :] - c_BxLxH[:, None, :, :], -1, 1), mask)
 
 
 def decay_quadratic(q, k, v, log_gates_BxLxH) -> Array:
@@ -77,7 +81,7 @@ def decay_chunked(q, k, v, log_gates_BxLxH, *, chunk_size: int) -> Array:
                                jnp.einsum("bnch,bnchk->bnhk", to_end, fk))  # fmt: skip
     diff = jnp.moveaxis(ell[:, :, :, None] - ell[:, :, None, :], -1, 2)  # [Bt, n, H, C, C]
     mask = causal_mask(C)
-    a = jnp.einsum("bnchk,bndhk->bnhcd", fq, fk) * jnp.where(mask, jnp.exp(jnp.where(mask, diff, 0.0)), 0.0)
+    a = jnp.einsum("bnchk,bndhk->bnhcd", fq, fk) * masked_exp(diff, mask)
     from_start = jnp.exp(ell)  # decay from the chunk's start through position i
     num = jnp.einsum("bnch,bnchk,bnhkv->bnchv", from_start, fq, s_in) + jnp.einsum("bnhcd,bndhv->bnchv", a, vc)
     den = jnp.einsum("bnch,bnchk,bnhk->bnch", from_start, fq, z_in) + jnp.einsum("bnhcd->bnch", a)

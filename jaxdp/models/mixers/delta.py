@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from jaxdp.models.masks import causal_mask
 from jaxdp.models.mixers.base import Array
+from jaxdp.models.mixers.decay import masked_exp
 from jaxdp.models.mixers.softmax import pad_length
 
 
@@ -132,7 +133,7 @@ def delta_chunked(q, k, v, beta_BxLxH, log_alpha_BxLxH=None, *, chunk_size: int)
     rhs = beta[..., None] * jnp.concatenate([vc, jnp.exp(g)[..., None] * kc], axis=-1)
     solved = delta_inverse(kc, beta, g) @ rhs
     u0, w = solved[..., : v.shape[-1]], solved[..., v.shape[-1]:]
-    p = jnp.einsum("...ck,...dk->...cd", qc, kc) * jnp.where(causal, jnp.exp(jnp.where(causal, diff, 0.0)), 0.0)
+    p = jnp.einsum("...ck,...dk->...cd", qc, kc) * masked_exp(diff, causal)
     qg, k_end = jnp.exp(g)[..., None] * qc, jnp.exp(g[..., -1:] - g)[..., None] * kc
     gamma_c = jnp.exp(g[..., -1])[..., None, None]
 

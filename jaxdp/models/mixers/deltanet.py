@@ -103,7 +103,7 @@ class DeltaNet(Chunked):
         beta = tokens * (2.0 * D * H + 4.0 * H)
         inputs = tokens * (3 * SILU * D + 6.0 * D)  # SiLU on q, k, v; two l2norms
         if self.gated:
-            return beta + inputs + decay_flops(config, tokens) + gate_flops(config, tokens, per_head=True)
+            return beta + inputs + decay_flops(config, tokens) + gate_flops(config, tokens)
         return beta + inputs + tokens * 5.0 * D  # RMSNorm
 
     def flops(self, config, L):

@@ -98,11 +98,11 @@ class Mamba2(Chunked):
 
     def flops(self, config, L):
         items = ssd_items(config, L, config.options.form, config.options.chunk_size)
-        return {**items, "aux": decay_flops(config, L) + gate_flops(config, L, per_head=False)}
+        return {**items, "aux": decay_flops(config, L) + gate_flops(config, L)}
 
     def step_flops(self, config, pos):
         D, K = config.dim, config.head_dim
-        return 4.0 * D * K + 3 * SILU * D + decay_flops(config, 1) + gate_flops(config, 1, per_head=False)
+        return 4.0 * D * K + 3 * SILU * D + decay_flops(config, 1) + gate_flops(config, 1)
 
     def state_size(self, config, t):
         return config.head_dim**2

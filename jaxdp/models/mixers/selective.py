@@ -80,7 +80,7 @@ def gated_rms_norm(o_xHxK: Array, z_xHxK: Array | None, scale: Array, per_head: 
     return (y * g).astype(o_xHxK.dtype)
 
 
-def gate_flops(config, tokens: int, per_head: bool) -> float:
+def gate_flops(config, tokens: int) -> float:
     """FLOPs of the output gate and norm on `tokens` tokens: the D x D projection, SiLU, the
     product, the mean of squares, rsqrt, two scalings."""
     D = config.dim

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from jaxdp.models.masks import causal_mask
 from jaxdp.models.mixers.base import Array
-from jaxdp.models.mixers.decay import chunk_states, decay_matrix
+from jaxdp.models.mixers.decay import chunk_states, decay_matrix, masked_exp
 from jaxdp.models.mixers.softmax import pad_length
 
 
@@ -56,10 +56,8 @@ def ssd_scan(q, k, v, log_a_BxLxH) -> Array:
 
 
 def ssd_quadratic(q, k, v, log_a_BxLxH) -> Array:
-    """The dual form: (Q Kᵀ ∘ decay ∘ causal) V, one L x L matrix per head."""
-    c = jnp.cumsum(log_a_BxLxH, axis=1)
-    a = jnp.einsum("blhk,bshk->bhls", q, k) * decay_matrix(c, causal_mask(q.shape[1]))
-    return jnp.einsum("bhls,bshk->blhk", a, v)
+    """The dual form: (Q Kᵀ ∘ decay ∘ causal) V, one L x L matrix per head (`ssd_weights`)."""
+    return jnp.einsum("bhls,bshk->blhk", ssd_weights(q, k, log_a_BxLxH), v)
 
 
 def ssd_weights(q, k, log_a_BxLxH) -> Array:
@@ -79,7 +77,7 @@ def ssd_chunked(q, k, v, log_a_BxLxH, *, chunk_size: int) -> Array:
     (s_in,) = chunk_states(jnp.exp(total), jnp.einsum("bnch,bnchk,bnchv->bnhkv", jnp.exp(total[:, :, None] - ell), kc, vc))
     mask = causal_mask(C)
     diff = jnp.moveaxis(ell[:, :, :, None] - ell[:, :, None, :], -1, 2)  # [Bt, n, H, C, C]
-    a = jnp.einsum("bnchk,bndhk->bnhcd", qc, kc) * jnp.where(mask, jnp.exp(jnp.where(mask, diff, 0.0)), 0.0)
+    a = jnp.einsum("bnchk,bndhk->bnhcd", qc, kc) * masked_exp(diff, mask)
     out = jnp.einsum("bnch,bnchk,bnhkv->bnchv", jnp.exp(ell), qc, s_in) + jnp.einsum("bnhcd,bndhv->bnchv", a, vc)
     return out.reshape(Bt, n * C, H, v.shape[-1])[:, :L]
 

@@ -21,7 +21,7 @@ from jaxdp.cli import Parser, add_reporting, add_version, int_at_least, number_i
 from jaxdp.errors import JaxdpError, first_line
 from jaxdp.evaluate import METRICS
 from jaxdp.models import mixers
-from jaxdp.models.config import model_fields
+from jaxdp.models.config import check_model_name
 from jaxdp.protocol import parse_settings, settable
 from jaxdp.pack import AUTO_SIZE, parse_size
 from jaxdp.study import THRESHOLD
@@ -96,7 +96,7 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
 def model_name(text: str) -> str:
     """``--models``: a registered mixer or a hybrid (`jaxdp.models.config.hybrid_plan`)."""
     try:
-        model_fields(text, 2)
+        check_model_name(text)
     except JaxdpError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text

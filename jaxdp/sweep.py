@@ -39,7 +39,7 @@ from jaxdp import files, flops, limits, tasks
 from jaxdp.errors import JaxdpError, ProtocolError, RunBusy, warn
 from jaxdp.evaluate import METRICS
 from jaxdp.models import mixers
-from jaxdp.models.config import ConfigError, ModelConfig, model_fields
+from jaxdp.models.config import ConfigError, ModelConfig, check_model_name
 from jaxdp.plots import series
 from jaxdp.study import select
 from jaxdp.protocol import LATER_FIELDS, LATER_MODEL_FIELDS, Protocol, TrainConfig, run_identity, run_path
@@ -115,7 +115,7 @@ def grid(task_sizes: dict[str, Sequence[int]], models: Sequence[str], dims: dict
     task to its D grid; None in `lrs` or `train_examples` takes the protocol's."""
     for model in models:
         try:
-            model_fields(model, 2)
+            check_model_name(model)
         except ConfigError as error:
             raise ProtocolError(f"unknown model {model!r}; choose from {', '.join(mixers.available())}, "
                                 "or a hybrid such as linear+standard") from error  # fmt: skip

@@ -36,8 +36,8 @@ LEGACY_OPTIONS = {"sparse_form": ("sparse", "form"), "linear_form": ("linear", "
 MAX_SHORT_CONV = 64
 LEGACY_FLAT = ("block_size", "local_blocks", "global_tokens", "chunk_size", "sparse_form", "linear_form")
 
-__all__ = ["ACTIVATIONS", "ConfigError", "DTYPES", "ModelConfig", "NORMS", "default_block_size", "hybrid_plan",
-           "model_fields"]
+__all__ = ["ACTIVATIONS", "ConfigError", "DTYPES", "ModelConfig", "NORMS", "default_block_size", "check_model_name",
+           "hybrid_plan", "model_fields"]
 
 
 def _dtype_name(value: Any) -> Any:
@@ -262,6 +262,12 @@ def model_fields(name: str, num_layers: int) -> dict[str, Any]:
             raise ConfigError(f"model {name!r}: {mixer!r} is not a registered mixer; choose from "
                               f"{', '.join(mixers.available())}, or a hybrid such as linear+standard")  # fmt: skip
     return {"attention": plan[0], "layer_mixers": plan} if plan else {"attention": name}
+
+
+def check_model_name(name: str) -> None:
+    """Refuse a model name that is neither a registered mixer nor a hybrid of them (the number
+    of layers does not matter to that)."""
+    model_fields(name, num_layers=2)
 
 
 def hybrid_name(plan: tuple[str, ...]) -> str:

@@ -1,7 +1,7 @@
 """The GPU check, sized for a 15-minute lease: train tokens/s and MFU of every mixer at the
 paper's shapes in float32 and bfloat16 (through the real training step), greedy-decoding
 throughput, and a Markdown table written row by row. `benchmarks/gpu_check.sh` runs it (training,
-then decoding) after the `gpu` tests and before one `quick` cell of Figure 1.
+then decoding) after the `gpu` tests and before one `gpu`-preset cell of Figure 1.
 
     python benchmarks/gpu_check.py --out benchmarks/results/gpu_check.md
     python benchmarks/gpu_check.py --smoke       # tiny shapes: checks the script on a CPU

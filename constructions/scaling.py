@@ -71,11 +71,11 @@ def fits(table: list[dict], fit_from: int) -> dict[str, tuple[float, float]]:
     return {k: plots.fit_exponent([r["L"] for r in big], [r[k] for r in big]) for k in SERIES + state_series()}
 
 
-PRESETS_FIRST = ("paper", "quick", "cpu", "tiny")  # a sweep's results, most complete protocol first
+PRESETS_FIRST = ("paper", "gpu", "study", "cpu", "tiny")  # a sweep's results, most complete protocol first
 
 
 def find_results(*roots: Path, exp: str = "fig1") -> Path | None:
-    """The first ``runs/<exp>/<preset>/results.csv`` (preset paper, quick, cpu, tiny) under
+    """The first ``runs/<exp>/<preset>/results.csv`` (preset paper, gpu, study, cpu, tiny) under
     `roots` (default: the working directory), or None."""
     for root in roots or (Path.cwd(),):
         for preset in PRESETS_FIRST:

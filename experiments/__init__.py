@@ -1,1 +1,1 @@
-"""The paper's experiments as resumable sweeps: ``python -m experiments.fig1 --preset quick``."""
+"""The paper's experiments as resumable sweeps: ``python -m experiments.fig1 --preset gpu``."""

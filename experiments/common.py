@@ -40,7 +40,7 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
     p = Parser(prog=f"python -m experiments.{name}", description=description)
     add_version(p)
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="protocol and grid (default: quick on a GPU, tiny otherwise)")  # fmt: skip
+                   help="protocol and grid (default: gpu on a GPU, tiny otherwise)")  # fmt: skip
     cpu_tasks, cpu_models = (" ".join(preset_choice(PRESETS["cpu"], field, name, default))
                              for field, default in (("tasks", tasks), ("models", models)))  # fmt: skip
     p.add_argument("--tasks", nargs="+", default=None,
@@ -57,17 +57,9 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
     p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=[0], help="training seeds (default: 0)")
     p.add_argument("--lrs", nargs="+", type=number_in(0), default=None, metavar="LR",
                    help="learning rates, each its own run; a cell's result is its best by validation score "
-                        "(default: the protocol's lr)")  # fmt: skip
+                        "(default: the preset's per mixer, else the protocol's lr)")  # fmt: skip
     p.add_argument("--train-examples", nargs="+", type=int_at_least(1), default=None, metavar="N",
                    help="training-set sizes, each its own series (default: the protocol's train_examples)")
-    p.add_argument("--search", action="store_true",
-                   help="per (task, size, model, seed), bisect the D grid for the smallest D reaching --threshold "
-                        "(by validation score), training only the D it visits: about log2(G) + 1 of G")  # fmt: skip
-    p.add_argument("--pack", type=pack_size, default="auto", metavar="auto|off|K",
-                   help="train K runs of a cell that differ only in seed or lr as one vmapped program (auto: "
-                        f"{AUTO_SIZE} on a GPU or TPU, off on a CPU, where it gains nothing)")  # fmt: skip
-    p.add_argument("--threshold", type=number_in(0, 1), default=THRESHOLD,
-                   help=f"the score a min D must reach, in (0, 1] (default: {THRESHOLD:g}, the paper's 90%%)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help=f"change a protocol field (repeatable): {', '.join(settable())}, <mixer>.<option> or "
                         "<task>.<option>")  # fmt: skip
@@ -85,12 +77,31 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
                    help="jax's persistent compilation cache, shared by reruns and shards "
                         "(default: <out>/compile-cache; 'none': off)")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="list the cells and the estimated cost, then exit")
+    p.add_argument("--collect", action="store_true",
+                   help="train nothing: write results.csv, the tables and figures from the cells that have a result "
+                        "(a study's partial results while it runs)")  # fmt: skip
     p.add_argument("--yes", action="store_true",
-                   help="start anyway a GPU-scale preset (quick, paper) on a CPU, or a grid estimated at days")  # fmt: skip
+                   help="start anyway a GPU-scale preset (gpu, paper) on a CPU, or a grid estimated at days")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_search_arguments(p)
     add_reporting(p)
     launch.add_arguments(p)
     return p
+
+
+def add_search_arguments(p: argparse.ArgumentParser) -> None:
+    """``--search``, ``--search-from``, ``--pack`` and ``--threshold``: how the min D is found."""
+    p.add_argument("--search", action="store_true",
+                   help="per (task, size, model, seed), bisect the D grid for the smallest D reaching --threshold "
+                        "(by validation score), training only the D it visits: about log2(G) + 1 of G")  # fmt: skip
+    p.add_argument("--search-from", choices=search.FIRSTS, default=None,
+                   help="where --search starts: the largest D (a column no D reaches costs one probe) or the "
+                        "middle one (large D, the dearest, only where smaller ones fail) (default: the preset's)")  # fmt: skip
+    p.add_argument("--pack", type=pack_size, default="auto", metavar="auto|off|K",
+                   help="train K runs of a cell that differ only in seed or lr as one vmapped program (auto: "
+                        f"{AUTO_SIZE} on a GPU or TPU, off on a CPU, where it gains nothing)")  # fmt: skip
+    p.add_argument("--threshold", type=number_in(0, 1), default=THRESHOLD,
+                   help=f"the score a min D must reach, in (0, 1] (default: {THRESHOLD:g}, the paper's 90%%)")
 
 
 def model_name(text: str) -> str:
@@ -118,7 +129,7 @@ def preset_choice(preset: Preset, field: str, script: str, default: tuple[str, .
 
 
 def preset_from_args(args) -> Preset:
-    preset = PRESETS[args.preset or ("quick" if gpu_present() else "tiny")]
+    preset = PRESETS[args.preset or ("gpu" if gpu_present() else "tiny")]
     settings = parse_settings(args.set)
     if args.checkpoint_every is not None:
         settings["checkpoint_every"] = args.checkpoint_every
@@ -131,7 +142,13 @@ def grid_from_args(args, preset: Preset) -> list[sweep.Cell]:
         raise JaxdpError(f"--tasks: unknown task {unknown[0]!r}; choose from {', '.join(preset.sizes)}")
     sizes = {t: tuple(args.sizes) if args.sizes else preset.sizes[t] for t in args.tasks}
     dims = {t: tuple(args.dims) if args.dims else preset.dims[t] for t in args.tasks}
-    return sweep.grid(sizes, args.models, dims, args.seeds, args.lrs or (None,), args.train_examples or (None,))
+    examples = args.train_examples or (None,)
+    if args.lrs or not preset.lrs:
+        return sweep.grid(sizes, args.models, dims, args.seeds, args.lrs or (None,), examples)
+    cells = [cell for model in args.models
+             for cell in sweep.grid(sizes, [model], dims, args.seeds, preset.lrs.get(model, (None,)), examples)]
+    order = {(t, s): i for i, (t, s) in enumerate((t, s) for t in sizes for s in sizes[t])}
+    return sorted(cells, key=lambda c: order[(c.task, c.size)])  # by size first, as sweep.grid orders them
 
 
 def main(name: str, description: str, tasks: tuple[str, ...], models: tuple[str, ...], report: Report,
@@ -172,19 +189,27 @@ def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, models) 
     numbers = sweep.estimate(plans, preset.protocol, rate)
     seconds, cost = numbers["seconds"], sweep.describe_estimate(numbers, rate, len(plans))
     print(f"{name}, preset {preset.name}: {cost}", flush=True)
+    first = args.search_from or preset.search_first
     if args.search:
         grid = search.columns(cells).values()
-        most = sum(search.most_probes(len({c.dim for c in col})) * len(col) // len({c.dim for c in col}) for col in grid)
-        print(f"--search: {len(grid)} columns; it trains at most {most} of these {len(cells)} cells", flush=True)
+        most = sum(search.most_probes(len({c.dim for c in col}), first) * len(col) // len({c.dim for c in col})
+                   for col in grid)  # fmt: skip
+        print(f"--search from the {first} D: {len(grid)} columns; it trains at most {most} of these {len(cells)} "
+              "cells", flush=True)  # fmt: skip
     if args.dry_run:
         lines = [f"{exp_dir / p.path}" + (f"  [{p.cell.variant}]" if p.cell.variant else "") for p in plans]
         lines.append(f"{len(plans)} cells, preset {preset.name}")
         return "\n".join(lines + ([dry_run(plans, preset)] if dry_run else [])), 0
-    check_cost(preset, args, rate, seconds)
-    sweep.measure_rate(launch.compile_cache(args))  # kept for the next run, now that this one starts
-    outcome = launch.run(args, exp_dir, cells, preset.protocol, progress=not args.quiet, reporting=logging)
-    written, failure = _write_results(name, args, report, exp_dir, cells, plans, preset)
-    text, code = sweep.summary(name, outcome, len(cells), written)
+    if args.collect:
+        written, failure = _write_results(name, args, report, exp_dir, cells, plans, preset)
+        text, code = f"{name}: --collect: nothing trained; results in {written}" if written else "", 0
+    else:
+        check_cost(preset, args, rate, seconds)
+        sweep.measure_rate(launch.compile_cache(args))  # kept for the next run, now that this one starts
+        outcome = launch.run(args, exp_dir, cells, preset.protocol, progress=not args.quiet, reporting=logging,
+                             first=first)  # fmt: skip
+        written, failure = _write_results(name, args, report, exp_dir, cells, plans, preset)
+        text, code = sweep.summary(name, outcome, len(cells), written)
     if failure:
         print(f"error: {failure}", file=sys.stderr, flush=True)
         return text, 1

@@ -1,8 +1,9 @@
 """Figure 1: accuracy heatmaps (size × D) of the three models on Arithmetic, ED and LIS.
 
-    python -m experiments.fig1                             # the tiny grid on a CPU (quick on a GPU)
-    python -m experiments.fig1 --preset quick              # one GPU, about an hour (target)
-    python -m experiments.fig1 --preset cpu                # the CPU study's LIS slice, 5 mixers (~1 h on 2 cores)
+    python -m experiments.fig1                             # the tiny grid on a CPU (gpu on a GPU)
+    python -m experiments.fig1 --preset gpu                # the paper's sizes on one GPU (packed)
+    python -m experiments.fig1 --preset study --search     # the study's LIS, min D against L (experiments/study.sh)
+    python -m experiments.fig1 --preset cpu                # the 2026-12-02 CPU study's LIS slice, 5 mixers
     python -m experiments.fig1 --preset paper --shard 0/8  # one of 8 workers at the paper's scale
 """
 

@@ -13,7 +13,7 @@ A ``window`` model (``--models window``) gets w = m (``w=m_local``). The table p
 ``--dry-run``) states m, B, k and the window for every such cell.
 
     python -m experiments.fig2                   # the tiny grid on a CPU
-    python -m experiments.fig2 --preset quick --dry-run
+    python -m experiments.fig2 --preset gpu --dry-run
 """
 
 import dataclasses

@@ -2,7 +2,7 @@
 array through submitit (``--launcher submitit``): one array task per shard, each running
 ``jaxdp.sweep.run`` on its cells ``i, i + n, …``, then this process waits for them and collects.
 
-    python -m experiments.fig1 --preset quick --launcher submitit --partition gpu --jobs 8 \\
+    python -m experiments.fig1 --preset gpu --launcher submitit --partition gpu --jobs 8 \\
         --gpus-per-task 1 --time-min 240
 
 ``--cluster`` picks submitit's executor: ``auto`` (SLURM where ``sbatch`` exists, else local
@@ -47,12 +47,13 @@ class Shard:
     timeout, where `checkpoint` hands it back unchanged)."""
 
     def __init__(self, exp_dir: str, cells: list, protocol: Protocol, data_root: str, reporting: dict,
-                 compile_cache: str | None = None, threshold: float | None = None, pack: str | int = 1):  # fmt: skip
-        self.args = (exp_dir, cells, protocol, data_root, reporting, compile_cache, threshold, pack)
+                 compile_cache: str | None = None, threshold: float | None = None, pack: str | int = 1,
+                 first: str = "largest"):  # fmt: skip
+        self.args = (exp_dir, cells, protocol, data_root, reporting, compile_cache, threshold, pack, first)
 
     def __call__(self) -> dict:
-        exp_dir, cells, protocol, data_root, reporting, compile_cache, threshold, pack = self.args
-        return train_cells(exp_dir, cells, protocol, threshold, data_root=data_root, progress=False,
+        exp_dir, cells, protocol, data_root, reporting, compile_cache, threshold, pack, first = self.args
+        return train_cells(exp_dir, cells, protocol, threshold, first, data_root=data_root, progress=False,
                            reporting=reporting, compile_cache=compile_cache, pack=parse_size(str(pack)))  # fmt: skip
 
     def checkpoint(self, *args, **kwargs):
@@ -70,20 +71,22 @@ def check(args) -> None:
         raise JaxdpError(f"--compile-cache: {cache} is a file, not a folder (or pass --compile-cache none)")
 
 
-def train_cells(exp_dir, cells: list, protocol: Protocol, threshold: float | None, **options) -> dict:
-    """`jaxdp.sweep.run`, or with a `threshold` the search (`jaxdp.search.run`)."""
+def train_cells(exp_dir, cells: list, protocol: Protocol, threshold: float | None, first: str = "largest",
+                **options) -> dict:  # fmt: skip
+    """`jaxdp.sweep.run`, or with a `threshold` the search from `first` (`jaxdp.search.run`)."""
     if threshold is None:
         return sweep.run(exp_dir, cells, protocol, **options)
-    return search.run(exp_dir, cells, protocol, threshold=threshold, **options)
+    return search.run(exp_dir, cells, protocol, threshold=threshold, first=first, **options)
 
 
-def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool, reporting: dict) -> dict:
-    """Train `cells` with the launcher `args` name (searching them with ``--search``); the cells
-    by outcome (`sweep.OUTCOMES`)."""
+def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool, reporting: dict,
+        first: str = "largest") -> dict:  # fmt: skip
+    """Train `cells` with the launcher `args` name (searching them from `first` with
+    ``--search``); the cells by outcome (`sweep.OUTCOMES`)."""
     cache = compile_cache(args)
     threshold = args.threshold if args.search else None
     if args.launcher == "inline":
-        return train_cells(exp_dir, cells, protocol, threshold, data_root=args.data_root, progress=progress,
+        return train_cells(exp_dir, cells, protocol, threshold, first, data_root=args.data_root, progress=progress,
                            max_cells=args.max_cells, reporting=reporting, compile_cache=cache,
                            pack=parse_size(str(args.pack)))  # fmt: skip
     import submitit
@@ -99,7 +102,7 @@ def run(args, exp_dir: Path, cells: list, protocol: Protocol, *, progress: bool,
                                name=f"jaxdp-{exp_dir.parent.name}", **_slurm(args))  # fmt: skip
     split = search.shard if args.search else sweep.shard
     shards = [Shard(str(exp_dir), split(cells, f"{i}/{n}"), protocol, args.data_root, reporting, cache, threshold,
-                    args.pack) for i in range(n)]  # fmt: skip
+                    args.pack, first) for i in range(n)]  # fmt: skip
     with executor.batch():
         jobs = [executor.submit(shard) for shard in shards]
     print(f"submitted {n} task(s) to {executor.cluster}: {', '.join(job.job_id for job in jobs)}", flush=True)

@@ -4,17 +4,22 @@
   `jaxdp.protocol` (1M + 100k examples, 100 epochs, batch 512, lr 1e-4, 5 warm-up epochs,
   dropout 0.1), at the paper's sizes and D grids; 1,000 validation examples (the paper has no
   validation split: ours chooses learning rates and stops runs, never the test set).
-* `quick`: a reduced protocol meant for one GPU in about an hour, at the paper's sizes; its D grid
-  reaches 512 (Table 2's linear cells need it).
+* `study`: the protocol the calibration chose (`experiments.calibrate`, benchmarks/RESULTS.md
+  "The study"): a fixed step budget at batch 64, each mixer's own learning rate, the validation
+  stopping rule, no dropout, the paper's tasks. Its grid is this machine's study
+  (`experiments/study.sh`): Figure 1 on LIS from L = 9 to the paper's smallest size (L = 83),
+  Figure 2 with the standard model as control, Table 2 on Arithmetic n = 3..6, D on a geometric
+  grid of ratio 1.5 searched from the middle (`jaxdp.search`).
+* `gpu`: the same protocol at the paper's sizes, D from 16 to 512: the GPU run of the study. Its
+  smallest sizes (LIS(40), Arithmetic(6)) are the study's largest, trained on the 2-core CPU.
 * `tiny`: a CPU-minutes protocol at small sizes (tests, demos); the default without a GPU.
-* `cpu`: the largest study a 2-core CPU trains in about 2 hours (`experiments/cpu_study.sh`,
-  committed in benchmarks/results/cpu/). Figure 1 on LIS only (no locality, the paper's hardest
-  case) at N = 3, 6, 10, 17, so L spans 9..37 (a factor 4), with every paper mixer plus window
-  and retention, D in 16, 32, 64; Figure 2 on ED_local and ED at n = 2, 3 with the paper's
-  pair, sparse (both windows) and linear, at D in 16, 32 (its cells are up to 2.3x longer). 16k examples, 12 epochs, batch 64, lr 3e-3 (3e-3 trains LIS(13)
-  to 0.89 where 1e-3 gives 0.65, measured), no dropout, LIS values from 50 numbers.
+* `cpu`: the 2026-12-02 CPU study (`experiments/cpu_study.sh`, committed in
+  benchmarks/results/cpu/), kept to reproduce it. Figure 1 on LIS only at N = 3, 6, 10, 17
+  (L = 9..37), every paper mixer plus window and retention, D in 16, 32, 64; Figure 2 on
+  ED_local and ED at n = 2, 3, D in 16, 32. 16k examples, 12 epochs, batch 64, lr 3e-3, no
+  dropout, LIS values from 50 numbers (an easier task than the paper's 149).
 
-`quick` and `paper` are GPU jobs: on a CPU the scripts print their estimated cost and start only
+`gpu` and `paper` are GPU jobs: on a CPU the scripts print their estimated cost and start only
 with ``--yes``.
 """
 
@@ -27,6 +32,30 @@ from jaxdp.protocol import Protocol, TrainConfig
 from jaxdp.tasks import PAPER_SIZES
 
 ALL_DIMS = (32, 64, 128, 256, 512, 1024)
+#: the study's D grid: geometric with ratio at most 1.5, so a min D is known within a factor 1.5
+STUDY_DIMS = (8, 12, 16, 24, 32, 48, 64, 96, 128)
+GPU_DIMS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+#: the study's step budget at batch 64 (`experiments.calibrate` measured where it stops paying)
+STUDY_STEPS, STUDY_BATCH = 8_000, 64
+STUDY_MIXERS = ("standard", "sparse", "linear", "mamba2", "gated_deltanet")
+#: each mixer's learning rate, the best by validation score in `experiments.calibrate`
+STUDY_LRS = {name: (1e-2,) for name in STUDY_MIXERS}
+
+
+def study_protocol(train_examples: int = 64_000, steps: int = STUDY_STEPS) -> Protocol:
+    """The study's protocol with `steps` training steps over `train_examples` examples (epochs
+    = steps · batch / examples, which must divide), warm-up 1/32 of the run, the validation
+    stopping rule (`jaxdp.stopping`) checked every 500 steps on 512 examples with a plateau of 8
+    checks (4,000 steps: with 5 checks of 256, one lucky check stopped a run that was still
+    climbing, measured), no dropout, 1,000 validation and
+    1,000 test examples, the paper's task (the benchmark's LIS value range)."""
+    epochs, rest = divmod(steps * STUDY_BATCH, train_examples)
+    if rest or not epochs:
+        raise ValueError(f"train_examples: {train_examples} does not divide {steps} steps x batch {STUDY_BATCH}")
+    train = TrainConfig(epochs=epochs, batch_size=STUDY_BATCH, lr=1e-2, warmup_epochs=epochs / 32, check_every=500,
+                        check_examples=512, plateau_checks=8)
+    return Protocol(train=train, model={"dropout": 0.0}, train_examples=train_examples, test_examples=1_000,
+                    valid_examples=1_000)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +69,10 @@ class Preset:
     # given; a script the preset does not name runs its own defaults
     tasks: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     models: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # mixer -> the learning rates its cells train at when --lrs is not given (a calibration's
+    # best per mixer); a mixer not named trains at the protocol's lr
+    lrs: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+    search_first: str = "largest"  # where --search starts (`jaxdp.search.FIRSTS`)
 
 
 PRESETS = {
@@ -48,11 +81,13 @@ PRESETS = {
         # Arithmetic stops at 512: "all the models have already performed well in 512" (§6.1)
         dims={"arithmetic": ALL_DIMS[:5], "lis": ALL_DIMS, "ed": ALL_DIMS, "ed_local": ALL_DIMS},
     ),
-    "quick": Preset(
-        "quick",
-        Protocol(train=TrainConfig(epochs=5, batch_size=256, lr=5e-4, warmup_epochs=1, eval_examples=1_000),
-                 train_examples=50_000, test_examples=2_000, valid_examples=1_000),
-        sizes=dict(PAPER_SIZES), dims={name: ALL_DIMS[:5] for name in PAPER_SIZES}, gpu_scale=True,
+    "gpu": Preset(
+        # the study's calibrated protocol at the paper's sizes, D up to 512 (Table 2's linear
+        # cells need it); its smallest sizes are the study's largest, trained on this CPU
+        "gpu", study_protocol(), sizes=dict(PAPER_SIZES), dims={name: GPU_DIMS for name in PAPER_SIZES},
+        gpu_scale=True, tasks={"fig2": ("ed_local", "ed"), "scaling": ("lis",), "mixers": ("lis",)},
+        models={"fig1": STUDY_MIXERS[:3], "fig2": ("standard", "sparse", "linear"), "mixers": STUDY_MIXERS},
+        lrs=STUDY_LRS, search_first="middle",
     ),
     "tiny": Preset(
         "tiny",
@@ -61,6 +96,17 @@ PRESETS = {
                  task_options={"lis": {"value_range": 16}}),
         sizes={"arithmetic": (2, 3), "lis": (4, 6), "ed": (3, 4), "ed_local": (3, 4)},
         dims={name: (16, 32) for name in PAPER_SIZES},
+    ),
+    "study": Preset(
+        "study", study_protocol(),
+        # L = 2N + 3 = 9, 15, 23, 37, 53, 83 (the paper's smallest, N = 40); Arithmetic n = 3..6
+        # reaches the paper's L = 87; ED and ED_local where the standard model solves ED
+        sizes={"lis": (3, 6, 10, 17, 25, 40), "arithmetic": (3, 4, 5, 6), "ed": (2, 3, 4), "ed_local": (2, 3, 4)},
+        dims={name: STUDY_DIMS for name in PAPER_SIZES},
+        tasks={"fig1": ("lis",), "fig2": ("ed_local", "ed"), "scaling": ("lis",), "mixers": ("lis",)},
+        models={"fig1": STUDY_MIXERS, "scaling": STUDY_MIXERS, "mixers": STUDY_MIXERS,
+                "fig2": ("standard", "sparse", "linear")},
+        lrs=STUDY_LRS, search_first="middle",
     ),
     "cpu": Preset(
         "cpu",

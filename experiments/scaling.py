@@ -2,7 +2,7 @@
 log-log fit of the exponent (theory: 1/2 for the efficient models). Shares its runs with fig1.
 L is each task's longest sequence without <eos> (our max_len − 1).
 
-    python -m experiments.scaling --preset quick
+    python -m experiments.scaling --preset gpu
 """
 
 import sys

@@ -4,7 +4,7 @@ runs with fig1 (the Arithmetic column). The paper counts 2·N·L at its own leng
 L, and the smallest D that reached 90%.
 
     python -m experiments.table2 --preset paper --dry-run   # the paper's cells from jaxdp.flops
-    python -m experiments.table2 --preset quick             # fill the table from results
+    python -m experiments.table2 --preset gpu             # fill the table from results
 """
 
 import csv

@@ -218,7 +218,9 @@ def scaling_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: st
         pts = ", ".join(f"({L}, {CENSOR_MARKS[c]}{D})" for L, D, c in points)
         lines.append(f"| {task} | {model} | {pts} | {exponent_label([(L, D) for L, D, c in points if not c])} | "
                      f"{bootstrap_label(by_seed.get((task, model), {}))} |")  # fmt: skip
-    return "\n".join(lines) + "\n\nTheory (Theorem 4.2 / 4.4): D = Θ̃(sqrt L) for the efficient models, exponent 0.5."
+    return "\n".join(lines) + ("\n\nTheory: exponent 0 for the standard model (Theorem 4.1: a D independent of L "
+                              "solves the DP), 1/2 for sparse and linear (Theorem 4.2: D = O(sqrt L) suffices; Theorem "
+                              "4.4: Ω̃(sqrt L) is needed, in the paper's regression setting with log precision).")
 
 
 def bootstrap_label(per_length: dict[int, list[int]]) -> str:
@@ -375,3 +377,28 @@ def table2_markdown(entries: Sequence[dict], threshold: float = THRESHOLD) -> st
                          f"{e['paper_gflops']:.3f} · full {e['forward_gflops']:.3f} · D={e['dim']}")  # fmt: skip
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def calibration(rows: Sequence[dict], path: str | Path, metric: str = "valid_accuracy") -> Path:
+    """A calibration's picture (`experiments.calibrate`): one panel per probe (model, D),
+    `metric` against the training-set size, one line per (step budget, lr), the mean over
+    seeds with bars from the lowest seed to the highest."""
+    plt = pyplot()
+    probes = sorted({(r["model"], r["dim"]) for r in rows})
+    fig, axes = plt.subplots(1, len(probes), squeeze=False, figsize=(3.6 * len(probes), 3.0))
+    for ax, (model, dim) in zip(axes[0], probes):
+        lines: dict[tuple[int, float], dict[int, list[float]]] = {}
+        for r in rows:
+            if (r["model"], r["dim"]) == (model, dim):
+                steps = r["epochs"] * r["train_examples"] // r["batch_size"]
+                lines.setdefault((steps, r["lr"]), {}).setdefault(r["train_examples"], []).append(r[metric])
+        for (steps, lr), by_n in sorted(lines.items()):
+            xs = sorted(by_n)
+            mean = np.array([np.mean(by_n[n]) for n in xs])
+            spread = [mean - [min(by_n[n]) for n in xs], [max(by_n[n]) for n in xs] - mean]
+            ax.errorbar(xs, mean, yerr=spread, fmt="o-", ms=3, capsize=2, label=f"{steps:,} steps, lr {lr:g}")
+        ax.axhline(THRESHOLD, color="grey", lw=0.6, ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set(title=f"{model}, D = {dim}", xlabel="training examples", ylabel=metric, ylim=(-0.05, 1.05))
+        ax.legend(fontsize=6)
+    return save_figure(fig, path)

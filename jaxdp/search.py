@@ -3,9 +3,13 @@
 A *column* is one (task, size, model, variant, training examples, seed) with its sorted D grid;
 a *probe* of D trains that D at every learning rate of the grid and reads the best one's
 validation score (`jaxdp.study.select`, `jaxdp.study.score`). Assuming the score grows with
-D, `next_dim` first probes the largest D (if it fails, the column is censored above: no D of
-the grid reaches) and then bisects, so a column of G values costs at most ⌈log₂ G⌉ + 1 probes
-(`most_probes`) instead of G. The next probe is a function of the finished probes alone, and
+D, `next_dim` bisects the grid. Where it starts is the search's `first` (`FIRSTS`):
+
+* ``largest``: probe the largest D first (if it fails, the column is censored above after one
+  probe), then bisect below it: at most ⌈log₂ G⌉ + 1 probes of G;
+* ``middle``: plain bisection from the middle D: at most ⌈log₂ (G + 1)⌉ probes, and the largest
+  D is trained only when every smaller probe failed. Cheaper where most columns reach within the
+  grid (large D cost the most), dearer where most do not. The next probe is a function of the finished probes alone, and
 finished cells are skipped (`jaxdp.sweep.run`), so a search cut off anywhere and run again
 follows the same path and trains only what is missing. `shard` splits a grid by columns.
 
@@ -46,23 +50,34 @@ def shard(cells: Sequence[Cell], spec: str | None) -> list[Cell]:
     return [cell for key in sweep.shard(list(grid), spec) for cell in grid[key]]
 
 
-def most_probes(grid_size: int) -> int:
-    """The most D values one column's search visits: ⌈log₂ G⌉ + 1."""
+FIRSTS = ("largest", "middle")
+
+
+def most_probes(grid_size: int, first: str = "largest") -> int:
+    """The most D values one column's search visits: ⌈log₂ G⌉ + 1 (``largest`` first) or
+    ⌈log₂ (G + 1)⌉ (``middle``)."""
+    if first == "middle":
+        return math.ceil(math.log2(grid_size + 1))
     return math.ceil(math.log2(grid_size)) + 1 if grid_size > 1 else 1
 
 
-def next_dim(dims: Sequence[int], reached: dict[int, bool]) -> int | None:
+def next_dim(dims: Sequence[int], reached: dict[int, bool], first: str = "largest") -> int | None:
     """The next D to probe, given the probes done (`reached`: D -> reached the threshold), or
-    None when the search is over: the largest D first, then bisection below the smallest D
-    known to reach."""
+    None when the search is over: bisection for the smallest D that reaches, from the largest D
+    or from the middle one (`first`)."""
+    if first not in FIRSTS:
+        raise ValueError(f"first: expected one of {', '.join(FIRSTS)}, got {first!r}")
     dims = sorted(dims)
-    if dims[-1] not in reached:
-        return dims[-1]
-    if not reached[dims[-1]]:
-        return None
-    low, high = 0, len(dims) - 1  # dims[high] reaches; every D below dims[low] is known not to
+    if first == "largest":
+        if dims[-1] not in reached:
+            return dims[-1]
+        if not reached[dims[-1]]:
+            return None
+    # every D below dims[low] fails; dims[high] reaches (high == len(dims): none known to)
+    low, high = 0, len(dims) - 1 if reached.get(dims[-1]) else len(dims)
     while low < high:
-        middle = (low + high) // 2
+        # the middle of what is left; with none known to reach, the lower middle of the untried
+        middle = (low + high) // 2 if high < len(dims) else (low + high - 1) // 2
         if dims[middle] not in reached:
             return dims[middle]
         low, high = (low, middle) if reached[dims[middle]] else (middle + 1, high)
@@ -83,8 +98,9 @@ def check(cells: Sequence[Cell]) -> None:
 
 
 def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, threshold: float = study.THRESHOLD,
-        max_cells: int | None = None, progress: bool = True, **run_options) -> dict[str, list[Cell]]:  # fmt: skip
-    """Search every column of `cells` (`next_dim`), training each probe's cells with
+        max_cells: int | None = None, progress: bool = True, first: str = "largest",
+        **run_options) -> dict[str, list[Cell]]:  # fmt: skip
+    """Search every column of `cells` (`next_dim`, from `first`), training each probe's cells with
     `jaxdp.sweep.run` (`run_options`: data_root, reporting, compile_cache). Returns the cells by
     outcome, `jaxdp.sweep.OUTCOMES`, the cells the search did not need as "not_needed"."""
     check(cells)
@@ -96,7 +112,7 @@ def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, thres
     for key, column in grid.items():
         bar.set_description(f"search {column[0].label.rsplit('/d=', 1)[0]}")
         visited, complete = _search_column(exp_dir, column, protocol, threshold, outcome, max_cells, progress,
-                                           run_options)  # fmt: skip
+                                           first, run_options)  # fmt: skip
         if complete:
             outcome["not_needed"] += [c for c in column if c.dim not in visited]
         bar.update(1)
@@ -105,10 +121,10 @@ def run(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol, *, thres
 
 
 def _search_column(exp_dir, column: list[Cell], protocol: Protocol, threshold: float, outcome: dict,
-                   max_cells: int | None, progress: bool, run_options: dict) -> tuple[set[int], bool]:  # fmt: skip
+                   max_cells: int | None, progress: bool, first: str, run_options: dict) -> tuple[set[int], bool]:  # fmt: skip
     """Probe one column until the search ends (complete) or a probe cannot finish now."""
     dims, reached = sorted({c.dim for c in column}), {}
-    while (dim := next_dim(dims, reached)) is not None:
+    while (dim := next_dim(dims, reached, first)) is not None:
         left = None if max_cells is None else max_cells - len(outcome["ran"])
         if left is not None and left <= 0:
             return set(reached), False

@@ -40,16 +40,18 @@ from jaxdp import plots, sweep
 
 SMOKE = os.environ.get("JAXDP_SMOKE") == "1"  # the test suite's quick mode: sizes up to n = 60
 REPO = Path(scaling.__file__).resolve().parents[1]  # the checkout (jaxdp is installed editable)
-BUNDLED = REPO / "benchmarks" / "results" / "cpu" / "fig1" / "results.csv"  # the committed CPU study
+COMMITTED = REPO / "benchmarks" / "results"
+BUNDLED = next(p for p in (COMMITTED / "study" / "fig1" / "results.csv", COMMITTED / "cpu" / "fig1" / "results.csv")
+               if p.exists())  # the committed study (else the 2026-12-02 CPU study)
 
 # %% [markdown]
 # ## Trained models
 #
-# The first `runs/fig1/<preset>/results.csv` found (preset paper, quick, cpu, then tiny; here or
-# in the checkout), else the committed CPU study: `python -m experiments.fig1 --preset cpu`, LIS
-# with N = 3, 6, 10, 17 (L = 9 … 37) and five mixers on 2 CPU cores (`benchmarks/RESULTS.md`, "The
-# CPU study"). At such small L it shows the method and the direction of the effect, not the
-# paper's numbers.
+# The first `runs/fig1/<preset>/results.csv` found (preset paper, gpu, study, cpu, then tiny;
+# here or in the checkout), else the committed study: `bash experiments/study.sh`, LIS from
+# L = 9 towards the paper's smallest size with five mixers on 2 CPU cores, min D searched
+# (`benchmarks/RESULTS.md`, "The study"). It shows the method and how the min D moves with L at
+# these sizes, not the paper's numbers at its own.
 
 # %%
 results = scaling.find_results(Path.cwd(), Path.cwd().parent, REPO) or BUNDLED

@@ -15,7 +15,7 @@ def test_data_command_as_a_user_runs_it(tmp_path):
     cmd = [sys.executable, "-m", "jaxdp", "data", "--task", "lis", "--size", "8", "--train", "500", "--test", "50", "--out", str(out)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip().splitlines()[-1].startswith("lis(8, value_range=200): 500 train + 50 test examples")
+    assert run.stdout.strip().splitlines()[-1].startswith("lis(8, value_range=149): 500 train + 50 test examples")
     assert len(dataset.load(out / "train.npz")) == 500
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert "already built, loaded and checked" in again.stdout
@@ -59,7 +59,7 @@ def test_show_and_options(capsys):
 def test_show_prints_the_task_header_before_its_examples(capsys):
     assert cli.main(["show", "--task", "lis", "--size", "4", "--count", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("lis(4, value_range=200): vocabulary 207 tokens, max_len 12")
+    assert lines[0].startswith("lis(4, value_range=149): vocabulary 156 tokens, max_len 12")
     assert [i for i, line in enumerate(lines) if "prompt:" in line] == [1, 4]
 
 

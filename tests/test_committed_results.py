@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from experiments import common, fig1, fig2
-from jaxdp import plots, sweep
+from jaxdp import plots, search, study, sweep
 
 STUDY = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "cpu"
 SCRIPTS = {"fig1": (fig1.TASKS, fig1.MODELS, common.grid_from_args), "fig2": (fig2.TASKS, fig2.MODELS, fig2.cells)}
@@ -51,16 +51,52 @@ def test_committed_min_d_table_and_heatmap_follow_from_the_rows(script):
     assert (STUDY / script / f"{script}.png").stat().st_size > 10_000
 
 
-def test_the_committed_gpu_cell_is_the_quick_cell_gpu_check_runs():
-    """benchmarks/results/gpu/fig1_results.csv (`benchmarks/gpu_check.sh` on an H200) holds the one
-    `quick` Figure 1 cell the script asks for, under the current protocol's digest."""
-    flags = ["--preset", "quick", "--yes", "--tasks", "lis", "--models", "standard", "--sizes", "10", "--dims", "64"]
-    assert " ".join(flags[2:]) in (STUDY.parent.parent / "gpu_check.sh").read_text().replace("--quiet ", "")
-    args = common.parser("fig1", "", fig1.TASKS, fig1.MODELS).parse_args(flags)
-    preset, cells = common.resolve("fig1", args, fig1.TASKS, fig1.MODELS, common.grid_from_args)
-    (plan,) = sweep.validate(cells, preset.protocol)
-    (row,) = sweep.read_csv(STUDY.parent / "gpu" / "fig1_results.csv")
-    assert key(row["task"], row["size"], row["model"], row["variant"], row["dim"], row["seed"]) == \
-        key(plan.cell.task, plan.cell.size, plan.cell.model, plan.cell.variant, plan.cell.dim, plan.cell.seed)
-    assert row["digest"] == Path(plan.path).name
-    assert (STUDY.parent / "gpu" / "fig1_min_d.md").read_text() == plots.min_d_table([row]) + "\n"
+# ------------------------------------------------------------------------ the searched study
+
+SEARCHED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "study"
+SEARCH_SCRIPTS = {"fig1": (fig1.TASKS, fig1.MODELS, common.grid_from_args),
+                  "fig2": (fig2.TASKS, fig2.MODELS, fig2.cells),
+                  "table2": (("arithmetic",), ("standard", "linear", "sparse"), common.grid_from_args)}  # fmt: skip
+PARTS = sorted(p.parent.name for p in SEARCHED.glob("*/command.txt"))
+
+
+def searched_grid(part: str):
+    """The preset, cells and `--search-from` of the command that collected a committed part."""
+    argv = (SEARCHED / part / "command.txt").read_text().split()
+    script = argv[2].removeprefix("experiments.")
+    tasks, models, make_cells = SEARCH_SCRIPTS[script]
+    args = common.parser(script, "", tasks, models).parse_args(argv[3:])
+    assert args.search and not args.shard, "a committed study part is collected over its whole grid, searched"
+    preset, cells = common.resolve(script, args, tasks, models, make_cells)
+    return preset, cells, args.search_from or preset.search_first, args.threshold
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_each_committed_study_column_is_the_path_its_search_takes(part):
+    """Every row is a cell of the committed command's grid under its current digest, and each
+    column holds exactly the D its search visits given the committed scores: all of them when the
+    column is finished, the probes so far when the study is still running (then its next D is
+    missing, never a D off the path)."""
+    preset, cells, first, threshold = searched_grid(part)
+    path = SEARCHED / part / "results.csv"
+    with open(path, newline="") as handle:
+        assert tuple(next(csv.reader(handle))) == sweep.CSV_FIELDS
+    rows = sweep.read_csv(path)
+    digests = {Path(p.path).name: p.cell for p in sweep.validate(cells, preset.protocol)}
+    assert all(r["digest"] in digests for r in rows), "a row of another protocol or outside the grid"
+    assert len({r["digest"] for r in rows}) == len(rows)
+    for key, column in search.columns(cells).items():
+        mine: dict[int, list[dict]] = {}  # D -> its runs (one per learning rate)
+        for r in rows:
+            if search.column_key(digests[r["digest"]]) == key:
+                mine.setdefault(r["dim"], []).append(r)
+        dims, reached = sorted({c.dim for c in column}), {}
+        while (d := search.next_dim(dims, reached, first)) is not None and d in mine:
+            reached[d] = study.score(study.select(mine[d])[0]) >= threshold
+        assert set(mine) == set(reached), (key, sorted(mine), sorted(reached))
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_committed_study_tables_follow_from_the_rows(part):
+    rows = sweep.read_csv(SEARCHED / part / "results.csv")
+    assert (SEARCHED / part / "min_d.md").read_text() == plots.min_d_table(rows) + "\n"

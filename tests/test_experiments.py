@@ -46,9 +46,9 @@ def test_without_a_gpu_the_default_is_tiny_and_gpu_presets_need_yes(capsys):
     assert fig1.main(["--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "fig1, preset tiny: estimated cost:" in out and "36 cells, preset tiny" in out
-    assert fig1.main(["--preset", "quick", "--out", "/nonexistent/never-written"]) == 2
+    assert fig1.main(["--preset", "gpu", "--out", "/nonexistent/never-written"]) == 2
     captured = capsys.readouterr()
-    assert "preset quick: estimated cost: 180 cells" in captured.out
+    assert "preset gpu: estimated cost: 396 cells" in captured.out  # 3 tasks x 4 sizes x 3 models x 11 D
     assert "pass --yes" in captured.err and len(captured.err.strip().splitlines()) == 1
     assert not Path("/nonexistent/never-written").exists()
 
@@ -64,8 +64,12 @@ def test_the_cpu_preset_runs_lis_over_a_factor_4_in_l_with_the_new_mixers(capsys
     assert "16 cells, preset cpu" in capsys.readouterr().out  # 4 LIS sizes x 3 dims + 2 ED sizes x 2 dims
 
 
-def test_quick_reaches_d_512():
-    assert max(presets.PRESETS["quick"].dims["arithmetic"]) == 512
+def test_the_gpu_preset_reaches_d_512_on_the_studys_protocol():
+    gpu, study = presets.PRESETS["gpu"], presets.PRESETS["study"]
+    assert max(gpu.dims["arithmetic"]) == 512 and gpu.protocol == study.protocol and gpu.lrs == study.lrs
+    for dims in (*gpu.dims.values(), *study.dims.values()):
+        assert all(1 < b / a <= 1.5 for a, b in zip(dims, dims[1:])), dims  # geometric, ratio at most 1.5
+    assert min(gpu.sizes["lis"]) == max(study.sizes["lis"]) and min(gpu.sizes["arithmetic"]) == max(study.sizes["arithmetic"])
 
 
 def test_table2_dry_run_prints_the_papers_cells(capsys):
@@ -103,7 +107,7 @@ def test_results_driven_table2_uses_the_papers_lengths():
 
 
 def test_fig2_windows_cover_the_locality(capsys):
-    assert fig2.main(["--preset", "quick", "--dry-run"]) == 0
+    assert fig2.main(["--preset", "gpu", "--dry-run"]) == 0
     out = capsys.readouterr().out
     table = [line.split("|")[1:-1] for line in out.splitlines() if re.match(r"\| ed(_local)? \| \d", line)]
     rows = [dict(zip(("task", "size", "L", "m", "model", "variant", "B", "k", "kB", "covers"), (c.strip() for c in r)))
@@ -142,6 +146,7 @@ def test_demo_trains_three_models_and_draws_the_heatmap(tmp_path):
                            "--runs", str(tmp_path / "runs")], capture_output=True, text=True, timeout=900, cwd=ROOT)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| lis | 6 | standard |" in proc.stdout and "teacher_forced_exact" in proc.stdout
+    assert "These are short runs" in proc.stdout
     assert (tmp_path / "runs" / "demo.png").stat().st_size > 1000
     assert len((tmp_path / "runs" / "results.csv").read_text().splitlines()) == 7
 

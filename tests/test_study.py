@@ -155,15 +155,31 @@ def test_the_stopping_rule_stops_where_it_says_and_a_cut_run_resumes_exactly(lis
 
 
 @pytest.mark.parametrize("G", range(1, 10))
-def test_bisection_finds_the_threshold_of_every_monotone_grid_within_its_probe_budget(G):
+@pytest.mark.parametrize("start", search.FIRSTS)
+def test_bisection_finds_the_threshold_of_every_monotone_grid_within_its_probe_budget(G, start):
     dims = [8 * 2**i for i in range(G)]
+    budget = math.ceil(math.log2(G)) + 1 if G > 1 else 1
+    if start == "middle":
+        budget = math.ceil(math.log2(G + 1))
     for first in range(G + 1):  # dims[first:] reach; first == G: none does
         reached, visits = {}, 0
-        while (d := search.next_dim(dims, reached)) is not None:
+        while (d := search.next_dim(dims, reached, start)) is not None:
+            assert d not in reached, "a D probed twice"
             reached[d] = dims.index(d) >= first
             visits += 1
-        assert visits <= search.most_probes(G) == (math.ceil(math.log2(G)) + 1 if G > 1 else 1)
+        assert visits <= search.most_probes(G, start) == budget
         assert search.found_dim(dims, reached) == (dims[first] if first < G else None)
+        if start == "middle" and first < G - 1:
+            assert dims[-1] not in reached, "the largest D trained although a smaller one reaches"
+
+
+def test_a_search_from_the_middle_probes_the_largest_d_only_when_everything_below_fails():
+    dims, reached = [8, 12, 16, 24, 32, 48, 64, 96, 128], {}
+    while (d := search.next_dim(dims, reached, "middle")) is not None:
+        reached[d] = False
+    assert list(reached) == [32, 64, 96, 128] and search.found_dim(dims, reached) is None
+    with pytest.raises(ValueError, match="first: expected one of largest, middle"):
+        search.next_dim(dims, {}, "smallest")
 
 
 def test_search_shards_split_the_grid_by_whole_columns():

@@ -7,9 +7,11 @@ Inputs (the benchmark's distribution): 1–3 planted increasing runs of total le
 [3, N] are written, in order, at t random positions; every other input is uniform. Run lengths:
 one run t; two runs (r, t−r) with r uniform in [1, ⌊t/2⌋+1]; three runs (r1, r2, t−r1−r2) with r1
 uniform in [1, ⌊t/3⌋+1], r2 uniform in [1, ⌊(t−r1)/2⌋+1]. Each run takes distinct values, sorted.
-Values lie in [N+1, N+`value_range`] so they never share a token with the DP values 1..N
-(the benchmark's [N+1, 250) is empty at N = 250). A run longer than `value_range` cannot be
-strictly increasing, so such draws are redrawn (only possible for N > value_range).
+Values lie in [N+1, N+`value_range`] so they never share a token with the DP values 1..N. The
+default, 149 values, is the benchmark's: its generator draws from [N+1, number_range) and its
+training commands set number_range = N + 150 (200, 230, 250 at N = 50, 80, 100). A run longer
+than `value_range` cannot be strictly increasing, so such draws are redrawn (only possible for
+N > value_range, beyond the benchmark's sizes).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class LIS(TaskBase):
     name = "lis"
     MIN_SIZE, MAX_SIZE = 3, 4096
 
-    def __init__(self, size: int, value_range: int = 200):
+    def __init__(self, size: int, value_range: int = 149):
         super().__init__(size)
         if not isinstance(value_range, int) or not 3 <= value_range <= 60000:
             raise ValueError(f"lis: value_range must be an integer in [3, 60000], got {value_range!r}")

@@ -30,7 +30,13 @@ def config(**changes) -> ModelConfig:
     return ModelConfig(**{**dict(dim=32, num_heads=4, max_len=48, vocab_size=13), **small, **changes})
 
 
-@pytest.mark.parametrize("fields", MODELS, ids=IDS)
+#: the last case holds a convolution, a hybrid and both kinds of decode state at once: the first two,
+#: one convolution each, run with -m slow
+DECODE_CASES = [pytest.param(m, id=i, marks=[pytest.mark.slow] if "conv" in i and "sparse" not in i else [])
+                for m, i in zip(MODELS, IDS)]  # fmt: skip
+
+
+@pytest.mark.parametrize("fields", DECODE_CASES)
 def test_decoding_equals_the_full_forward(fields):
     model = build(config(**fields))
     toks = tokens((2, 30))

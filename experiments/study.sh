@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The study: smallest D against L under the calibrated `study` preset (experiments/presets.py),
+# Figure 1 on LIS, Figure 2 with the standard model as control, Table 2 from trained Arithmetic
+# models (benchmarks/RESULTS.md, "The study"). Resumable, in parts, across sessions:
+#
+#     bash experiments/study.sh OUT PART [FLAGS...]
+#
+#     bash experiments/study.sh ~/jaxdp-runs fig1 --seeds 0 1              # LIS, every size, two seeds
+#     bash experiments/study.sh ~/jaxdp-runs fig1 --seeds 0 1 2 --sizes 3 6 10 17 25
+#     bash experiments/study.sh ~/jaxdp-runs fig2 --seeds 0 1
+#     bash experiments/study.sh ~/jaxdp-runs table2 --seeds 0 1
+#
+# PART is fig1, fig2 or table2; FLAGS go to its script (`python -m experiments.PART --help`).
+# Two workers, one per core, search the same grid (`--search`, from the middle D): a column one
+# worker holds is skipped by the other (its run lock), so they share the columns as they come.
+# Then the script once more over the whole grid, which trains what a worker left (none, unless
+# one was cut) and writes results.csv, min_d.md and the figures. Interrupted, it resumes where it
+# stopped when run again (finished cells are skipped, a cut cell resumes from its checkpoint).
+set -euo pipefail
+if [ $# -lt 2 ]; then
+  echo "usage: bash experiments/study.sh OUT PART [FLAGS...]   (PART: fig1, fig2 or table2)" >&2
+  exit 2
+fi
+OUT=$1 PART=$2
+shift 2
+case "$PART" in fig1 | fig2 | table2) ;; *)
+  echo "error: PART must be fig1, fig2 or table2, got '$PART'" >&2
+  exit 2
+  ;;
+esac
+PY=${PYTHON:-python}
+RUN=("$PY" -m "experiments.$PART" --preset study --search --out "$OUT" --data-root "$OUT/data" "$@")
+"${RUN[@]}" --dry-run > /dev/null # a bad flag stops here, in one line, before anything trains
+mkdir -p "$OUT/logs"
+pin() { if command -v taskset > /dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+trap 'kill -TERM $(jobs -p) 2> /dev/null; wait' INT TERM
+pids=()
+for i in 0 1; do
+  pin "$i" "${RUN[@]}" --quiet > "$OUT/logs/$PART.$i.log" 2>&1 &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || true; done # a failed cell is named again by the last pass
+"${RUN[@]}" --quiet

@@ -100,3 +100,22 @@ def test_each_committed_study_column_is_the_path_its_search_takes(part):
 def test_committed_study_tables_follow_from_the_rows(part):
     rows = sweep.read_csv(SEARCHED / part / "results.csv")
     assert (SEARCHED / part / "min_d.md").read_text() == plots.min_d_table(rows) + "\n"
+
+
+def test_the_committed_calibration_is_what_calibrate_reports():
+    """benchmarks/results/study/calibration/ (`python -m experiments.calibrate ... --report`): the
+    columns `collect` writes, every row a cell of the calibration's protocol (its digest under
+    `study_protocol` at its own data size and steps), and the table the report prints."""
+    from experiments import calibrate, presets
+
+    folder = SEARCHED / "calibration"
+    with open(folder / "results.csv", newline="") as handle:
+        assert tuple(next(csv.reader(handle))) == sweep.CSV_FIELDS
+    rows = sweep.read_csv(folder / "results.csv")
+    for r in rows:
+        steps = r["epochs"] * r["train_examples"] // r["batch_size"]
+        cell = sweep.Cell(r["task"], r["size"], r["model"], r["dim"], r["seed"], lr=r["lr"])
+        plan = sweep.plan(cell, presets.study_protocol(r["train_examples"], steps))
+        assert Path(plan.path).name == r["digest"], (cell, steps)
+    assert (folder / "calibration.md").read_text() == calibrate.report(rows) + "\n"
+    assert (folder / "calibration.png").stat().st_size > 10_000

@@ -64,13 +64,13 @@ def test_scaling_command(tmp_path, capsys):
 def test_trained_results_are_found_paper_preset_first(tmp_path, monkeypatch):
     """The fig1 sweep writes runs/fig1/<preset>/results.csv; the most complete preset wins."""
     assert scaling.find_results(tmp_path) is None
-    for preset in ("tiny", "quick"):
+    for preset in ("tiny", "cpu", "study"):
         path = tmp_path / "runs" / "fig1" / preset / "results.csv"
         path.parent.mkdir(parents=True)
         path.write_text("task,size,L,model,dim,seed,accuracy\n")
-    assert scaling.find_results(tmp_path / "elsewhere", tmp_path) == tmp_path / "runs/fig1/quick/results.csv"
+    assert scaling.find_results(tmp_path / "elsewhere", tmp_path) == tmp_path / "runs/fig1/study/results.csv"
     monkeypatch.chdir(tmp_path)
-    assert scaling.find_results() == Path("runs/fig1/quick/results.csv").absolute()
+    assert scaling.find_results() == Path("runs/fig1/study/results.csv").absolute()
 
 
 def test_trained_min_dims_are_read_per_task(tmp_path):

@@ -60,9 +60,9 @@ SEARCH_SCRIPTS = {"fig1": (fig1.TASKS, fig1.MODELS, common.grid_from_args),
 PARTS = sorted(p.parent.name for p in SEARCHED.glob("*/command.txt"))
 
 
-def searched_grid(part: str):
-    """The preset, cells and `--search-from` of the command that collected a committed part."""
-    argv = (SEARCHED / part / "command.txt").read_text().split()
+def searched_grid(folder: Path):
+    """The preset, cells, `--search-from` and threshold of the command that collected a part."""
+    argv = (folder / "command.txt").read_text().split()
     script = argv[2].removeprefix("experiments.")
     tasks, models, make_cells = SEARCH_SCRIPTS[script]
     args = common.parser(script, "", tasks, models).parse_args(argv[3:])
@@ -71,17 +71,15 @@ def searched_grid(part: str):
     return preset, cells, args.search_from or preset.search_first, args.threshold
 
 
-@pytest.mark.parametrize("part", PARTS)
-def test_each_committed_study_column_is_the_path_its_search_takes(part):
-    """Every row is a cell of the committed command's grid under its current digest, and each
-    column holds exactly the D its search visits given the committed scores: all of them when the
-    column is finished, the probes so far when the study is still running (then its next D is
-    missing, never a D off the path)."""
-    preset, cells, first, threshold = searched_grid(part)
-    path = SEARCHED / part / "results.csv"
-    with open(path, newline="") as handle:
+def check_searched_part(folder: Path) -> None:
+    """Every row of ``folder/results.csv`` is a cell of ``folder/command.txt``'s grid under its
+    current digest, and each column holds exactly the D its search visits given those scores:
+    all of them when the column is finished, the probes so far while the study runs (then its
+    next D is missing, never a D off the path)."""
+    preset, cells, first, threshold = searched_grid(folder)
+    with open(folder / "results.csv", newline="") as handle:
         assert tuple(next(csv.reader(handle))) == sweep.CSV_FIELDS
-    rows = sweep.read_csv(path)
+    rows = sweep.read_csv(folder / "results.csv")
     digests = {Path(p.path).name: p.cell for p in sweep.validate(cells, preset.protocol)}
     assert all(r["digest"] in digests for r in rows), "a row of another protocol or outside the grid"
     assert len({r["digest"] for r in rows}) == len(rows)
@@ -94,6 +92,29 @@ def test_each_committed_study_column_is_the_path_its_search_takes(part):
         while (d := search.next_dim(dims, reached, first)) is not None and d in mine:
             reached[d] = study.score(study.select(mine[d])[0]) >= threshold
         assert set(mine) == set(reached), (key, sorted(mine), sorted(reached))
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_each_committed_study_column_is_the_path_its_search_takes(part):
+    check_searched_part(SEARCHED / part)
+
+
+@pytest.mark.slow
+def test_the_path_check_accepts_a_real_search_and_refuses_rows_off_its_path(tmp_path, capsys):
+    """The check above, on a tiny searched sweep: it passes as collected, and fails once the
+    first probe's row is dropped while later probes stay (rows off the search's path)."""
+    flags = "--preset tiny --search --search-from middle --tasks lis --sizes 4 --models standard --dims 8 12 16 24"
+    assert fig1.main([*flags.split(), "--out", str(tmp_path), "--data-root", str(tmp_path / "data"), "--quiet",
+                      "--threshold", "0.2"]) == 0  # fmt: skip
+    part = tmp_path / "fig1" / "tiny"
+    (part / "command.txt").write_text(f"python -m experiments.fig1 {flags} --threshold 0.2\n")
+    check_searched_part(part)
+    rows = sweep.read_csv(part / "results.csv")
+    assert 2 <= len(rows) < 4, "the search visits some D, not all"
+    first = search.next_dim([8, 12, 16, 24], {}, "middle")
+    sweep.write_csv([r for r in rows if r["dim"] != first], part / "results.csv")  # the first probe gone
+    with pytest.raises(AssertionError):
+        check_searched_part(part)
 
 
 @pytest.mark.parametrize("part", PARTS)

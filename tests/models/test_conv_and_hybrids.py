@@ -134,6 +134,7 @@ def test_the_options_join_a_run_identity_only_when_set():
     assert conv["model"]["short_conv"] == 4 and hybrid["model"]["layer_mixers"] == ["linear", "linear", "standard"]
 
 
+@pytest.mark.slow  # a smoke run; the convolution's numbers are held by the decoding and identity tests
 def test_a_conv_model_trains(tmp_path):
     """Through `train`, with the parameters of the convolution among those that move."""
     from jaxdp.tasks.dataset import build as build_data

@@ -42,7 +42,7 @@ STUDY_MIXERS = ("standard", "sparse", "linear", "mamba2", "gated_deltanet")
 STUDY_LRS = {name: (1e-2,) for name in STUDY_MIXERS}
 
 
-def study_protocol(train_examples: int = 64_000, steps: int = STUDY_STEPS) -> Protocol:
+def study_protocol(train_examples: int = 256_000, steps: int = STUDY_STEPS) -> Protocol:
     """The study's protocol with `steps` training steps over `train_examples` examples (epochs
     = steps · batch / examples, which must divide), warm-up 1/32 of the run, the validation
     stopping rule (`jaxdp.stopping`) checked every 500 steps on 512 examples with a plateau of 8

@@ -28,6 +28,7 @@ from jaxdp.cli import Parser, add_version, int_at_least, number_in, run_command
 from jaxdp.devices import use_cpu_cores_for_command
 from jaxdp.errors import JaxdpError
 from jaxdp.models import mixers
+from jaxdp.study import planned_steps
 
 DEFAULT_PROBES = ("standard:16", "linear:32", "sparse:64")
 
@@ -84,10 +85,9 @@ def report(rows: list[dict]) -> str:
     head = ("| model | D | train examples | steps asked | lr | seed | valid acc | test acc | final loss | "
             "steps run | stop |")  # fmt: skip
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    key = lambda r: (r["model"], r["dim"], r["epochs"] * r["train_examples"], r["train_examples"], r["lr"], r["seed"])  # noqa: E731
+    key = lambda r: (r["model"], r["dim"], planned_steps(r), r["train_examples"], r["lr"], r["seed"])  # noqa: E731
     for r in sorted(rows, key=key):
-        asked = r["epochs"] * r["train_examples"] // r["batch_size"]
-        lines.append(f"| {r['model']} | {r['dim']} | {r['train_examples']:,} | {asked:,} | {r['lr']:g} | {r['seed']} | "
+        lines.append(f"| {r['model']} | {r['dim']} | {r['train_examples']:,} | {planned_steps(r):,} | {r['lr']:g} | {r['seed']} | "
                      f"{r['valid_accuracy']:.3f} | {r['accuracy']:.3f} | {r['final_loss']:.4f} | {r['steps']:,} | "
                      f"{r['stop_reason']} |")  # fmt: skip
     return "\n".join(lines)

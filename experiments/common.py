@@ -142,13 +142,11 @@ def grid_from_args(args, preset: Preset) -> list[sweep.Cell]:
         raise JaxdpError(f"--tasks: unknown task {unknown[0]!r}; choose from {', '.join(preset.sizes)}")
     sizes = {t: tuple(args.sizes) if args.sizes else preset.sizes[t] for t in args.tasks}
     dims = {t: tuple(args.dims) if args.dims else preset.dims[t] for t in args.tasks}
-    examples = args.train_examples or (None,)
-    if args.lrs or not preset.lrs:
-        return sweep.grid(sizes, args.models, dims, args.seeds, args.lrs or (None,), examples)
-    cells = [cell for model in args.models
-             for cell in sweep.grid(sizes, [model], dims, args.seeds, preset.lrs.get(model, (None,)), examples)]
-    order = {(t, s): i for i, (t, s) in enumerate((t, s) for t in sizes for s in sizes[t])}
-    return sorted(cells, key=lambda c: order[(c.task, c.size)])  # by size first, as sweep.grid orders them
+    # each model's learning rates: --lrs for all, else the preset's own (None: the protocol's)
+    lrs = {m: tuple(args.lrs) if args.lrs else preset.lrs.get(m, (None,)) for m in args.models}
+    cells = sweep.grid(sizes, args.models, dims, args.seeds, tuple(dict.fromkeys(sum(lrs.values(), ()))),
+                       args.train_examples or (None,))  # fmt: skip
+    return [c for c in cells if c.lr in lrs[c.model]]
 
 
 def main(name: str, description: str, tasks: tuple[str, ...], models: tuple[str, ...], report: Report,

@@ -17,19 +17,8 @@
 # one was cut) and writes results.csv, min_d.md and the figures. Interrupted, it resumes where it
 # stopped when run again (finished cells are skipped, a cut cell resumes from its checkpoint).
 set -euo pipefail
-if [ $# -lt 2 ]; then
-  echo "usage: bash experiments/study.sh OUT PART [FLAGS...]   (PART: fig1, fig2 or table2)" >&2
-  exit 2
-fi
-OUT=$1 PART=$2
-shift 2
-case "$PART" in fig1 | fig2 | table2) ;; *)
-  echo "error: PART must be fig1, fig2 or table2, got '$PART'" >&2
-  exit 2
-  ;;
-esac
-PY=${PYTHON:-python}
-RUN=("$PY" -m "experiments.$PART" --preset study --search --out "$OUT" --data-root "$OUT/data" "$@")
+source "$(dirname "$0")/study_args.sh" # OUT, PART, PY, PART_FLAGS, STUDY_FLAGS
+RUN=("$PY" -m "experiments.$PART" "${STUDY_FLAGS[@]}")
 "${RUN[@]}" --dry-run > /dev/null # a bad flag stops here, in one line, before anything trains
 mkdir -p "$OUT/logs"
 pin() { if command -v taskset > /dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }

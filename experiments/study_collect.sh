@@ -6,28 +6,21 @@
 #
 #     bash experiments/study_collect.sh OUT PART [FLAGS...]     # FLAGS: those given to study.sh
 set -euo pipefail
-if [ $# -lt 2 ]; then
-  echo "usage: bash experiments/study_collect.sh OUT PART [FLAGS...]   (PART: fig1, fig2 or table2)" >&2
-  exit 2
-fi
-OUT=$1 PART=$2
-shift 2
-PY=${PYTHON:-python}
+source "$(dirname "$0")/study_args.sh" # OUT, PART, PY, PART_FLAGS, STUDY_FLAGS
 dest=benchmarks/results/study/$PART
 mkdir -p "$dest"
-flags=(--preset study --search --out "$OUT" --data-root "$OUT/data" "$@")
 exp=$PART
 [ "$PART" = table2 ] && exp=fig1 # table2 shares its runs (and results folder) with fig1
-"$PY" -m "experiments.$PART" "${flags[@]}" --collect --quiet > "$dest/collect.txt"
+"$PY" -m "experiments.$PART" "${STUDY_FLAGS[@]}" --collect --quiet > "$dest/collect.txt"
 copy=(results.csv min_d.md)
 case "$PART" in
   fig1)
-    "$PY" -m experiments.scaling "${flags[@]}" --collect --quiet > /dev/null
+    "$PY" -m experiments.scaling "${STUDY_FLAGS[@]}" --collect --quiet > /dev/null
     copy+=(fig1.png scaling.png scaling.md)
     ;;
   fig2) copy+=(fig2.png) ;;
   table2) copy+=(table2.md table2.csv) ;;
 esac
 for f in "${copy[@]}"; do cp "$OUT/$exp/study/$f" "$dest/$f"; done
-echo "python -m experiments.$PART --preset study --search $*" > "$dest/command.txt"
+echo "python -m experiments.$PART --preset study --search ${PART_FLAGS[*]}" > "$dest/command.txt"
 echo "committed to $dest: ${copy[*]} command.txt"

@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxdp import files
 from jaxdp.study import (CENSORING, THRESHOLD, bootstrap_exponent, censored_min_d, median_point,  # noqa: F401
-                         min_d_by_seed, seed_dims, select, series)
+                         min_d_by_seed, planned_steps, seed_dims, select, series)
 
 
 def pyplot():
@@ -119,6 +119,14 @@ def _heat_label(values: Sequence[float]) -> str:
     return text if len(values) == 1 else f"{text}\n{100 * min(values):.0f}–{100 * max(values):.0f}"
 
 
+def draw_seed_spread(ax, by_x: dict[float, list[float]], label: str) -> None:
+    """One line through the mean over seeds at each x, with bars from the lowest to the highest."""
+    xs = sorted(by_x)
+    mean = np.array([np.mean(by_x[v]) for v in xs])
+    spread = [mean - [min(by_x[v]) for v in xs], [max(by_x[v]) for v in xs] - mean]
+    ax.errorbar(xs, mean, yerr=spread, fmt="o-", ms=3, capsize=2, label=label)
+
+
 def curves(rows: Sequence[dict], path: str | Path, x: str = "dim", metric: str = "accuracy") -> Path:
     """One panel per (task, size), one line per series: `metric` against `x` ("dim", or
     "state_size": the numbers the decode state holds after L tokens, all layers and heads):
@@ -142,10 +150,7 @@ def curves(rows: Sequence[dict], path: str | Path, x: str = "dim", metric: str =
                     if (r["task"], r["size"]) == (task, sizes[j]) and series(r) == name and r.get(x) is not None:
                         by_x.setdefault(r[x], []).append(r[metric])
                 if by_x:
-                    xs = sorted(by_x)
-                    mean = np.array([np.mean(by_x[v]) for v in xs])
-                    spread = [mean - [min(by_x[v]) for v in xs], [max(by_x[v]) for v in xs] - mean]
-                    ax.errorbar(xs, mean, yerr=spread, fmt="o-", ms=3, capsize=2, label=name)
+                    draw_seed_spread(ax, by_x, name)
             ax.set_xscale("log", base=2)
             ax.set(title=f"{task}, size {sizes[j]}", xlabel="hidden size D" if x == "dim" else "state size (numbers)",
                    ylabel=metric, ylim=(-0.05, 1.05))  # fmt: skip
@@ -390,13 +395,9 @@ def calibration(rows: Sequence[dict], path: str | Path, metric: str = "valid_acc
         lines: dict[tuple[int, float], dict[int, list[float]]] = {}
         for r in rows:
             if (r["model"], r["dim"]) == (model, dim):
-                steps = r["epochs"] * r["train_examples"] // r["batch_size"]
-                lines.setdefault((steps, r["lr"]), {}).setdefault(r["train_examples"], []).append(r[metric])
+                lines.setdefault((planned_steps(r), r["lr"]), {}).setdefault(r["train_examples"], []).append(r[metric])
         for (steps, lr), by_n in sorted(lines.items()):
-            xs = sorted(by_n)
-            mean = np.array([np.mean(by_n[n]) for n in xs])
-            spread = [mean - [min(by_n[n]) for n in xs], [max(by_n[n]) for n in xs] - mean]
-            ax.errorbar(xs, mean, yerr=spread, fmt="o-", ms=3, capsize=2, label=f"{steps:,} steps, lr {lr:g}")
+            draw_seed_spread(ax, by_n, f"{steps:,} steps, lr {lr:g}")
         ax.axhline(THRESHOLD, color="grey", lw=0.6, ls=":")
         ax.set_xscale("log", base=2)
         ax.set(title=f"{model}, D = {dim}", xlabel="training examples", ylabel=metric, ylim=(-0.05, 1.05))

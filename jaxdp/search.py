@@ -9,9 +9,11 @@ D, `next_dim` bisects the grid. Where it starts is the search's `first` (`FIRSTS
   probe), then bisect below it: at most ⌈log₂ G⌉ + 1 probes of G;
 * ``middle``: plain bisection from the middle D: at most ⌈log₂ (G + 1)⌉ probes, and the largest
   D is trained only when every smaller probe failed. Cheaper where most columns reach within the
-  grid (large D cost the most), dearer where most do not. The next probe is a function of the finished probes alone, and
-finished cells are skipped (`jaxdp.sweep.run`), so a search cut off anywhere and run again
-follows the same path and trains only what is missing. `shard` splits a grid by columns.
+  grid (large D cost the most), dearer where most do not.
+
+The next probe is a function of the finished probes alone, and finished cells are skipped
+(`jaxdp.sweep.run`), so a search cut off anywhere and run again follows the same path and
+trains only what is missing. `shard` splits a grid by columns.
 
 The search only ever sees scores that agree with its assumption along its own path; any pair of
 finished cells of a column that breaks it (a smaller D reaching, a larger one not) is reported

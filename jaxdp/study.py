@@ -34,6 +34,12 @@ def series(row: dict) -> str:
     return row["model"] + (f" ({row['variant']})" if row.get("variant") else "")
 
 
+def planned_steps(row: dict) -> int:
+    """The steps a results row's run was given (its budget; ``steps`` is what it ran), counted
+    as training counts them (`jaxdp.train.total_steps`, from a run's config.json)."""
+    return row["epochs"] * (row["train_examples"] // row["batch_size"])
+
+
 def censored_min_d(scores: dict[int, float], threshold: float) -> tuple[int, str]:
     """(D, censoring) from one size's {D: score}: the smallest D reaching `threshold`, "below"
     if it is the smallest D tried; else the largest D tried, "above"."""

@@ -134,7 +134,7 @@ def test_the_committed_calibration_is_what_calibrate_reports():
         assert tuple(next(csv.reader(handle))) == sweep.CSV_FIELDS
     rows = sweep.read_csv(folder / "results.csv")
     for r in rows:
-        steps = r["epochs"] * r["train_examples"] // r["batch_size"]
+        steps = study.planned_steps(r)
         cell = sweep.Cell(r["task"], r["size"], r["model"], r["dim"], r["seed"], lr=r["lr"])
         plan = sweep.plan(cell, presets.study_protocol(r["train_examples"], steps))
         assert Path(plan.path).name == r["digest"], (cell, steps)

@@ -16,7 +16,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(f"| n | paper's L | bound 2n²+2n+1 | ours: mean / max | benchmark order: mean / max | ({args.samples:,} samples, seed {args.seed}) |")
+    print(
+        "| n | paper's L | bound 2n²+2n+1 | ours: mean / max | benchmark order: mean / max "
+        f"| ({args.samples:,} samples, seed {args.seed}) |"
+    )
     print("|---|---|---|---|---|---|")
     for n, paper in zip(tasks.PAPER_SIZES["arithmetic"], tasks.PAPER_MAX_LENGTHS["arithmetic"]):
         task = tasks.get("arithmetic", n)
@@ -27,7 +30,11 @@ def main() -> None:
             prompt = history[-1] + ["="]
             ours[s] = len(prompt) + len(task.solve(prompt)) - 1
             bench[s] = sum(len(e) for e in history) + n  # e_n … e_0 joined by n '='
-        print(f"| {n} | {paper} | {task.max_len - 1} | {ours.mean():.1f} / {ours.max()} | {bench.mean():.1f} / {bench.max()} | |", flush=True)
+        print(
+            f"| {n} | {paper} | {task.max_len - 1} | {ours.mean():.1f} / {ours.max()} "
+            f"| {bench.mean():.1f} / {bench.max()} | |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxdp.cli import Parser
+from jaxdp.args import Parser
 from jaxdp.models import ModelConfig, Transformer, mixers
 
 
@@ -55,7 +55,9 @@ def table(name: str, lengths, dim: int, heads: int, batch: int, repeats: int) ->
         ms = {}
         for form in forms:
             c = cfg.replace(form=form)
-            ms[form] = 1e3 * time_forward_backward(lambda q, k, v, aux, c=c: c.mixer.mix(q, k, v, aux, c), args, repeats)
+            ms[form] = 1e3 * time_forward_backward(
+                lambda q, k, v, aux, c=c: c.mixer.mix(q, k, v, aux, c), args, repeats
+            )
         ratios = "".join(f" | {ms[f] / ms[forms[0]]:.2f}" for f in forms[1:])
         print(f"| {L} | " + " | ".join(f"{ms[f]:.2f}" for f in forms) + ratios + " |", flush=True)
 
@@ -72,8 +74,11 @@ def main() -> None:
     if args.dim % args.heads:
         parser.error(f"--dim {args.dim} is not divisible by --heads {args.heads}")
     device = jax.devices()[0]
-    print(f"# backend {device.platform} ({device.device_kind}), {platform.node()}, jax {jax.__version__}, "
-          f"D={args.dim}, heads={args.heads}, batch={args.batch}, float32; ms per forward+backward (median of {args.repeats})")  # fmt: skip
+    print(
+        f"# backend {device.platform} ({device.device_kind}), {platform.node()}, jax {jax.__version__}, "
+        f"D={args.dim}, heads={args.heads}, batch={args.batch}, float32; "
+        f"ms per forward+backward (median of {args.repeats})"
+    )
     for name in args.mixers:
         table(name, args.lengths, args.dim, args.heads, args.batch, args.repeats)
 

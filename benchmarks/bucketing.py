@@ -1,5 +1,5 @@
 """Length bucketing on arithmetic's mixed 1..n-operator training set: examples/s of the real
-training step (`jaxdp.train.make_train_step`) on the batches `train` feeds it, padded (the
+training step (`jaxdp.training.step.make_train_step`) on the batches `train` feeds it, padded (the
 paper's random batches, every one as long as the buffer) against bucketed (`bucket_by_length`:
 neighbouring lengths, each batch cut by `batch_length`). One warm-up epoch compiles every shape;
 the next epoch is timed, the two modes interleaved batch by batch.
@@ -16,11 +16,12 @@ import time
 import jax
 
 from jaxdp import tasks
-from jaxdp.cli import Parser, int_at_least
+from jaxdp.args import Parser, int_at_least
 from jaxdp.models import ModelConfig
-from jaxdp.protocol import TrainConfig
-from jaxdp.tasks.dataset import build
-from jaxdp.train import batch_indices, batch_length, init_state, make_train_step
+from jaxdp.tasks.builder import build
+from jaxdp.training.batches import batch_indices, batch_length
+from jaxdp.training.protocol import TrainConfig
+from jaxdp.training.step import init_state, make_train_step
 
 
 def batches(train_set, batch_size: int, epoch: int, bucketed: bool):
@@ -61,8 +62,11 @@ def main() -> None:
     n = (len(train_set) // args.batch_size) * args.batch_size
     padded, bucketed = n / modes[False][2], n / modes[True][2]
     mean_len = float(train_set.length.mean())
-    print(f"# {platform.node()}, jax {jax.__version__} ({jax.default_backend()}), float32; {task}, "
-          f"{args.examples} examples (mean length {mean_len:.0f} of {task.max_len}), D {args.dim}, batch {args.batch_size}")  # fmt: skip
+    print(
+        f"# {platform.node()}, jax {jax.__version__} ({jax.default_backend()}), float32; {task}, "
+        f"{args.examples} examples (mean length {mean_len:.0f} of {task.max_len}), "
+        f"D {args.dim}, batch {args.batch_size}"
+    )
     print("| arithmetic training | examples/s |\n|---|---|")
     print(f"| padded to {task.max_len} | {padded:,.1f} |\n| bucketed by length | {bucketed:,.1f} |")
     print(f"| speed-up | {bucketed / padded:.2f}x |")

@@ -18,7 +18,7 @@ import sys
 import time
 
 from jaxdp import tasks
-from jaxdp.tasks import dataset
+from jaxdp.tasks import builder, dataset
 
 LARGEST = {"lis": 250, "arithmetic": 16, "ed": 20, "ed_local": 20}
 
@@ -30,8 +30,11 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--out", default=None, help="also save under OUT/<task>-<size>/")
-    parser.add_argument("--largest-accepted", action="store_true",
-                        help="each task at the largest size it accepts (4 + 2 examples), in a process of its own")
+    parser.add_argument(
+        "--largest-accepted",
+        action="store_true",
+        help="each task at the largest size it accepts (4 + 2 examples), in a process of its own",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -48,13 +51,16 @@ def main() -> None:
     for name in args.only:
         task = tasks.get(name, LARGEST[name])
         start = time.perf_counter()
-        train, test = dataset.build(task, args.train, args.test, seed=0, workers=args.workers)
+        train, test = builder.build(task, args.train, args.test, seed=0, workers=args.workers)
         seconds = time.perf_counter() - start
         if args.out:
             for d in (train, test):
                 dataset.save(d, f"{args.out}/{name}-{task.size}/{d.split}.npz")
         longest = max(int(train.length.max()), int(test.length.max()))
-        print(f"| {name} | {task.size} | {len(train):,} + {len(test):,} | {seconds:.0f} | {longest} / {task.max_len} |", flush=True)
+        print(
+            f"| {name} | {task.size} | {len(train):,} + {len(test):,} | {seconds:.0f} | {longest} / {task.max_len} |",
+            flush=True,
+        )
 
 
 def largest_accepted_row(name: str) -> None:
@@ -62,7 +68,7 @@ def largest_accepted_row(name: str) -> None:
     process, with its peak resident memory."""
     task = tasks.get(name, tasks.TASKS[name].MAX_SIZE)
     start = time.perf_counter()
-    train, test = dataset.build(task, 4, 2, seed=0, progress=False)
+    train, test = builder.build(task, 4, 2, seed=0, progress=False)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"| {name} | {task.size} | {len(train)} + {len(test)} | {seconds:.1f} | {peak:.0f} |", flush=True)

@@ -7,7 +7,7 @@ then decoding) after the `gpu` tests and before one `gpu`-preset cell of Figure 
     python benchmarks/gpu_check.py --smoke       # tiny shapes: checks the script on a CPU
     python benchmarks/gpu_check.py --no-decode --mixers standard --shape 1024,512,32   # one question
 
-MFU = train_flops (jaxdp.flops: 3x the counted forward) x tokens/s / the device's dense peak
+MFU = train_flops (jaxdp.models.flops: 3x the counted forward) x tokens/s / the device's dense peak
 (`PEAKS`, the vendor's figure for the dtype, TF32's for float32; blank for an unknown device).
 """
 
@@ -24,10 +24,12 @@ import flax
 import jax
 from flax import nnx
 
-from jaxdp import decode, files, flops, tasks
-from jaxdp.cli import Parser
-from jaxdp.models import ModelConfig, Transformer, mixers
-from jaxdp.tasks.dataset import build
+from jaxdp import tasks
+from jaxdp.args import Parser
+from jaxdp.evaluation import decode
+from jaxdp.models import ModelConfig, Transformer, flops, mixers
+from jaxdp.runtime import files
+from jaxdp.tasks.builder import build
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vs_torch  # noqa: E402  (the training-step timer; torch is imported only by its torch parts)
@@ -49,7 +51,9 @@ def peak(dtype: str) -> float | None:
 
 def train_rate(cfg: ModelConfig, B: int, L: int, steps: int) -> float:
     """Tokens/s of the real training step (vs_torch's trainer and interleaved timer, 3 rounds)."""
-    seconds = vs_torch.median_seconds({"jaxdp": vs_torch.jax_trainer(cfg, B)}, vs_torch.batch(cfg, B, L), steps, rounds=3)
+    seconds = vs_torch.median_seconds(
+        {"jaxdp": vs_torch.jax_trainer(cfg, B)}, vs_torch.batch(cfg, B, L), steps, rounds=3
+    )
     return B * L / seconds["jaxdp"]
 
 
@@ -89,14 +93,16 @@ def train_rows(report: Report, names, shapes, steps: int) -> None:
 
 
 def decode_rows(report: Report, names, settings) -> None:
-    report.add("", "| mixer | task, batch | examples/s (decode state) | examples/s (full re-forward) |",
-               "|---|---|---|---|")  # fmt: skip
+    report.add(
+        "", "| mixer | task, batch | examples/s (decode state) | examples/s (full re-forward) |", "|---|---|---|---|"
+    )
     for task_name, size, B in settings:
         task = tasks.get(task_name, size)
         _, test = build(task, 16, B, seed=0, progress=False)
         for name in names:
-            model = Transformer(ModelConfig(attention=name, dim=128, max_len=task.max_len, vocab_size=len(task.vocab)),
-                                rngs=nnx.Rngs(0))  # fmt: skip
+            model = Transformer(
+                ModelConfig(attention=name, dim=128, max_len=task.max_len, vocab_size=len(task.vocab)), rngs=nnx.Rngs(0)
+            )
             rates = [decode_rate(model, test, B, full, eos_id=len(task.vocab)) for full in (False, True)]
             report.add(f"| {name} | {task_name.upper()}({size}), {B} | {rates[0]:,.1f} | {rates[1]:,.1f} |")
 
@@ -122,18 +128,24 @@ def main() -> None:
     p = Parser(prog="python benchmarks/gpu_check.py", description=__doc__)
     p.add_argument("--smoke", action="store_true", help="tiny shapes (runs anywhere in a minute)")
     p.add_argument("--mixers", type=mixer_names, default=mixers.available(), help="comma-separated mixers")
-    p.add_argument("--shape", type=vs_torch.shape, action="append", help=f"D,L,batch to train (repeatable; default {SHAPES})")
+    p.add_argument(
+        "--shape", type=vs_torch.shape, action="append", help=f"D,L,batch to train (repeatable; default {SHAPES})"
+    )
     p.add_argument("--no-train", action="store_true", help="skip the training rates")
     p.add_argument("--no-decode", action="store_true", help="skip the decoding rates")
     p.add_argument("--out", type=Path, default=None, help="write the Markdown table here too, row by row")
     args = p.parse_args()
     device, steps = jax.devices()[0], SMOKE_STEPS if args.smoke else STEPS
-    report = Report(args.out, [
-        f"# GPU check, {datetime.date.today()}: {device.device_kind} ({jax.default_backend()}), "
-        f"jax {jax.__version__}, flax {flax.__version__}, {platform.node()}", "",
-        f"Command: `{' '.join(['python benchmarks/gpu_check.py'] + sys.argv[1:])}` (train: the real step, "
-        f"medians of 3 rounds of {steps} steps; decode: the second of two calls, D 128).",
-    ])  # fmt: skip
+    report = Report(
+        args.out,
+        [
+            f"# GPU check, {datetime.date.today()}: {device.device_kind} ({jax.default_backend()}), "
+            f"jax {jax.__version__}, flax {flax.__version__}, {platform.node()}",
+            "",
+            f"Command: `{' '.join(['python benchmarks/gpu_check.py'] + sys.argv[1:])}` (train: the real step, "
+            f"medians of 3 rounds of {steps} steps; decode: the second of two calls, D 128).",
+        ],
+    )
     if not args.no_train:
         train_rows(report, args.mixers, args.shape or (SMOKE_SHAPES if args.smoke else SHAPES), steps)
     if not args.no_decode:

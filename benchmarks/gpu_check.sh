@@ -22,7 +22,7 @@ if ! timeout 60 python3 benchmarks/gpu_check.py --smoke --mixers standard >"$out
     exit 3
 fi
 timeout 90 python3 -m pytest -q -n 0 -m "not slow" -k "cudnn or mixed_precision or no_dropout or scatters" \
-    tests/models/test_attention.py tests/models/test_transformer.py tests/test_fast_paths.py 2>&1 | tail -n 20 | tee "$out/gpu_tests.txt"
+    tests/models/test_attention.py tests/models/test_transformer.py tests/training/test_fast_paths.py 2>&1 | tail -n 20 | tee "$out/gpu_tests.txt"
 timeout 240 python3 benchmarks/gpu_check.py --no-decode --out "$out/gpu_check.md" 2>&1 | tail -n 40
 timeout 120 python3 benchmarks/gpu_check.py --no-train --out "$out/gpu_decode.md" 2>&1 | tail -n 12
 runs="$(mktemp -d)"  # the cell's checkpoints stay out of $OUT; its table, csv and heatmap are copied

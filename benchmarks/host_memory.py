@@ -1,4 +1,4 @@
-"""What keeping freed host memory (`jaxdp.host_memory`) is worth to jaxdp's training step: the
+"""What keeping freed host memory (`jaxdp.runtime.host_memory`) is worth to jaxdp's training step: the
 step (`vs_torch.jax_trainer`, as `train` runs it) timed in child processes with glibc's default
 malloc (``JAXDP_KEEP_HOST_MEMORY=0``) and with the memory kept, alternating, medians; with each
 step's page faults and kernel time (``getrusage``), which say where the difference goes; and, for
@@ -25,9 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vs_torch  # noqa: E402  (the trainers)
 
-from jaxdp import host_memory  # noqa: E402
-from jaxdp.cli import Parser  # noqa: E402
-from jaxdp.devices import use_cpu_cores  # noqa: E402
+from jaxdp.args import Parser  # noqa: E402
+from jaxdp.runtime import host_memory  # noqa: E402
+from jaxdp.runtime.devices import use_cpu_cores  # noqa: E402
 
 SETTINGS = {"glibc default": "0", "memory kept": "1"}  # JAXDP_KEEP_HOST_MEMORY
 SMALL_SHAPE = (64, 16, 64)  # the README's LIS(6) training run: temporaries under the mmap threshold
@@ -58,10 +58,15 @@ def measure(D: int, L: int, B: int, warmup: int = 6, steps: int = 10, more: int 
     for _ in range(more):
         loss = step(*args)
     float(loss)
-    return {"compile_s": compile_s, "ms": 1e3 * seconds / steps, "user_ms": 1e3 * (after.ru_utime - before.ru_utime) / steps,
-            "kernel_ms": 1e3 * (after.ru_stime - before.ru_stime) / steps,
-            "faults": (after.ru_minflt - before.ru_minflt) / steps, "resident_mb": resident,
-            "resident_mb_later": resident_mb()}  # fmt: skip
+    return {
+        "compile_s": compile_s,
+        "ms": 1e3 * seconds / steps,
+        "user_ms": 1e3 * (after.ru_utime - before.ru_utime) / steps,
+        "kernel_ms": 1e3 * (after.ru_stime - before.ru_stime) / steps,
+        "faults": (after.ru_minflt - before.ru_minflt) / steps,
+        "resident_mb": resident,
+        "resident_mb_later": resident_mb(),
+    }
 
 
 def in_child(shape, keep: str) -> dict:
@@ -73,9 +78,11 @@ def in_child(shape, keep: str) -> dict:
 
 
 def table(shapes, repeats: int):
-    yield ("| train step (dropout 0.1) | ms, glibc default | ms, memory kept | speed-up | page faults per step "
-           "| kernel ms per step | first step (compile) s, default → kept "
-           "| resident MB after 16 → 96 steps, default | the same, kept |")  # fmt: skip
+    yield (
+        "| train step (dropout 0.1) | ms, glibc default | ms, memory kept | speed-up | page faults per step "
+        "| kernel ms per step | first step (compile) s, default → kept "
+        "| resident MB after 16 → 96 steps, default | the same, kept |"
+    )
     yield "|---|---|---|---|---|---|---|---|---|"
     for shape in shapes:
         runs = {name: [] for name in SETTINGS}
@@ -85,16 +92,23 @@ def table(shapes, repeats: int):
         med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
         a, b = med["glibc default"], med["memory kept"]
         D, L, B = shape
-        yield (f"| D {D}, L {L}, batch {B} | {a['ms']:.0f} | {b['ms']:.0f} | {a['ms'] / b['ms']:.2f} "
-               f"| {a['faults']:,.0f} → {b['faults']:,.0f} | {a['kernel_ms']:.0f} → {b['kernel_ms']:.0f} "
-               f"| {a['compile_s']:.1f} → {b['compile_s']:.1f} "
-               f"| {a['resident_mb']:,.0f} → {a['resident_mb_later']:,.0f} | {b['resident_mb']:,.0f} → {b['resident_mb_later']:,.0f} |")  # fmt: skip
+        yield (
+            f"| D {D}, L {L}, batch {B} | {a['ms']:.0f} | {b['ms']:.0f} | {a['ms'] / b['ms']:.2f} "
+            f"| {a['faults']:,.0f} → {b['faults']:,.0f} | {a['kernel_ms']:.0f} → {b['kernel_ms']:.0f} "
+            f"| {a['compile_s']:.1f} → {b['compile_s']:.1f} "
+            f"| {a['resident_mb']:,.0f} → {a['resident_mb_later']:,.0f} "
+            f"| {b['resident_mb']:,.0f} → {b['resident_mb_later']:,.0f} |"
+        )
 
 
 def main() -> None:
     p = Parser(prog="python benchmarks/host_memory.py", description=__doc__)
-    p.add_argument("--shape", type=vs_torch.shape, action="append",
-                   help="D,L,batch (repeatable; default: the README's LIS(6) run's, then vs_torch's four)")
+    p.add_argument(
+        "--shape",
+        type=vs_torch.shape,
+        action="append",
+        help="D,L,batch (repeatable; default: the README's LIS(6) run's, then vs_torch's four)",
+    )
     p.add_argument("--repeats", type=int, default=2, help="child processes per setting and shape (default 2)")
     p.add_argument("--child", type=vs_torch.shape, help=argparse.SUPPRESS)  # D,L,batch: measure in this process
     args = p.parse_args()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jax
 
-from jaxdp.cli import Parser, int_at_least
+from jaxdp.args import Parser, int_at_least
 from jaxdp.models import ModelConfig, mixers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,7 +74,9 @@ def profile(cfg: ModelConfig, B: int, L: int, steps: int) -> dict[str, tuple[flo
 
 def table(results: dict[str, dict[str, tuple[float, float]]], top: int) -> str:
     dtypes = list(results)
-    order = sorted({k for r in results.values() for k in r}, key=lambda k: -max(r.get(k, (0, 0))[0] for r in results.values()))
+    order = sorted(
+        {k for r in results.values() for k in r}, key=lambda k: -max(r.get(k, (0, 0))[0] for r in results.values())
+    )
     head = "| op kind | " + " | ".join(f"{d}: ms/step (ops)" for d in dtypes) + " |"
     rows = [head, "|---" * (len(dtypes) + 1) + "|"]
     for k in order[:top]:
@@ -110,8 +112,10 @@ def main() -> None:
         cfg = ModelConfig(attention=args.mixer, dim=D, max_len=L, vocab_size=32, dtype=dtype, dropout=args.dropout)
         results[dtype] = profile(cfg, B, L, args.steps)
     device = jax.devices()[0]
-    print(f"# Training step by XLA op: {args.mixer}, D {D}, L {L}, batch {B}, dropout {args.dropout}; "
-          f"{device.device_kind}, jax {jax.__version__}\n")  # fmt: skip
+    print(
+        f"# Training step by XLA op: {args.mixer}, D {D}, L {L}, batch {B}, dropout {args.dropout}; "
+        f"{device.device_kind}, jax {jax.__version__}\n"
+    )
     print(table(results, args.top))
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import op_profile  # noqa: E402  (the op-kind profile)
 import vs_torch  # noqa: E402  (the twin, the trainers and the interleaved timer)
 
-from jaxdp.cli import Parser  # noqa: E402
+from jaxdp.args import Parser  # noqa: E402
 from jaxdp.models import ModelConfig  # noqa: E402
 
 SCHEDULER_OFF = {"xla_cpu_enable_concurrency_optimized_scheduler": False}
@@ -61,20 +61,26 @@ def ablation_table(shapes, steps: int, rounds: int):
 def profile(D: int, L: int, B: int, steps: int = 5, top: int = 25) -> str:
     """Thread-milliseconds per step by XLA op kind (`op_profile`: a `jax.profiler` trace)."""
     per_kind = op_profile.profile(vs_torch.train_model(D, L), B, L, steps)
-    return (f"XLA ops of one step, D {D}, L {L}, batch {B} ({jax.device_count()} devices), thread-ms per step "
-            f"(ops per step)\n\n" + op_profile.table({"float32": per_kind}, top))  # fmt: skip
+    return (
+        f"XLA ops of one step, D {D}, L {L}, batch {B} ({jax.device_count()} devices), thread-ms per step "
+        f"(ops per step)\n\n" + op_profile.table({"float32": per_kind}, top)
+    )
 
 
 def main() -> None:
     p = Parser(prog="python benchmarks/step_ablations.py", description=__doc__)
-    p.add_argument("--shape", type=vs_torch.shape, action="append", help="D,L,batch (repeatable; default: vs_torch's four)")
+    p.add_argument(
+        "--shape", type=vs_torch.shape, action="append", help="D,L,batch (repeatable; default: vs_torch's four)"
+    )
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--steps", type=int, default=3, help="steps per round (default 3)")
     p.add_argument("--profile", action="store_true", help="print the op-kind profile instead")
     args = p.parse_args()
     shapes = args.shape or vs_torch.TRAIN_SHAPES
-    print(f"# {jax.__version__} ({jax.default_backend()}, {jax.device_count()} devices), float32, dropout 0.1, "
-          f"{vs_torch.host_memory_setting()}")
+    print(
+        f"# {jax.__version__} ({jax.default_backend()}, {jax.device_count()} devices), float32, dropout 0.1, "
+        f"{vs_torch.host_memory_setting()}"
+    )
     if args.profile:
         for shape in shapes:
             print("\n" + profile(*shape))

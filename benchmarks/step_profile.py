@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vs_torch  # noqa: E402  (the twin and the trainers)
 
 
-
 def products(D: int, L: int, B: int, layers: int = 3, heads: int = 4, vocab: int = 24):
     """(a, b) shapes of every matrix product of one training step: [M, K] @ [K, N] as (M, K, N),
     and the batched attention products as (batch, M, K, N)."""
@@ -43,10 +42,14 @@ def products(D: int, L: int, B: int, layers: int = 3, heads: int = 4, vocab: int
 
 def jax_products(dense, batched):
     rng = np.random.default_rng(0)
-    dense_in = [(jnp.asarray(rng.normal(size=(m, k)), jnp.float32), jnp.asarray(rng.normal(size=(k, n)), jnp.float32))
-                for m, k, n in dense]  # fmt: skip
-    batch_in = [(jnp.asarray(rng.normal(size=(b, m, k)), jnp.float32), jnp.asarray(rng.normal(size=(b, k, n)), jnp.float32))
-                for b, m, k, n in batched]  # fmt: skip
+    dense_in = [
+        (jnp.asarray(rng.normal(size=(m, k)), jnp.float32), jnp.asarray(rng.normal(size=(k, n)), jnp.float32))
+        for m, k, n in dense
+    ]
+    batch_in = [
+        (jnp.asarray(rng.normal(size=(b, m, k)), jnp.float32), jnp.asarray(rng.normal(size=(b, k, n)), jnp.float32))
+        for b, m, k, n in batched
+    ]
     run = jax.jit(lambda d, b: sum(jnp.sum(x @ y) for x, y in d) + sum(jnp.sum(x @ y) for x, y in b))
     return lambda: float(run(dense_in, batch_in))
 
@@ -72,8 +75,10 @@ def median_time(fn, rounds: int = 7) -> float:
 
 
 def main() -> None:
-    print("| D, L, batch | jaxdp step ms | torch step ms | jax products ms | torch products ms | products / jaxdp step "
-          "| bound on jaxdp / torch eager |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        "| D, L, batch | jaxdp step ms | torch step ms | jax products ms | torch products ms | products / jaxdp step "
+        "| bound on jaxdp / torch eager |\n|---|---|---|---|---|---|---|"
+    )
     for D, L, B in vs_torch.TRAIN_SHAPES:
         cfg = vs_torch.train_model(D, L)
         args = vs_torch.batch(cfg, B, L)
@@ -81,8 +86,11 @@ def main() -> None:
         step_s = vs_torch.median_seconds(steps, args, steps=3, rounds=5)
         dense, batched = products(D, L, B)
         jp, tp = median_time(jax_products(dense, batched)), median_time(torch_products(dense, batched))
-        print(f"| {D}, {L}, {B} | {1e3 * step_s['jaxdp']:.1f} | {1e3 * step_s['torch']:.1f} | {1e3 * jp:.1f} | "
-              f"{1e3 * tp:.1f} | {jp / step_s['jaxdp']:.0%} | {step_s['torch'] / jp:.2f} |", flush=True)  # fmt: skip
+        print(
+            f"| {D}, {L}, {B} | {1e3 * step_s['jaxdp']:.1f} | {1e3 * step_s['torch']:.1f} | {1e3 * jp:.1f} | "
+            f"{1e3 * tp:.1f} | {jp / step_s['jaxdp']:.0%} | {step_s['torch'] / jp:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -7,18 +7,19 @@ and greedy-decoding examples/s, interleaved, medians.
     JAXDP_KEEP_HOST_MEMORY=0 python benchmarks/vs_torch.py     # jaxdp with glibc's default malloc
 
 jaxdp runs with the host memory XLA frees kept for the next step (``JAXDP_KEEP_HOST_MEMORY=1``,
-`jaxdp.host_memory`, opt-in in the library) unless the variable is set: every shape timed here
+`jaxdp.runtime.host_memory`, opt-in in the library) unless the variable is set: every shape timed here
 has per-device step temporaries over glibc's 32 MB mmap threshold, the regime it is for. The
 header line says which setting ran; torch, in the same process, runs under the same malloc.
 
-The twin (`TorchDecoder`) is written here from jaxdp's architecture (README "Models"): token
+The twin (`TorchDecoder`) is written here from jaxdp's architecture (docs/models.md): token
 embedding + sinusoidal positions → LayerNorm → dropout → pre-LN blocks (softmax attention with
 dropout on the probabilities, GeLU-tanh FFN, dropout on both residual branches) → LayerNorm →
 head. It is checked before timing: the same parameter count, and the same logits for jaxdp's
-weights to 1e-5. jaxdp is timed through its real training step (`jaxdp.train.make_train_step` on
-`train`'s data mesh) and its real decoding (`jaxdp.decode.generate`), with one jax device per
-core as jaxdp's commands set it (`jaxdp.devices`; ``JAX_NUM_CPU_DEVICES=1`` for one device); torch through AdamW with weight decay on matrices
-only, eager and `torch.compile`d, and through a plain KV cache and the full re-forward of every
+weights to 1e-5. jaxdp is timed through its real training step
+(`jaxdp.training.step.make_train_step` on `train`'s data mesh) and its real decoding
+(`jaxdp.evaluation.decode.generate`), with one jax device per core as jaxdp's commands set it
+(`jaxdp.runtime.devices`; ``JAX_NUM_CPU_DEVICES=1`` for one device); torch through AdamW with
+weight decay on matrices only, eager and `torch.compile`d, and through a plain KV cache and the full re-forward of every
 prefix that the Feng et al. benchmark decodes with. Run it on a quiet machine: torch's OpenMP
 threads slow down by an order of magnitude when another process shares the cores.
 """
@@ -37,13 +38,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxdp import decode, host_memory, tasks
-from jaxdp.cli import Parser, int_at_least
+from jaxdp import tasks
+from jaxdp.args import Parser, int_at_least
+from jaxdp.evaluation import decode
 from jaxdp.models import ModelConfig, Transformer, sinusoids
-from jaxdp.protocol import TrainConfig
-from jaxdp.tasks.dataset import build
-from jaxdp.devices import replicate, use_cpu_cores_for_command
-from jaxdp.train import TrainState, data_mesh, init_state, make_train_step, put_batch
+from jaxdp.runtime import host_memory
+from jaxdp.runtime.devices import replicate, use_cpu_cores_for_command
+from jaxdp.tasks.builder import build
+from jaxdp.training.batches import data_mesh, put_batch
+from jaxdp.training.protocol import TrainConfig
+from jaxdp.training.step import TrainState, init_state, make_train_step
 
 TRAIN_SHAPES = [(64, 84, 64), (128, 84, 64), (256, 224, 32), (128, 508, 16)]  # (D, L, batch)
 DECODE_SETTINGS = [("lis", 40, 64), ("lis", 40, 256), ("ed", 12, 64)]  # (task, size, batch)
@@ -187,8 +191,9 @@ def batch(cfg: ModelConfig, B: int, L: int, seed: int = 0):
     return tokens, np.full(B, L // 4, np.int32), np.full(B, L, np.int32)
 
 
-def jax_trainer(cfg: ModelConfig, batch_size: int, *, optimizer=None, compiler_options: dict | None = None,
-                devices=None):  # fmt: skip
+def jax_trainer(
+    cfg: ModelConfig, batch_size: int, *, optimizer=None, compiler_options: dict | None = None, devices=None
+):
     """`train`'s step on `train`'s data-parallel mesh (one device per core after `use_cpu_cores`).
     For ablations (`benchmarks/step_ablations.py`): `optimizer` replaces AdamW, `compiler_options`
     (XLA debug options) are passed to the step's compile, `devices` replaces the mesh's."""
@@ -217,16 +222,18 @@ def torch_trainer(cfg: ModelConfig, compiled: bool):
     forward = torch.compile(model) if compiled else model
     decay = [p for p in model.parameters() if p.ndim >= 2]
     rest = [p for p in model.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
-                            lr=1e-4, betas=(0.9, 0.999))  # fmt: skip
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}], lr=1e-4, betas=(0.9, 0.999)
+    )
 
     def run(tokens, prompt_len, length):
         tokens_t = torch.from_numpy(tokens).long()
         logits = forward(tokens_t)[:, :-1]
         pos = torch.arange(tokens.shape[1])[None, 1:]
         mask = (pos >= torch.from_numpy(prompt_len)[:, None]) & (pos < torch.from_numpy(length)[:, None])
-        losses = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab_size), tokens_t[:, 1:].reshape(-1),
-                                                   reduction="none")  # fmt: skip
+        losses = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, cfg.vocab_size), tokens_t[:, 1:].reshape(-1), reduction="none"
+        )
         loss = (losses * mask.reshape(-1)).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -239,7 +246,7 @@ def torch_trainer(cfg: ModelConfig, compiled: bool):
 def median_seconds(fns: dict, args, steps: int, rounds: int, warmup_s: float = 0.0) -> dict[str, float]:
     """Interleaved: each round times `steps` calls of every function in turn; medians per call.
     Each function first runs twice (compile) and then for `warmup_s` seconds: jaxdp's host heap
-    grows for its first tens of steps before each step reuses it (`jaxdp.host_memory`), and a
+    grows for its first tens of steps before each step reuses it (`jaxdp.runtime.host_memory`), and a
     training run's thousands of steps see the settled rate."""
     for fn in fns.values():
         for _ in range(2):
@@ -259,8 +266,11 @@ def median_seconds(fns: dict, args, steps: int, rounds: int, warmup_s: float = 0
 
 
 def train_table(shapes, steps: int, rounds: int, compiled: bool, warmup_s: float) -> str:
-    lines = ["| train step, tokens/s (dropout 0.1) | jaxdp | torch eager | torch.compile | jaxdp / eager | jaxdp / compile |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| train step, tokens/s (dropout 0.1) | jaxdp | torch eager | torch.compile "
+        "| jaxdp / eager | jaxdp / compile |",
+        "|---|---|---|---|---|---|",
+    ]
     for D, L, B in shapes:
         cfg = train_model(D, L)
         check_twin(cfg)
@@ -271,8 +281,10 @@ def train_table(shapes, steps: int, rounds: int, compiled: bool, warmup_s: float
         tok = {k: B * L / v for k, v in s.items()}
         comp = f"{tok['compile']:,.0f}" if compiled else "–"
         ratio = f"{tok['jaxdp'] / tok['compile']:.2f}" if compiled else "–"
-        lines.append(f"| D {D}, L {L}, batch {B} | {tok['jaxdp']:,.0f} | {tok['eager']:,.0f} | {comp} | "
-                     f"{tok['jaxdp'] / tok['eager']:.2f} | {ratio} |")  # fmt: skip
+        lines.append(
+            f"| D {D}, L {L}, batch {B} | {tok['jaxdp']:,.0f} | {tok['eager']:,.0f} | {comp} | "
+            f"{tok['jaxdp'] / tok['eager']:.2f} | {ratio} |"
+        )
         print(lines[-1], flush=True)
     return "\n".join(lines)
 
@@ -302,8 +314,11 @@ def torch_greedy(twin, tokens: np.ndarray, prompt_len: np.ndarray, full: bool) -
 
 
 def decode_table(settings, rounds: int, full_rounds: int) -> str:
-    lines = ["| greedy decoding, examples/s, D 128, whole CoT | jaxdp decode state | torch KV cache | torch full re-forward "
-             "| jaxdp / KV cache | jaxdp / full |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| greedy decoding, examples/s, D 128, whole CoT | jaxdp decode state | torch KV cache | torch full re-forward "
+        "| jaxdp / KV cache | jaxdp / full |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, size, B in settings:
         task = tasks.get(name, size)
         _, test = build(task, 16, B, seed=0, progress=False)
@@ -314,9 +329,11 @@ def decode_table(settings, rounds: int, full_rounds: int) -> str:
         copy_weights(twin, model)
         tokens, plen = test.tokens.astype(np.int32), test.prompt_len
         never = len(task.vocab)  # no <eos>: every row writes the whole CoT, in both
-        runs = {"jaxdp": lambda: decode.generate(model, tokens, plen, eos_id=never, batch_size=B),
-                "kv": lambda: torch_greedy(twin, tokens, plen, full=False),
-                "full": lambda: torch_greedy(twin, tokens, plen, full=True)}  # fmt: skip
+        runs = {  # timed within this iteration: the closures see its values
+            "jaxdp": lambda: decode.generate(model, tokens, plen, eos_id=never, batch_size=B),  # noqa: B023
+            "kv": lambda: torch_greedy(twin, tokens, plen, full=False),  # noqa: B023
+            "full": lambda: torch_greedy(twin, tokens, plen, full=True),  # noqa: B023
+        }
         runs["jaxdp"]()  # compile
         assert (runs["jaxdp"]() == runs["kv"]()).mean() > 0.99, "jaxdp and the twin decode different tokens"
         times = {k: [] for k in runs}
@@ -328,8 +345,10 @@ def decode_table(settings, rounds: int, full_rounds: int) -> str:
                 fn()
                 times[k].append(time.perf_counter() - start)
         ex = {k: B / statistics.median(v) for k, v in times.items()}
-        lines.append(f"| {name.upper()}({size}), L {task.max_len - 1}, batch {B} | {ex['jaxdp']:,.1f} | {ex['kv']:,.1f} | "
-                     f"{ex['full']:,.2f} | {ex['jaxdp'] / ex['kv']:.2f} | {ex['jaxdp'] / ex['full']:.1f} |")  # fmt: skip
+        lines.append(
+            f"| {name.upper()}({size}), L {task.max_len - 1}, batch {B} | {ex['jaxdp']:,.1f} | {ex['kv']:,.1f} | "
+            f"{ex['full']:,.2f} | {ex['jaxdp'] / ex['kv']:.2f} | {ex['jaxdp'] / ex['full']:.1f} |"
+        )
         print(lines[-1], flush=True)
     return "\n".join(lines)
 
@@ -351,17 +370,25 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="the first shape and setting only, fewer rounds")
     p.add_argument("--rounds", type=int_at_least(1), default=7, help="interleaved rounds per measurement (default 7)")
     p.add_argument("--steps", type=int_at_least(1), default=5, help="training steps per round (default 5)")
-    p.add_argument("--warmup", type=int_at_least(0), default=12, metavar="SECONDS",
-                   help="seconds each training step runs before it is timed (default 12)")
+    p.add_argument(
+        "--warmup",
+        type=int_at_least(0),
+        default=12,
+        metavar="SECONDS",
+        help="seconds each training step runs before it is timed (default 12)",
+    )
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile on a CPU)")
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--skip-decode", action="store_true")
     args = p.parse_args()
     import torch
 
-    print(f"# {platform.node()}, {platform.processor() or platform.machine()}, jax {jax.__version__} "
-          f"({jax.default_backend()}, {jax.device_count()} devices), torch {torch.__version__} ({torch.get_num_threads()} threads), float32, "
-          f"{host_memory_setting()}")  # fmt: skip
+    print(
+        f"# {platform.node()}, {platform.processor() or platform.machine()}, jax {jax.__version__} "
+        f"({jax.default_backend()}, {jax.device_count()} devices), "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), float32, "
+        f"{host_memory_setting()}"
+    )
     shapes = TRAIN_SHAPES[:1] if args.quick else TRAIN_SHAPES
     settings = DECODE_SETTINGS[:1] if args.quick else DECODE_SETTINGS
     rounds = 3 if args.quick else args.rounds

@@ -19,8 +19,17 @@ import math
 import numpy as np
 
 from constructions.handset import HandSet, construction_config
-from constructions.mlp import (LemmaMLP, bits, ceil_div_relu, ceil_square, gated_sum, position_features,
-                               relu_to_gelu, select_slot, slot_spread)  # fmt: skip
+from constructions.mlp import (
+    LemmaMLP,
+    bits,
+    ceil_div_relu,
+    ceil_square,
+    gated_sum,
+    position_features,
+    relu_to_gelu,
+    select_slot,
+    slot_spread,
+)
 from constructions.residual import Layout, attention_params, block_params, ffn_params, zero_ffn
 from jaxdp.models import default_block_size
 
@@ -35,8 +44,8 @@ def phi(x: np.ndarray) -> np.ndarray:
 def linear_recurrence(q_BxLxHxK: np.ndarray, k_BxLxHxK: np.ndarray, v_BxLxHxK: np.ndarray) -> np.ndarray:
     """Lemma A.8, eqs. (16)–(19), one position at a time in float64:
 
-        s_0 = 0, z_0 = 0,  s_i = s_{i−1} + φ(k_i) v_iᵀ,  z_i = z_{i−1} + φ(k_i),
-        Attn(x_i)ᵀ = φ(q_i)ᵀ s_i / φ(q_i)ᵀ z_i.
+    s_0 = 0, z_0 = 0,  s_i = s_{i−1} + φ(k_i) v_iᵀ,  z_i = z_{i−1} + φ(k_i),
+    Attn(x_i)ᵀ = φ(q_i)ᵀ s_i / φ(q_i)ᵀ z_i.
     """
     q, k, v = (np.asarray(a, np.float64) for a in (q_BxLxHxK, k_BxLxHxK, v_BxLxHxK))
     Bt, L, H, K = q.shape
@@ -68,8 +77,10 @@ def linear_attention_reference(handset: HandSet, x_BxLxD: np.ndarray) -> np.ndar
     p = handset.blocks[0]
     H = handset.config.num_heads
     x = np.asarray(x_BxLxD, np.float64)
-    heads = [(x @ p[f"attn.{m}.kernel"] + p[f"attn.{m}.bias"]).reshape(*x.shape[:2], H, -1)
-             for m in ("query", "key", "value")]  # fmt: skip
+    heads = [
+        (x @ p[f"attn.{m}.kernel"] + p[f"attn.{m}.bias"]).reshape(*x.shape[:2], H, -1)
+        for m in ("query", "key", "value")
+    ]
     o = linear_recurrence(*heads).reshape(x.shape)
     return x + o @ p["attn.out.kernel"] + p["attn.out.bias"]
 
@@ -105,15 +116,16 @@ def agg(d: int, m: int, M: float, eps: float | None = None, *, mu: float | None 
     return HandSet("A.9", cfg, layout, (params,), mu, "μ", bound, max(mu, 1.0))
 
 
-def agg_head(layout: Layout, mu: float, head_size: int, *, query: str, key: str, values: np.ndarray,
-             out: str) -> dict:  # fmt: skip
+def agg_head(layout: Layout, mu: float, head_size: int, *, query: str, key: str, values: np.ndarray, out: str) -> dict:
     """One AGG head (Lemma A.9): query μ·e_q − μ from the one-hot subspace `query`, key
     μ·e_b − μ from the one-hot subspace `key`, value the residual coordinates `values`, added
     into subspace `out`."""
     D, K, m = layout.dim, head_size, layout.size(query)
     if layout.size(key) != m or K < max(m, len(values)):
-        raise ValueError(f"agg_head: one-hots {m}/{layout.size(key)} and {len(values)} values need a head "
-                         f"of size at least {max(m, len(values))}, got {K}")  # fmt: skip
+        raise ValueError(
+            f"agg_head: one-hots {m}/{layout.size(key)} and {len(values)} values need a head "
+            f"of size at least {max(m, len(values))}, got {K}"
+        )
     q, k, v, o = np.zeros((D, K)), np.zeros((D, K)), np.zeros((D, K)), np.zeros((K, D))
     q[layout.indices(query), np.arange(m)] = mu
     k[layout.indices(key), np.arange(m)] = mu
@@ -133,8 +145,10 @@ def copy_gap(rho: float, delta: float, rating_range: float) -> tuple[float, floa
     theta = 3.0 * delta / (4.0 * rating_range)
     gap = min(theta * delta - 2.0 * rho, delta - rho - theta * rating_range)
     if gap <= 0:
-        raise ValueError(f"copy: Assumption A.10 fails (rho={rho}, delta={delta}, rating range "
-                         f"{rating_range}): needs rho <= delta^2/(4R)")  # fmt: skip
+        raise ValueError(
+            f"copy: Assumption A.10 fails (rho={rho}, delta={delta}, rating range "
+            f"{rating_range}): needs rho <= delta^2/(4R)"
+        )
     return theta, gap
 
 
@@ -143,10 +157,25 @@ def copy_scale(rho: float, delta: float, rating_range: float, M_v: float, n: int
     return math.log(2.0 * M_v * max(n, 2) / eps) / copy_gap(rho, delta, rating_range)[1]
 
 
-def copy_head(layout: Layout, Q: np.ndarray, K: np.ndarray, V: np.ndarray, rating: np.ndarray,
-              out: str, *, rho: float, delta: float, rating_range: float, M_v: float, n: int,
-              eps: float | None = None, lam: float | None = None, q_bias=None, k_bias=None,
-              head_size: int | None = None) -> tuple[dict, float, float, float]:  # fmt: skip
+def copy_head(
+    layout: Layout,
+    Q: np.ndarray,
+    K: np.ndarray,
+    V: np.ndarray,
+    rating: np.ndarray,
+    out: str,
+    *,
+    rho: float,
+    delta: float,
+    rating_range: float,
+    M_v: float,
+    n: int,
+    eps: float | None = None,
+    lam: float | None = None,
+    q_bias=None,
+    k_bias=None,
+    head_size: int | None = None,
+) -> tuple[dict, float, float, float]:
     """One softmax head (H = 1, head size D) doing COPY (Lemma A.11) on the residual stream.
 
     q_i = Q x_i + q_bias, k_j = K x_j + k_bias ([d', D] maps), v_j = V x_j ([d_v, D]),
@@ -181,9 +210,19 @@ def copy_head(layout: Layout, Q: np.ndarray, K: np.ndarray, V: np.ndarray, ratin
     return head, lam, bound, norm
 
 
-def copy_softmax(Q: np.ndarray, K: np.ndarray, V: np.ndarray, rating: np.ndarray, *, rho: float,
-                 delta: float, M: float, n: int, eps: float | None = None,
-                 lam: float | None = None) -> HandSet:  # fmt: skip
+def copy_softmax(
+    Q: np.ndarray,
+    K: np.ndarray,
+    V: np.ndarray,
+    rating: np.ndarray,
+    *,
+    rho: float,
+    delta: float,
+    M: float,
+    n: int,
+    eps: float | None = None,
+    lam: float | None = None,
+) -> HandSet:
     """Lemma A.11: one standard-attention head with u_i = v_{pos(i)}, pos(i) = argmax_{j ∈ S_i}
     r_j, S_i = {j ≤ i : |q_i·k_j| ≤ ρ}, up to ε, for inputs x ∈ [−M, M]^{d_x} (subspace `x`)
     satisfying Assumption A.10 with ρ ≤ δ²/(8M) and ‖V‖∞ ≤ 1; the output lands in `out`.
@@ -200,9 +239,21 @@ def copy_softmax(Q: np.ndarray, K: np.ndarray, V: np.ndarray, rating: np.ndarray
     r = np.zeros(layout.dim)
     r[:dx] = rating
     M_v = M * max(1.0, float(np.abs(V).sum(axis=1).max()))
-    head, lam, bound, norm = copy_head(layout, embed(Q), embed(K), embed(V), r, "out", rho=rho,
-                                       delta=delta, rating_range=2.0 * M, M_v=M_v, n=n, eps=eps,
-                                       lam=lam)  # fmt: skip
+    head, lam, bound, norm = copy_head(
+        layout,
+        embed(Q),
+        embed(K),
+        embed(V),
+        r,
+        "out",
+        rho=rho,
+        delta=delta,
+        rating_range=2.0 * M,
+        M_v=M_v,
+        n=n,
+        eps=eps,
+        lam=lam,
+    )
     cfg = construction_config(layout, 1, attention="standard", max_len=n)
     params = block_params(attention_params(layout, 1, {0: head}), zero_ffn(layout, cfg.hidden_dim))
     return HandSet("A.11", cfg, layout, (params,), lam, "λ", bound, norm)
@@ -211,8 +262,9 @@ def copy_softmax(Q: np.ndarray, K: np.ndarray, V: np.ndarray, rating: np.ndarray
 # ---------------------------------------------------------------------------------- A.12
 
 
-def window_head(layout: Layout, lam2: float, head_size: int | None = None, *,
-                slots: str = "slots", window: str = "window") -> dict:  # fmt: skip
+def window_head(
+    layout: Layout, lam2: float, head_size: int | None = None, *, slots: str = "slots", window: str = "window"
+) -> dict:
     """A.12 layer 2 as one head: uniform attention over the local window (score 0); summary
     tokens of older blocks (⌈j/B⌉ < ⌊i/B⌋) scored at most −λ₂. It averages subspace `slots`
     into `window`, reading the position features `f`, `sum_c`, `is_sum` (`position_features`)."""
@@ -229,9 +281,20 @@ def window_head(layout: Layout, lam2: float, head_size: int | None = None, *,
     return dict(query=query, key=key, value=value, out=out, query_bias=qb)
 
 
-def block_copy_head(layout: Layout, *, B: int, C: int, eta: float, M: float, eps: float,
-                    values: np.ndarray, out: str, b: str = "b", b2: str = "b2",
-                    head_size: int | None = None) -> tuple[dict, float, float, float]:  # fmt: skip
+def block_copy_head(
+    layout: Layout,
+    *,
+    B: int,
+    C: int,
+    eta: float,
+    M: float,
+    eps: float,
+    values: np.ndarray,
+    out: str,
+    b: str = "b",
+    b2: str = "b2",
+    head_size: int | None = None,
+) -> tuple[dict, float, float, float]:
     """A.12 layer 3 as one COPY head (Lemma A.11, `copy_head`): from the latest visible token j
     of block `b` = ⌈p/B⌉ (q = (2b, −b², −1), k = (c, 1, c²), so q·k = −(c − b)²; rating = j's
     place in its block, 1..B), copy the residual coordinates `values` into subspace `out`.
@@ -247,9 +310,23 @@ def block_copy_head(layout: Layout, *, B: int, C: int, eta: float, M: float, eps
     rating = np.zeros(D)
     rating[rows("rating")] = 1.0
     rho = eta * (2.0 * C + 3.0)
-    return copy_head(layout, Q, K, V, rating, out, rho=rho, delta=1.0 - 2 * rho, rating_range=max(B - 1, 1),
-                     M_v=M, n=B + C, eps=eps, q_bias=[0.0, 0.0, -1.0], k_bias=[0.0, 1.0, 0.0],
-                     head_size=head_size)  # fmt: skip
+    return copy_head(
+        layout,
+        Q,
+        K,
+        V,
+        rating,
+        out,
+        rho=rho,
+        delta=1.0 - 2 * rho,
+        rating_range=max(B - 1, 1),
+        M_v=M,
+        n=B + C,
+        eps=eps,
+        q_bias=[0.0, 0.0, -1.0],
+        k_bias=[0.0, 1.0, 0.0],
+        head_size=head_size,
+    )
 
 
 def _a12_mlps(d: int, B: int, C: int, M: float, eps: float) -> tuple[LemmaMLP, ...]:
@@ -258,12 +335,14 @@ def _a12_mlps(d: int, B: int, C: int, M: float, eps: float) -> tuple[LemmaMLP, .
     Error budget: slots and selection ε/8 each, rescale ε/8, the two attentions ε/4 each; the
     integer features get a share so small that their errors only matter through ρ."""
     eta_f = eps * 1e-6 / (8.0 * (C + 3))
-    return (relu_to_gelu(slot_spread(d, B, M), eps / (8.0 * B), margin=M),
-            relu_to_gelu(position_features(B, C), eta_f, margin=1.0),
-            relu_to_gelu(gated_sum(B * d, bits(B), M), eps / 8.0, margin=M),
-            relu_to_gelu(ceil_div_relu(B, C), eta_f, margin=0.5),
-            relu_to_gelu(ceil_square(B, C), eta_f, margin=0.5),
-            relu_to_gelu(select_slot(d, B, M), eps / 8.0, margin=M))  # fmt: skip
+    return (
+        relu_to_gelu(slot_spread(d, B, M), eps / (8.0 * B), margin=M),
+        relu_to_gelu(position_features(B, C), eta_f, margin=1.0),
+        relu_to_gelu(gated_sum(B * d, bits(B), M), eps / 8.0, margin=M),
+        relu_to_gelu(ceil_div_relu(B, C), eta_f, margin=0.5),
+        relu_to_gelu(ceil_square(B, C), eta_f, margin=0.5),
+        relu_to_gelu(select_slot(d, B, M), eps / 8.0, margin=M),
+    )
 
 
 def _window_attention(layout: Layout, M: float, C: int, eps: float, eta: float) -> tuple[dict, float, float]:
@@ -301,31 +380,25 @@ def copy_sparse(L: int, d: int, M: float, eps: float, B: int | None = None) -> H
     if B < 2:
         raise ValueError(f"copy_sparse: block size B={B} must be at least 2")
     C, nb = -(-L // B), bits(B)
-    layout = Layout(v=d, p=1, rmod=1, cblk=1, slots=B * d, is_sum=1, sum_c=1, f=1, c2=1, rating=1,
-                    nbits=nb, window=B * d, b=1, bm1=1, pr=1, b2=1, copied=B * d, out=d)  # fmt: skip
+    layout = _a12_layout(d, B, nb)
     spread, feats, rescale, ceil_p, square_p, select = mlps = _a12_mlps(d, B, C, M, eps)
     eta = max(feats.error_bound, ceil_p.error_bound, square_p.error_bound)
-    hidden = max(spread.mlp.hidden + feats.mlp.hidden,
-                 rescale.mlp.hidden + ceil_p.mlp.hidden + square_p.mlp.hidden, select.mlp.hidden)
-    cfg = construction_config(layout, hidden, attention="sparse", max_len=L, block_size=B,
-                              local_blocks=1, global_tokens=1, num_layers=3)  # fmt: skip
+    hidden = max(
+        spread.mlp.hidden + feats.mlp.hidden,
+        rescale.mlp.hidden + ceil_p.mlp.hidden + square_p.mlp.hidden,
+        select.mlp.hidden,
+    )
+    cfg = construction_config(
+        layout, hidden, attention="sparse", max_len=L, block_size=B, local_blocks=1, global_tokens=1, num_layers=3
+    )
 
     attn2, lam2, err2 = _window_attention(layout, M, C, eps, eta)
-    head3, lam3, err3, norm3 = block_copy_head(layout, B=B, C=C, eta=eta, M=M + eps, eps=eps / 4.0,
-                                               values=layout.indices("window"), out="copied")  # fmt: skip
+    head3, lam3, err3, norm3 = block_copy_head(
+        layout, B=B, C=C, eta=eta, M=M + eps, eps=eps / 4.0, values=layout.indices("window"), out="copied"
+    )
     attn3 = attention_params(layout, 1, {0: head3})
 
-    H = cfg.hidden_dim
-    blocks = (
-        block_params(attention_params(layout, 1, {}), ffn_params(layout, H, [
-            (spread.mlp, ["v", "rmod"], "slots"),
-            (feats.mlp, ["rmod", "cblk"], ["is_sum", "sum_c", "f", "c2", "rating", "nbits"])])),
-        block_params(attn2, ffn_params(layout, H, [
-            (rescale.mlp, ["window", "nbits"], "window"),
-            (ceil_p.mlp, "p", ["b", "bm1", "pr"]),
-            (square_p.mlp, "p", "b2")])),
-        block_params(attn3, ffn_params(layout, H, [(select.mlp, ["copied", "pr"], "out")])),
-    )  # fmt: skip
+    blocks = _a12_blocks(layout, cfg.hidden_dim, mlps, attn2, attn3)
     # The window's per-coordinate error: B slot errors, the rescale, the layer-2 leak, and the
     # bit errors through the gates; the COPY and the selection add theirs.
     err_bits = 8.0 * M * B * eta * nb
@@ -334,10 +407,67 @@ def copy_sparse(L: int, d: int, M: float, eps: float, B: int | None = None) -> H
     return HandSet("A.12", cfg, layout, blocks, lam3, "λ", bound, norm)
 
 
+def _a12_layout(d: int, B: int, nb: int) -> Layout:
+    """Lemma A.12's residual stream: the input (v, p, i mod B, ⌈i/B⌉), B slots, the position
+    features, the window's sum, ⌈p/B⌉ and its square, the copied window and the output."""
+    return Layout(
+        v=d,
+        p=1,
+        rmod=1,
+        cblk=1,
+        slots=B * d,
+        is_sum=1,
+        sum_c=1,
+        f=1,
+        c2=1,
+        rating=1,
+        nbits=nb,
+        window=B * d,
+        b=1,
+        bm1=1,
+        pr=1,
+        b2=1,
+        copied=B * d,
+        out=d,
+    )
+
+
+def _a12_blocks(layout: Layout, H: int, mlps, attn2, attn3) -> tuple:
+    """The three layers of Lemma A.12 (`copy_sparse`): each attention with its FFN's MLPs."""
+    spread, feats, rescale, ceil_p, square_p, select = mlps
+    return (
+        block_params(
+            attention_params(layout, 1, {}),
+            ffn_params(
+                layout,
+                H,
+                [
+                    (spread.mlp, ["v", "rmod"], "slots"),
+                    (feats.mlp, ["rmod", "cblk"], ["is_sum", "sum_c", "f", "c2", "rating", "nbits"]),
+                ],
+            ),
+        ),
+        block_params(
+            attn2,
+            ffn_params(
+                layout,
+                H,
+                [
+                    (rescale.mlp, ["window", "nbits"], "window"),
+                    (ceil_p.mlp, "p", ["b", "bm1", "pr"]),
+                    (square_p.mlp, "p", "b2"),
+                ],
+            ),
+        ),
+        block_params(attn3, ffn_params(layout, H, [(select.mlp, ["copied", "pr"], "out")])),
+    )
+
+
 def copy_sparse_inputs(layout: Layout, v_BxLxd: np.ndarray, p_BxL: np.ndarray, B: int) -> np.ndarray:
     """The residual stream x_i = (v_i, p_i, i mod B, ⌈i/B⌉) for `copy_sparse` (1-indexed i)."""
     Bt, L, _ = v_BxLxd.shape
     i = np.arange(1, L + 1, dtype=np.float64)
     pos = lambda a: np.broadcast_to(a[None, :, None], (Bt, L, 1))  # noqa: E731
-    return layout.embed(v=v_BxLxd, p=np.asarray(p_BxL, np.float64)[..., None],
-                        rmod=pos(i % B), cblk=pos(np.ceil(i / B)))  # fmt: skip
+    return layout.embed(
+        v=v_BxLxd, p=np.asarray(p_BxL, np.float64)[..., None], rmod=pos(i % B), cblk=pos(np.ceil(i / B))
+    )

@@ -72,8 +72,7 @@ def b5_linear(L: int, depth: int, heads: int, bits: int, family_bits: float | No
     return min_dim_linear(L if family_bits is None else family_bits, depth, heads, bits)
 
 
-def b6_sparse(L: int, prompt_len: int, block_size: int, depth: int, bits: int,
-              family_bits: float | None = None) -> int:  # fmt: skip
+def b6_sparse(L: int, prompt_len: int, block_size: int, depth: int, bits: int, family_bits: float | None = None) -> int:
     """Theorem B.6: least D of a sparse Transformer (block size B, one summary token per block)."""
     visible = sparse_visible_tokens(prompt_len, block_size)
     return min_dim_sparse(L if family_bits is None else family_bits, depth, visible, bits)
@@ -103,8 +102,9 @@ def state_bits(config, prompt_len: int, bits: int) -> int:
     return config.state_numbers(prompt_len) * bits
 
 
-def min_dim_state(mixer: str, family_bits: float, prompt_len: int, max_len: int, depth: int, heads: int, bits: int,
-                  **options) -> int:  # fmt: skip
+def min_dim_state(
+    mixer: str, family_bits: float, prompt_len: int, max_len: int, depth: int, heads: int, bits: int, **options
+) -> int:
     """The least D (a multiple of `heads`) at which a `mixer` model's decode state after the
     prompt can tell 2^family_bits inputs apart (module docstring); options as for ModelConfig."""
     from jaxdp.models import ModelConfig
@@ -112,8 +112,9 @@ def min_dim_state(mixer: str, family_bits: float, prompt_len: int, max_len: int,
     _positive(depth=depth, heads=heads, bits=bits)
 
     def enough(dim: int) -> bool:
-        cfg = ModelConfig(attention=mixer, dim=dim, num_heads=heads, num_layers=depth, max_len=max_len, vocab_size=2,
-                          **options)  # fmt: skip
+        cfg = ModelConfig(
+            attention=mixer, dim=dim, num_heads=heads, num_layers=depth, max_len=max_len, vocab_size=2, **options
+        )
         return state_bits(cfg, prompt_len, bits) >= family_bits
 
     high = heads

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -72,15 +72,34 @@ class Check:
         """The statement without its "(size: …)" note."""
         return self.statement.rpartition(" (size: ")[0] or self.statement
 
-    def measure(self, size: int, eps: float | None = None, dtype: str = "float64", *, seed: int = 0,
-                scale: float | None = None, **forms) -> Measurement:  # fmt: skip
+    def measure(
+        self,
+        size: int,
+        eps: float | None = None,
+        dtype: str = "float64",
+        *,
+        seed: int = 0,
+        scale: float | None = None,
+        **forms,
+    ) -> Measurement:
         eps = self.eps if eps is None else eps
         handset = self.build(size, eps, scale)
         x, exact = self.sample(handset, size, np.random.default_rng(seed))
         y = self.read(handset, handset(x, dtype, **forms))
         err = float(np.nanmax(np.abs(y - exact))) if np.isfinite(y).all() else math.inf
-        return Measurement(self.name, self.lemma, size, eps, dtype, err, handset.error_bound,
-                           handset.norm(), handset.norm_bound, handset.scale, handset.scale_name)  # fmt: skip
+        return Measurement(
+            self.name,
+            self.lemma,
+            size,
+            eps,
+            dtype,
+            err,
+            handset.error_bound,
+            handset.norm(),
+            handset.norm_bound,
+            handset.scale,
+            handset.scale_name,
+        )
 
 
 def _out(name: str) -> Callable[[HandSet, np.ndarray], np.ndarray]:
@@ -97,6 +116,7 @@ def _relu(net: MLP, x: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ MLP lemmas
 
+
 def _product_sample(hs, M, rng):
     ab = rng.uniform(-M, M, (512, 2))
     edges = np.array([[s * M, t * M] for s in (-1, 0, 1) for t in (-1, 0, 1)], np.float64)
@@ -107,8 +127,9 @@ def _product_sample(hs, M, rng):
 def _random_relu(width: int, seed: int = 0) -> MLP:
     """A.2's subject: a ReLU MLP R³ -> R² with `width` hidden units and parameters in [−1, 1]."""
     rng = np.random.default_rng(seed)
-    return MLP(rng.uniform(-1, 1, (3, width)), rng.uniform(-1, 1, width),
-               rng.uniform(-1, 1, (width, 2)), rng.uniform(-1, 1, 2))  # fmt: skip
+    return MLP(
+        rng.uniform(-1, 1, (3, width)), rng.uniform(-1, 1, width), rng.uniform(-1, 1, (width, 2)), rng.uniform(-1, 1, 2)
+    )
 
 
 def _relu_sample(hs, width, rng):
@@ -263,39 +284,118 @@ def _a8_build(L, eps, scale):
     return att.random_linear_attention(A8_DIM, A8_HEADS)
 
 
-CHECKS: dict[str, Check] = {c.name: c for c in [
-    Check("product", "A.1", lambda M, eps, s: mlp_handset(mlp.product(M, eps, kappa=s)),
-          _product_sample, _out("y"), (1, 4, 16, 64, 256), 1e-3,
-          "|f(a,b) − ab| ≤ ε on [−M, M]², 4 GeLU units (size: M)"),
-    Check("relu_to_gelu", "A.2", lambda h, eps, s: mlp_handset(mlp.relu_to_gelu(_random_relu(h), eps, lam=s)),
-          _relu_sample, _out("y"), (4, 16, 64, 256), 1e-3,
-          "a ReLU MLP by a GeLU MLP of the same width (size: width)"),
-    Check("linear", "A.3", lambda R, eps, s: mlp_handset(mlp.linear(LINEAR_W)),
-          _linear_sample, _out("y"), (1, 100, 10_000, 1_000_000), 1e-3,
-          "Wx exactly with 2·d_out GeLU units (size: input range |x|)"),
-    Check("select", "A.4", lambda T, eps, s: mlp_handset(mlp.select(SELECT_D, SELECT_M, SELECT_ALPHA, eps, lam=s)),
-          _select_sample, _out("y"), (1, 100, 10_000, 1_000_000), 1e-3,
-          "x if t ≥ 0 else y for |t| ≥ α = 0.1, 2d+2 GeLU units (size: largest |t|)"),
-    Check("steps_up", "A.5", lambda n, eps, s: mlp_handset(mlp.steps(n, eps, lam=s)),
-          _steps_sample(False), _out("y"), (4, 16, 64, 256), 1e-3,
-          "first i entries 1 on [i − 1/3, i + 1/3], 2n GeLU units (size: n)"),
-    Check("steps_down", "A.6", lambda n, eps, s: mlp_handset(mlp.steps(n, eps, descending=True, lam=s)),
-          _steps_sample(True), _out("y"), (4, 16, 64, 256), 1e-3,
-          "first i − 1 entries 0 on [i − 1/3, i + 1/3], 2n GeLU units (size: n)"),
-    Check("ceil_div", "A.7", lambda n, eps, s: mlp_handset(mlp.ceil_div(n, eps, lam=s)),
-          _ceil_sample, _out("y"), (4, 8, 16, 32), 1e-3,
-          "(⌈i/n⌉, ⌈i/n⌉ − 1, i mod n) for i ≤ n², 2n GeLU units (size: n)"),
-    Check("recurrence", "A.8", _a8_build, _a8_sample, lambda hs, y: y, (16, 64, 256, 1024), 1e-6,
-          "the (s, z) recurrence equals eq. (8) (size: L)"),
-    Check("agg", "A.9", lambda m, eps, s: att.agg(AGG_D, m, AGG_M, eps, mu=s),
-          _agg_sample, _out("out"), (2, 4, 8, 16), 1e-3,
-          "one linear head averages block q_i, μ = ln(2Mm³/ε) (size: m, L = m²)"),
-    Check("copy_softmax", "A.11",
-          _copy_build,
-          _copy_sample, _out("out"), (8, 32, 128, 512), 1e-3,
-          "one softmax head copies the best-rated match under A.10 (size: L)"),
-    Check("copy_sparse", "A.12",
-          lambda L, eps, s: att.copy_sparse(L, COPY_SPARSE_D, COPY_SPARSE_M, eps),
-          _copy_sparse_sample, _out("out"), (16, 64, 128, 256), 1e-3,
-          "three sparse layers copy token p_i for every p_i ≤ i, B = 2^⌊log2 √L⌋ (size: L)"),
-]}  # fmt: skip
+CHECKS: dict[str, Check] = {
+    c.name: c
+    for c in [
+        Check(
+            "product",
+            "A.1",
+            lambda M, eps, s: mlp_handset(mlp.product(M, eps, kappa=s)),
+            _product_sample,
+            _out("y"),
+            (1, 4, 16, 64, 256),
+            1e-3,
+            "|f(a,b) − ab| ≤ ε on [−M, M]², 4 GeLU units (size: M)",
+        ),
+        Check(
+            "relu_to_gelu",
+            "A.2",
+            lambda h, eps, s: mlp_handset(mlp.relu_to_gelu(_random_relu(h), eps, lam=s)),
+            _relu_sample,
+            _out("y"),
+            (4, 16, 64, 256),
+            1e-3,
+            "a ReLU MLP by a GeLU MLP of the same width (size: width)",
+        ),
+        Check(
+            "linear",
+            "A.3",
+            lambda R, eps, s: mlp_handset(mlp.linear(LINEAR_W)),
+            _linear_sample,
+            _out("y"),
+            (1, 100, 10_000, 1_000_000),
+            1e-3,
+            "Wx exactly with 2·d_out GeLU units (size: input range |x|)",
+        ),
+        Check(
+            "select",
+            "A.4",
+            lambda T, eps, s: mlp_handset(mlp.select(SELECT_D, SELECT_M, SELECT_ALPHA, eps, lam=s)),
+            _select_sample,
+            _out("y"),
+            (1, 100, 10_000, 1_000_000),
+            1e-3,
+            "x if t ≥ 0 else y for |t| ≥ α = 0.1, 2d+2 GeLU units (size: largest |t|)",
+        ),
+        Check(
+            "steps_up",
+            "A.5",
+            lambda n, eps, s: mlp_handset(mlp.steps(n, eps, lam=s)),
+            _steps_sample(False),
+            _out("y"),
+            (4, 16, 64, 256),
+            1e-3,
+            "first i entries 1 on [i − 1/3, i + 1/3], 2n GeLU units (size: n)",
+        ),
+        Check(
+            "steps_down",
+            "A.6",
+            lambda n, eps, s: mlp_handset(mlp.steps(n, eps, descending=True, lam=s)),
+            _steps_sample(True),
+            _out("y"),
+            (4, 16, 64, 256),
+            1e-3,
+            "first i − 1 entries 0 on [i − 1/3, i + 1/3], 2n GeLU units (size: n)",
+        ),
+        Check(
+            "ceil_div",
+            "A.7",
+            lambda n, eps, s: mlp_handset(mlp.ceil_div(n, eps, lam=s)),
+            _ceil_sample,
+            _out("y"),
+            (4, 8, 16, 32),
+            1e-3,
+            "(⌈i/n⌉, ⌈i/n⌉ − 1, i mod n) for i ≤ n², 2n GeLU units (size: n)",
+        ),
+        Check(
+            "recurrence",
+            "A.8",
+            _a8_build,
+            _a8_sample,
+            lambda hs, y: y,
+            (16, 64, 256, 1024),
+            1e-6,
+            "the (s, z) recurrence equals eq. (8) (size: L)",
+        ),
+        Check(
+            "agg",
+            "A.9",
+            lambda m, eps, s: att.agg(AGG_D, m, AGG_M, eps, mu=s),
+            _agg_sample,
+            _out("out"),
+            (2, 4, 8, 16),
+            1e-3,
+            "one linear head averages block q_i, μ = ln(2Mm³/ε) (size: m, L = m²)",
+        ),
+        Check(
+            "copy_softmax",
+            "A.11",
+            _copy_build,
+            _copy_sample,
+            _out("out"),
+            (8, 32, 128, 512),
+            1e-3,
+            "one softmax head copies the best-rated match under A.10 (size: L)",
+        ),
+        Check(
+            "copy_sparse",
+            "A.12",
+            lambda L, eps, s: att.copy_sparse(L, COPY_SPARSE_D, COPY_SPARSE_M, eps),
+            _copy_sparse_sample,
+            _out("out"),
+            (16, 64, 128, 256),
+            1e-3,
+            "three sparse layers copy token p_i for every p_i ≤ i, B = 2^⌊log2 √L⌋ (size: L)",
+        ),
+    ]
+}

@@ -24,7 +24,7 @@ autoregressively and rounds `out` (the regression setting).
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -37,8 +37,18 @@ from constructions.dp import DPSpec
 from constructions.handset import HandSet, construction_config
 from constructions.residual import Layout, attention_params, block_params, ffn_params
 
-__all__ = ["ALL_COMPILERS", "COMPILERS", "EPS", "MODES", "CompiledDP", "compile_dp", "dims", "generate_reference",
-           "layout_for", "period"]  # fmt: skip
+__all__ = [
+    "ALL_COMPILERS",
+    "COMPILERS",
+    "EPS",
+    "MODES",
+    "CompiledDP",
+    "compile_dp",
+    "dims",
+    "generate_reference",
+    "layout_for",
+    "period",
+]
 MODES = ("recompute", "decode")
 
 
@@ -52,10 +62,18 @@ def layout_for(spec: DPSpec, compiler: str) -> tuple[Layout, int]:
     c = compilers.get(compiler)
     c.check(spec)
     R = spec.fetches
-    spaces = (spec.token_layout() + [("one", 1), ("k", 1)] + c.positional_spaces(spec)
-              + [("nstate", spec.state_size), ("fin", 1)] + [(f, 1) for f in spec.flag_names]
-              + [(f"t_{f.name}", 1) for f in R] + c.scratch_spaces(spec)
-              + [(f"got_{f.name}", len(f.fields)) for f in R] + spec.work() + [("out", spec.width)])  # fmt: skip
+    spaces = (
+        spec.token_layout()
+        + [("one", 1), ("k", 1)]
+        + c.positional_spaces(spec)
+        + [("nstate", spec.state_size), ("fin", 1)]
+        + [(f, 1) for f in spec.flag_names]
+        + [(f"t_{f.name}", 1) for f in R]
+        + c.scratch_spaces(spec)
+        + [(f"got_{f.name}", len(f.fields)) for f in R]
+        + spec.work()
+        + [("out", spec.width)]
+    )
     K = c.head_size(spec)
     return Layout(spaces).padded(K), K
 
@@ -150,10 +168,12 @@ def compile_dp(spec: DPSpec, compiler: str, eps: float = EPS) -> CompiledDP:
     CoT of `spec` for every input: the stages of the module docstring, in order."""
     c = compilers.get(compiler)
     layout, head_size = layout_for(spec, compiler)
-    stages = [Stage({}, [gelu(spec.next_state(layout)), *c.first_parts(spec, layout, eps)]),
-              Stage({}, [gelu(target_net(spec, layout, c.squares))]),
-              *c.fetch_stages(spec, layout, eps),
-              *(Stage({}, [gelu(net)]) for net in spec.transition(layout, got_map(spec)))]  # fmt: skip
+    stages = [
+        Stage({}, [gelu(spec.next_state(layout)), *c.first_parts(spec, layout, eps)]),
+        Stage({}, [gelu(target_net(spec, layout, c.squares))]),
+        *c.fetch_stages(spec, layout, eps),
+        *(Stage({}, [gelu(net)]) for net in spec.transition(layout, got_map(spec))),
+    ]
     return _assemble(spec, c, layout, head_size, _fuse(stages), eps)
 
 
@@ -173,15 +193,30 @@ def _assemble(spec: DPSpec, c: Compiler, layout: Layout, head_size: int, stages:
     hidden = max(sum(p[0].mlp.hidden for p in stage.parts) for stage in stages)
     cfg = construction_config(layout, hidden, attention=c.mixer, num_heads=H, max_len=L, **c.options(spec, H, eps))
     mixer = c.mixer_params(spec, layout.dim, H, eps)
-    blocks = tuple({**block_params(attention_params(layout, H, stage.heads),
-                                   ffn_params(layout, cfg.hidden_dim, [(m.mlp, r, w) for m, r, w in stage.parts])),
-                    **mixer} for stage in stages)  # fmt: skip
+    blocks = tuple(
+        {
+            **block_params(
+                attention_params(layout, H, stage.heads),
+                ffn_params(layout, cfg.hidden_dim, [(m.mlp, r, w) for m, r, w in stage.parts]),
+            ),
+            **mixer,
+        }
+        for stage in stages
+    )
     token_map = np.zeros((spec.width, layout.dim))
     token_map[np.arange(spec.width), layout.indices([n for n, _ in spec.token_layout()])] = 1.0
     k = np.arange(1, L + 1, dtype=np.float64)[:, None]
     positional = layout.embed(one=np.ones_like(k), k=k, **c.positional(spec, k))
-    handset = HandSet(f"compile[{c.name}]", cfg.replace(num_layers=len(blocks)), layout, blocks, eps, "ε", eps,
-                      max(float(np.abs(v).max()) for blk in blocks for v in blk.values()))  # fmt: skip
+    handset = HandSet(
+        f"compile[{c.name}]",
+        cfg.replace(num_layers=len(blocks)),
+        layout,
+        blocks,
+        eps,
+        "ε",
+        eps,
+        max(float(np.abs(v).max()) for blk in blocks for v in blk.values()),
+    )
     return CompiledDP(spec, c.name, handset, c.period(spec), token_map, positional)
 
 

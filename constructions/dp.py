@@ -126,8 +126,10 @@ class GridDP:
             if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
                 raise ValueError(f"GridDP.{field}: must be a positive integer, got {getattr(self, field)!r}")
         if self.M < 2 or self.N > self.M:
-            raise ValueError(f"GridDP: needs 2 <= M and N <= M (the first string the shorter, as in the "
-                             f"benchmark), got N={self.N}, M={self.M}")  # fmt: skip
+            raise ValueError(
+                f"GridDP: needs 2 <= M and N <= M (the first string the shorter, as in the "
+                f"benchmark), got N={self.N}, M={self.M}"
+            )
 
     # --- the token format -------------------------------------------------------------------
     @property
@@ -179,8 +181,11 @@ class GridDP:
                 if i == 0 or j == 0:
                     dp[i, j] = (i + j) if self.kind == "ed" else 0
                 elif self.kind == "ed":
-                    dp[i, j] = min(dp[i - 1, j] + self.delete, dp[i, j - 1] + self.insert,
-                                   dp[i - 1, j - 1] + self.replace * (a[i - 1] != b[j - 1]))  # fmt: skip
+                    dp[i, j] = min(
+                        dp[i - 1, j] + self.delete,
+                        dp[i, j - 1] + self.insert,
+                        dp[i - 1, j - 1] + self.replace * (a[i - 1] != b[j - 1]),
+                    )
                 else:
                     dp[i, j] = dp[i - 1, j - 1] + 1 if a[i - 1] == b[j - 1] else max(dp[i - 1, j], dp[i, j - 1])
         return dp
@@ -320,8 +325,7 @@ class GridDP:
     def transition(self, layout: Layout, got: dict[tuple[str, str], tuple[str, int]]) -> list[Net]:
         """Assumption B.1: f and u as ReLU layers. `got[(fetch, field)]` names the residual
         coordinate holding that fetched field. The last layer writes the next token into `out`."""
-        return [self._neighbours(layout, got), self._diagonal(layout), *self._recurrence(layout),
-                self._readout(layout)]  # fmt: skip
+        return [self._neighbours(layout, got), self._diagonal(layout), *self._recurrence(layout), self._readout(layout)]
 
     def _neighbours(self, layout: Layout, got) -> Net:
         """U = dp(i'−1, j'), Lf = dp(i', j'−1), Din = dp(i'−1, j'−1) before its first-row border,
@@ -396,4 +400,3 @@ def edit_distance(N: int, M: int | None = None, *, local: bool = False) -> GridD
 
 def lcs(N: int, M: int | None = None, *, local: bool = False) -> GridDP:
     return GridDP("lcs", N, N if M is None else M, local=local)
-

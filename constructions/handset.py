@@ -24,9 +24,20 @@ def construction_config(layout: Layout, hidden: int, **fields) -> ModelConfig:
     """The config a construction runs under: norm "none", exact GeLU, no dropout, float64,
     FFN width the smallest multiple of D that holds `hidden` units."""
     D = layout.dim
-    base = dict(attention="standard", num_layers=1, num_heads=1, dim=D, max_len=1, vocab_size=1,
-                mlp_ratio=max(1, -(-hidden // D)), dropout=0.0, norm="none", activation="gelu",
-                dtype="float64", param_dtype="float64")  # fmt: skip
+    base = dict(
+        attention="standard",
+        num_layers=1,
+        num_heads=1,
+        dim=D,
+        max_len=1,
+        vocab_size=1,
+        mlp_ratio=max(1, -(-hidden // D)),
+        dropout=0.0,
+        norm="none",
+        activation="gelu",
+        dtype="float64",
+        param_dtype="float64",
+    )
     return ModelConfig(**{**base, **fields})
 
 
@@ -78,5 +89,6 @@ def mlp_handset(lemma: LemmaMLP) -> HandSet:
     cfg = construction_config(layout, lemma.mlp.hidden)
     ffn = ffn_params(layout, cfg.hidden_dim, [(lemma.mlp, "x", "y")])
     params = block_params(attention_params(layout, 1, {}), ffn)  # no head: the attention adds 0
-    return HandSet(lemma.lemma, cfg, layout, (params,), lemma.scale, lemma.scale_name,
-                   lemma.error_bound, lemma.norm_bound)  # fmt: skip
+    return HandSet(
+        lemma.lemma, cfg, layout, (params,), lemma.scale, lemma.scale_name, lemma.error_bound, lemma.norm_bound
+    )

@@ -93,8 +93,9 @@ def gelu_scale(relu: MLP, eps: float, margin: float = 0.0) -> float:
     return hi / margin
 
 
-def relu_to_gelu(relu: MLP, eps: float | None = None, *, lam: float | None = None,
-                 margin: float = 0.0, lemma: str = "A.2") -> LemmaMLP:  # fmt: skip
+def relu_to_gelu(
+    relu: MLP, eps: float | None = None, *, lam: float | None = None, margin: float = 0.0, lemma: str = "A.2"
+) -> LemmaMLP:
     """Lemma A.2: a ReLU MLP g with parameters bounded by M becomes a GeLU MLP f of the same size
     with ‖f(x) − g(x)‖∞ ≤ ε for every x, by f(x) = W2·G(λ(W1x + b1))/λ + b2.
 
@@ -154,8 +155,9 @@ def linear(W: np.ndarray) -> LemmaMLP:
     W = np.atleast_2d(np.asarray(W, np.float64))
     d_out = W.shape[0]
     eye = np.eye(d_out)
-    mlp = MLP(np.concatenate([W.T, -W.T], axis=1), np.zeros(2 * d_out),
-              np.concatenate([eye, -eye], axis=0), np.zeros(d_out))  # fmt: skip
+    mlp = MLP(
+        np.concatenate([W.T, -W.T], axis=1), np.zeros(2 * d_out), np.concatenate([eye, -eye], axis=0), np.zeros(d_out)
+    )
     return LemmaMLP("A.3", mlp, 1.0, "λ", 0.0, max(float(np.abs(W).max(initial=0.0)), 1.0))
 
 
@@ -184,8 +186,7 @@ def select_relu(d: int, M: float, alpha: float) -> MLP:
     return MLP(w1, b1, w2, np.zeros(d))
 
 
-def select(d: int, M: float, alpha: float, eps: float | None = None, *,
-           lam: float | None = None) -> LemmaMLP:  # fmt: skip
+def select(d: int, M: float, alpha: float, eps: float | None = None, *, lam: float | None = None) -> LemmaMLP:
     """Lemma A.4: ‖f(x, y, t) − (x if t ≥ 0 else y)‖∞ ≤ ε for x, y ∈ [−M, M]^d and |t| ≥ α,
     with 2d + 2 hidden GeLU units: `select_relu` through Lemma A.2.
 
@@ -223,8 +224,7 @@ def steps_relu(n: int, descending: bool) -> MLP:
     return MLP(w1, b1, w2, np.zeros(n))
 
 
-def steps(n: int, eps: float | None = None, *, descending: bool = False,
-          lam: float | None = None) -> LemmaMLP:  # fmt: skip
+def steps(n: int, eps: float | None = None, *, descending: bool = False, lam: float | None = None) -> LemmaMLP:
     """Lemma A.5 (m_i: the first i entries 1) or, with `descending`, Lemma A.6 (n_i: the first
     i − 1 entries 0, the rest 1), ε-accurate on ∪_{i=0}^{n} [i − 1/3, i + 1/3] with 2n hidden
     GeLU units. Each entry is a difference of two units, so λ = 2·C_GELU/ε and the parameters are
@@ -256,8 +256,7 @@ def ceil_div_relu(n: int, q_max: int) -> MLP:
     return MLP(w1, b1, w2, np.array([1.0, 0.0, 0.0]))
 
 
-def ceil_div(n: int, eps: float | None = None, *, q_max: int | None = None,
-             lam: float | None = None) -> LemmaMLP:  # fmt: skip
+def ceil_div(n: int, eps: float | None = None, *, q_max: int | None = None, lam: float | None = None) -> LemmaMLP:
     """Lemma A.7: (⌈i/n⌉, ⌈i/n⌉ − 1, n − (⌈i/n⌉·n − i)) for x ∈ [i − 1/4, i + 1/4], integer
     i ∈ [1, n·q_max] (the paper: q_max = n), with 2·q_max hidden GeLU units (`ceil_div_relu`).
 

@@ -19,7 +19,7 @@ makes the GeLU twin accurate up to a Gaussian tail. Terms are `{name: weight}` w
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -110,8 +110,17 @@ class Net:
         self.relu(out, {k: -w for k, w in terms.items()}, 0.0, -coef)
         self.bias(out, coef * bias)
 
-    def gate(self, out, value: Terms, cond: Terms, *, value_bias: float = 0.0, cond_bias: float = 0.0,
-             G: float, coef: float = 1.0) -> None:  # fmt: skip
+    def gate(
+        self,
+        out,
+        value: Terms,
+        cond: Terms,
+        *,
+        value_bias: float = 0.0,
+        cond_bias: float = 0.0,
+        G: float,
+        coef: float = 1.0,
+    ) -> None:
         """out += coef·v·[c ≥ 0] for v = value + value_bias, c = cond + cond_bias an integer (or a
         0/1 flag sum), |v| ≤ G/4: ReLU(v + G·c + G/2) − ReLU(G·c + G/2) (the gate of Lemma A.4).
         Every pre-activation is at least G/4 from the kink."""

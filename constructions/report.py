@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import jax
 
 from constructions.checks import CHECKS, Measurement
-from jaxdp.cli import Parser
+from jaxdp.args import Parser
 
 DTYPES = ("float64", "float32", "bfloat16")
 
@@ -28,8 +28,7 @@ def run(names: Sequence[str], quick: bool = False, progress: bool = True) -> lis
     """Measure every (check, size, dtype); `quick` keeps the two smallest sizes."""
     from tqdm import tqdm
 
-    jobs = [(CHECKS[n], size, dt) for n in names for size in CHECKS[n].sizes[: 2 if quick else None]
-            for dt in DTYPES]  # fmt: skip
+    jobs = [(CHECKS[n], size, dt) for n in names for size in CHECKS[n].sizes[: 2 if quick else None] for dt in DTYPES]
     out = []
     with jax.enable_x64(True):
         for check, size, dtype in tqdm(jobs, desc="precision", disable=not progress, file=sys.stderr):
@@ -45,20 +44,25 @@ def smallest_format(rows: Sequence[Measurement]) -> str:
 
 def table(measurements: Sequence[Measurement]) -> str:
     """Markdown: one row per (check, size), the error per dtype, the smallest format meeting ε."""
-    lines = ["| lemma | check | size | ε | float64 | float32 | bfloat16 | smallest format |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    lines = [
+        "| lemma | check | size | ε | float64 | float32 | bfloat16 | smallest format |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
     keys = dict.fromkeys((m.name, m.size) for m in measurements)
     for name, size in keys:
         rows = [m for m in measurements if (m.name, m.size) == (name, size)]
         err = {m.dtype: f"{m.max_error:.1e}" + ("" if m.ok else " ✗") for m in rows}
-        lines.append(f"| {rows[0].lemma} | {name} | {size:g} | {rows[0].eps:.0e} | "
-                     + " | ".join(err.get(dt, "") for dt in DTYPES) + f" | {smallest_format(rows)} |")  # fmt: skip
+        lines.append(
+            f"| {rows[0].lemma} | {name} | {size:g} | {rows[0].eps:.0e} | "
+            + " | ".join(err.get(dt, "") for dt in DTYPES)
+            + f" | {smallest_format(rows)} |"
+        )
     return "\n".join(lines)
 
 
 def plot(measurements: Sequence[Measurement], path: str | Path) -> Path:
     """One panel per check: largest error against size per dtype (log-log), ε dashed."""
-    from jaxdp.plots import pyplot, save_figure
+    from jaxdp.sweeps.figures import pyplot, save_figure
 
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator, NullFormatter
@@ -78,7 +82,7 @@ def plot(measurements: Sequence[Measurement], path: str | Path) -> Path:
         ax.xaxis.set_minor_formatter(NullFormatter())
         if all(float(m.size).is_integer() for m in ms) and max(m.size for m in ms) < 10:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no half ticks on a small integer axis
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     axes[0][0].set_ylabel("largest |error|")
     axes[0][0].legend(fontsize=7)
@@ -87,13 +91,15 @@ def plot(measurements: Sequence[Measurement], path: str | Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python -m constructions.report", description=__doc__.split("\n")[0])
-    parser.add_argument("--checks", default=",".join(CHECKS),
-                        help=f"comma-separated subset of: {', '.join(CHECKS)}")  # fmt: skip
+    parser.add_argument("--checks", default=",".join(CHECKS), help=f"comma-separated subset of: {', '.join(CHECKS)}")
     parser.add_argument("--quick", action="store_true", help="only the two smallest sizes per check")
     parser.add_argument("--json", action="store_true", help="print one JSON object per measurement")
-    parser.add_argument("--out", default="runs/constructions/precision.png",
-                        help="where to draw the plot (default runs/constructions/precision.png; the README's "
-                             "docs/precision.png is drawn with --out docs/precision.png)")  # fmt: skip
+    parser.add_argument(
+        "--out",
+        default="runs/constructions/precision.png",
+        help="where to draw the plot (default runs/constructions/precision.png; the README's "
+        "docs/precision.png is drawn with --out docs/precision.png)",
+    )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.checks.split(",") if n.strip()]

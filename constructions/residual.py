@@ -21,7 +21,7 @@ silently leave a random initial weight in place.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -100,8 +100,10 @@ class MLP:
     def __post_init__(self):
         d_in, h = self.w1.shape
         if self.b1.shape != (h,) or self.w2.shape[0] != h or self.b2.shape != (self.w2.shape[1],):
-            raise ValueError(f"MLP: inconsistent shapes w1 {self.w1.shape}, b1 {self.b1.shape}, "
-                             f"w2 {self.w2.shape}, b2 {self.b2.shape}")  # fmt: skip
+            raise ValueError(
+                f"MLP: inconsistent shapes w1 {self.w1.shape}, b1 {self.b1.shape}, "
+                f"w2 {self.w2.shape}, b2 {self.b2.shape}"
+            )
 
     @property
     def hidden(self) -> int:
@@ -120,19 +122,26 @@ class MLP:
         return float(max(np.abs(a).max(initial=0.0) for a in (self.w1, self.b1, self.w2, self.b2)))
 
 
-def ffn_params(layout: Layout, hidden_dim: int,
-               parts: Sequence[tuple[MLP, str | Sequence[str], str | Sequence[str]]]) -> dict:
+def ffn_params(
+    layout: Layout, hidden_dim: int, parts: Sequence[tuple[MLP, str | Sequence[str], str | Sequence[str]]]
+) -> dict:
     """FFN parameters (paths `fc1.kernel` … `fc2.bias`) running each `(mlp, reads, writes)` in
     parallel: `mlp` reads the concatenation of subspaces `reads` and adds into `writes`."""
     D = layout.dim
-    params = {"fc1.kernel": np.zeros((D, hidden_dim)), "fc1.bias": np.zeros(hidden_dim),
-              "fc2.kernel": np.zeros((hidden_dim, D)), "fc2.bias": np.zeros(D)}  # fmt: skip
+    params = {
+        "fc1.kernel": np.zeros((D, hidden_dim)),
+        "fc1.bias": np.zeros(hidden_dim),
+        "fc2.kernel": np.zeros((hidden_dim, D)),
+        "fc2.bias": np.zeros(D),
+    }
     start = 0
     for mlp, reads, writes in parts:
         rows, cols = layout.indices(reads), layout.indices(writes)
         if (len(rows), len(cols)) != (mlp.d_in, mlp.d_out):
-            raise ValueError(f"ffn_params: an MLP {mlp.d_in} -> {mlp.d_out} cannot read {reads} "
-                             f"({len(rows)}) and write {writes} ({len(cols)})")  # fmt: skip
+            raise ValueError(
+                f"ffn_params: an MLP {mlp.d_in} -> {mlp.d_out} cannot read {reads} "
+                f"({len(rows)}) and write {writes} ({len(cols)})"
+            )
         hid = np.arange(start, start + mlp.hidden)
         if hid.size and hid[-1] >= hidden_dim:
             raise ValueError(f"ffn_params: the MLPs need more than hidden_dim={hidden_dim} units")
@@ -159,8 +168,11 @@ def attention_params(layout: Layout, num_heads: int, heads: Mapping[int, Mapping
     if D % num_heads:
         raise ValueError(f"attention_params: D={D} is not divisible by num_heads={num_heads}")
     K = D // num_heads
-    params = {f"{m}.{p}": np.zeros((D, D) if p == "kernel" else D)
-              for m in ("query", "key", "value", "out") for p in ("kernel", "bias")}  # fmt: skip
+    params = {
+        f"{m}.{p}": np.zeros((D, D) if p == "kernel" else D)
+        for m in ("query", "key", "value", "out")
+        for p in ("kernel", "bias")
+    }
     for h, maps in heads.items():
         cols = slice(h * K, (h + 1) * K)
         for name, value in maps.items():
@@ -168,8 +180,9 @@ def attention_params(layout: Layout, num_heads: int, heads: Mapping[int, Mapping
             module, _, kind = name.partition("_")
             expected = {"": (D, K) if module != "out" else (K, D), "bias": (K,)}[kind]
             if module not in ("query", "key", "value", "out") or value.shape != expected:
-                raise ValueError(f"attention_params: head {h} entry {name!r} must have shape "
-                                 f"{expected}, got {value.shape}")  # fmt: skip
+                raise ValueError(
+                    f"attention_params: head {h} entry {name!r} must have shape {expected}, got {value.shape}"
+                )
             if module == "out":
                 params["out.kernel"][cols, :] = value
             elif kind == "bias":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +22,17 @@ import numpy as np
 from constructions import bounds
 from constructions.compile import COMPILERS, dims, period
 from constructions.dp import edit_distance
-from jaxdp import plots
-from jaxdp.cli import Parser
+from jaxdp.args import Parser
 from jaxdp.models import ModelConfig, mixers
+from jaxdp.sweeps import collect, figures, tables
 
-LABELS = {"standard": "standard (Thm 4.1)", "local": "sparse, B = m, ED_local (Prop 5.4)",
-          "sparse": "sparse, B ≈ √L (Thm B.4)", "linear": "linear (Thm B.3)",
-          "window": "window, w = m, ED_local (as Prop 5.4)"}  # fmt: skip
+LABELS = {
+    "standard": "standard (Thm 4.1)",
+    "local": "sparse, B = m, ED_local (Prop 5.4)",
+    "sparse": "sparse, B ≈ √L (Thm B.4)",
+    "linear": "linear (Thm B.3)",
+    "window": "window, w = m, ED_local (as Prop 5.4)",
+}
 DRAWN = COMPILERS + ("window",)  # the gated and retention compilers have linear's D
 DEPTH, HEADS = 3, 4  # the bounds are for the paper's experimental models (M = 3, H = 4)
 
@@ -54,7 +58,9 @@ def rows(ns: list[int]) -> list[dict]:
         row["ED family"] = bounds.min_dim_linear(bounds.ed_family_bits(n, n), DEPTH, HEADS, bits)
         for name in mixers.available():  # every registered mixer's state count, the family of B.5
             row[f"state: {name}"] = bounds.min_dim_state(name, L, spec.prompt_len, L, DEPTH, HEADS, bits)
-        row["window reach"] = bounds.window_reach(DEPTH, ModelConfig(attention="window", max_len=L, vocab_size=2).window)
+        row["window reach"] = bounds.window_reach(
+            DEPTH, ModelConfig(attention="window", max_len=L, vocab_size=2).window
+        )
         out.append(row)
     return out
 
@@ -68,7 +74,7 @@ SERIES = list(DRAWN) + ["B.5", "B.6", "C.4", "ED family"]
 
 def fits(table: list[dict], fit_from: int) -> dict[str, tuple[float, float]]:
     big = [r for r in table if r["L"] >= fit_from] or table
-    return {k: plots.fit_exponent([r["L"] for r in big], [r[k] for r in big]) for k in SERIES + state_series()}
+    return {k: tables.fit_exponent([r["L"] for r in big], [r[k] for r in big]) for k in SERIES + state_series()}
 
 
 PRESETS_FIRST = ("paper", "gpu", "study", "cpu", "tiny")  # a sweep's results, most complete protocol first
@@ -86,15 +92,13 @@ def find_results(*roots: Path, exp: str = "fig1") -> Path | None:
 
 
 def empirical(results: Path | Sequence[Path] | None, task: str | None = "ed") -> dict[str, list[tuple[int, int, str]]]:
-    """"<model> on <task>" -> [(L, smallest D reaching the threshold, censoring)] per size
-    (`jaxdp.plots.min_d_points`) from one or more sweeps' results.csv, for one task (None: every
+    """ "<model> on <task>" -> [(L, smallest D reaching the threshold, censoring)] per size
+    (`jaxdp.sweeps.tables.min_d_points`) from one or more sweeps' results.csv, for one task (None: every
     task). The constructions drawn beside them are ED's; B.5 and B.6 hold for any DP with
     2^Θ(L) inputs."""
-    from jaxdp import sweep
-
     paths = [results] if isinstance(results, (str, Path)) else list(results or [])
-    rows = [row for path in paths if Path(path).exists() for row in sweep.read_csv(path)]
-    found = plots.min_d_points(rows)
+    rows = [row for path in paths if Path(path).exists() for row in collect.read_csv(path)]
+    found = tables.min_d_points(rows)
     return {f"{model} on {name}": pts for (name, model), pts in found.items() if task in (None, name) and pts}
 
 
@@ -111,8 +115,9 @@ def table_text(table: list[dict], fitted: dict) -> str:
         lines = ["| n | L | " + " | ".join(series + extra) + " |", "|" + "---|" * (len(series) + len(extra) + 2)]
         for r in table:
             lines.append(f"| {r['n']} | {r['L']} | " + " | ".join(str(r[k]) for k in series + extra) + " |")
-        lines.append("| fitted exponent | | " + " | ".join(exponent_text(fitted[k][0]) for k in series)
-                     + " |" * (1 + len(extra)))  # fmt: skip
+        lines.append(
+            "| fitted exponent | | " + " | ".join(exponent_text(fitted[k][0]) for k in series) + " |" * (1 + len(extra))
+        )
         out.append("\n".join(lines))
     return "\n\n".join(out)
 
@@ -121,16 +126,21 @@ def plot(table: list[dict], fitted: dict, found: dict, path: Path) -> Path:
     """Left: the constructions, the paper's bounds and (where `found` has any) trained models;
     right: every registered mixer's state-count bound (mixers with the same bound share a line)
     and the window model's reach. Legends (below each panel) give the fitted exponents."""
-    plt = plots.pyplot()
+    plt = figures.pyplot()
     fig, (ax, right) = plt.subplots(1, 2, figsize=(13, 6.4))
     L = [r["L"] for r in table]
     for k in DRAWN:
         ax.plot(L, [r[k] for r in table], "o-", ms=3, label=f"{LABELS[k]}: {exponent_text(fitted[k][0])}")
     for k, style in (("B.5", "--"), ("B.6", ":"), ("C.4", "-."), ("ED family", (0, (1, 3)))):
-        ax.plot(L, [r[k] for r in table], linestyle=style, color="gray",
-                label=f"lower bound {k}: {exponent_text(fitted[k][0])}")  # fmt: skip
+        ax.plot(
+            L,
+            [r[k] for r in table],
+            linestyle=style,
+            color="gray",
+            label=f"lower bound {k}: {exponent_text(fitted[k][0])}",
+        )
     for name, pts in found.items():  # censored sizes as open triangles (▽: at most, △: beyond)
-        plots.draw_min_d(ax, pts, f"trained {name}", marker="s", linestyle="none")
+        figures.draw_min_d(ax, pts, f"trained {name}", marker="s", linestyle="none")
     drawn = "ED(n, n) constructions, pigeonhole bounds" + (", trained min D at 90% (▽ ≤, △ >)" if found else "")
     ax.set_title(f"D needed vs L: {drawn}", fontsize=10)
     groups: dict[tuple, list[str]] = {}
@@ -144,22 +154,37 @@ def plot(table: list[dict], fitted: dict, found: dict, path: Path) -> Path:
     for a in (ax, right):
         a.set_xscale("log"), a.set_yscale("log")
         a.set_xlabel("sequence length L"), a.set_ylabel("hidden size D (reach: tokens)")
-        a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
-                 title="series: fitted exponent of D in L", title_fontsize=7)  # fmt: skip
-    return plots.save_figure(fig, path)
+        a.legend(
+            fontsize=7,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.14),
+            ncol=2,
+            title="series: fitted exponent of D in L",
+            title_fontsize=7,
+        )
+    return figures.save_figure(fig, path)
 
 
 def main(argv=None) -> int:
     p = Parser(prog="python -m constructions.scaling", description=__doc__)
     p.add_argument("--max-n", type=int, default=400, help="largest ED size n (default 400, L ≈ 161k)")
     p.add_argument("--fit-from", type=int, default=1000, help="fit exponents over L >= this (default 1000)")
-    p.add_argument("--results", type=Path, nargs="+", default=None,
-                   help="sweeps' results.csv files whose trained min D to draw, every task (default: "
-                        "runs/fig1/<preset>/results.csv and runs/fig2/<preset>/results.csv, preset paper, "
-                        "quick, cpu or tiny, the first present)")  # fmt: skip
-    p.add_argument("--out", type=Path, default=Path("runs/constructions/scaling.png"),
-                   help="the plot (default runs/constructions/scaling.png; the README's docs/scaling.png "
-                        "is drawn with --out docs/scaling.png)")  # fmt: skip
+    p.add_argument(
+        "--results",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="sweeps' results.csv files whose trained min D to draw, every task (default: "
+        "runs/fig1/<preset>/results.csv and runs/fig2/<preset>/results.csv, preset paper, "
+        "quick, cpu or tiny, the first present)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/constructions/scaling.png"),
+        help="the plot (default runs/constructions/scaling.png; the README's docs/scaling.png "
+        "is drawn with --out docs/scaling.png)",
+    )
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
     if args.max_n < 4:

@@ -2,7 +2,7 @@
 
 Every script runs the same way: build the grid from a preset (``--preset``; without a GPU the
 default is ``tiny``), change any protocol field with ``--set FIELD=VALUE``, print the estimated
-cost, train the cells that have no result (``jaxdp.sweep``), collect ``results.csv`` for exactly
+cost, train the cells that have no result (``jaxdp.sweeps``), collect ``results.csv`` for exactly
 the cells asked for, and write the script's tables and figures beside it.
 """
 
@@ -11,20 +11,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from experiments import launch
 from experiments.presets import PRESETS, Preset
-from jaxdp import files, plots, search, sweep
-from jaxdp.cli import Parser, add_reporting, add_version, int_at_least, number_in, reporting, run_command
-from jaxdp.errors import JaxdpError, first_line
-from jaxdp.evaluate import METRICS
+from jaxdp.args import Parser, add_reporting, add_version, int_at_least, number_in, reporting
+from jaxdp.cli import run_command
+from jaxdp.evaluation.evaluate import METRICS
 from jaxdp.models import mixers
 from jaxdp.models.config import check_model_name
-from jaxdp.protocol import parse_settings, settable
-from jaxdp.pack import AUTO_SIZE, parse_size
-from jaxdp.study import THRESHOLD
+from jaxdp.runtime import files
+from jaxdp.runtime.errors import JaxdpError, first_line
+from jaxdp.sweeps import collect, costs, grids, runner, search, tables
+from jaxdp.sweeps.study import THRESHOLD
+from jaxdp.training.pack import AUTO_SIZE, parse_size
+from jaxdp.training.protocol import parse_settings, settable
 
 #: report(rows, exp_dir, args, plans, preset) -> the text printed after the accuracy tables
 Report = Callable[..., str]
@@ -39,69 +41,148 @@ def gpu_present() -> bool:
 def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[str, ...]) -> Parser:
     p = Parser(prog=f"python -m experiments.{name}", description=description)
     add_version(p)
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="protocol and grid (default: gpu on a GPU, tiny otherwise)")  # fmt: skip
-    cpu_tasks, cpu_models = (" ".join(preset_choice(PRESETS["cpu"], field, name, default))
-                             for field, default in (("tasks", tasks), ("models", models)))  # fmt: skip
-    p.add_argument("--tasks", nargs="+", default=None,
-                   help=f"default: {' '.join(tasks)}, or the preset's own (cpu: {cpu_tasks})")
-    p.add_argument("--models", nargs="+", default=None, type=model_name, metavar="MODEL",
-                   help=f"mixers ({', '.join(mixers.available())}) or hybrids: a+b is a stack of a whose last "
-                        f"layer is b, a,b,c one mixer per layer (default: {' '.join(models)}, or the preset's own; "
-                        f"cpu: {cpu_models})")  # fmt: skip
-    p.add_argument("--hybrid", default=None, choices=mixers.available(), metavar="MIXER",
-                   help="add, for every other model, its stack with the last layer MIXER (e.g. --hybrid standard: "
-                        "one attention layer in a recurrent stack, Wen et al. 2024)")  # fmt: skip
-    p.add_argument("--sizes", nargs="+", type=int_at_least(1), default=None, help="override every task's sizes")
-    p.add_argument("--dims", nargs="+", type=int_at_least(1), default=None, help="override every task's D grid")
-    p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=[0], help="training seeds (default: 0)")
-    p.add_argument("--lrs", nargs="+", type=number_in(0), default=None, metavar="LR",
-                   help="learning rates, each its own run; a cell's result is its best by validation score "
-                        "(default: the preset's per mixer, else the protocol's lr)")  # fmt: skip
-    p.add_argument("--train-examples", nargs="+", type=int_at_least(1), default=None, metavar="N",
-                   help="training-set sizes, each its own series (default: the protocol's train_examples)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help=f"change a protocol field (repeatable): {', '.join(settable())}, <mixer>.<option> or "
-                        "<task>.<option>")  # fmt: skip
-    p.add_argument("--checkpoint-every", type=int_at_least(1), default=None, metavar="STEPS",
-                   help="checkpoint interval of every cell (default: the protocol's checkpoint_every, 1000); a "
-                        "kill -9 loses at most this much, SIGTERM and Ctrl-C nothing")  # fmt: skip
-    p.add_argument("--shard", default=None, metavar="I/N", help="run cells I, I+N, I+2N, … only")
-    p.add_argument("--max-cells", type=int_at_least(1), default=None, help="stop after training this many cells")
-    p.add_argument("--metric", choices=METRICS[:2], default="accuracy",
-                   help="what the heatmaps draw: accuracy (paper: greedy final answer, the default) or "
-                        "teacher_forced_exact (benchmark)")  # fmt: skip
-    p.add_argument("--out", default="runs", help="results root (default: runs/)")
-    p.add_argument("--data-root", default="data", help="datasets root (default: data/)")
-    p.add_argument("--compile-cache", default=None, metavar="DIR",
-                   help="jax's persistent compilation cache, shared by reruns and shards "
-                        "(default: <out>/compile-cache; 'none': off)")  # fmt: skip
-    p.add_argument("--dry-run", action="store_true", help="list the cells and the estimated cost, then exit")
-    p.add_argument("--collect", action="store_true",
-                   help="train nothing: write results.csv, the tables and figures from the cells that have a result "
-                        "(a study's partial results while it runs)")  # fmt: skip
-    p.add_argument("--yes", action="store_true",
-                   help="start anyway a GPU-scale preset (gpu, paper) on a CPU, or a grid estimated at days")  # fmt: skip
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_grid_arguments(p, name, tasks, models)
+    add_run_arguments(p)
     add_search_arguments(p)
     add_reporting(p)
     launch.add_arguments(p)
     return p
 
 
+def add_grid_arguments(p: argparse.ArgumentParser, name: str, tasks: tuple[str, ...], models: tuple[str, ...]) -> None:
+    """The grid: preset, tasks, models, sizes, D, seeds, learning rates, data sizes, protocol fields."""
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="protocol and grid (default: gpu on a GPU, tiny otherwise)",
+    )
+    cpu_tasks, cpu_models = (
+        " ".join(preset_choice(PRESETS["cpu"], field, name, default))
+        for field, default in (("tasks", tasks), ("models", models))
+    )
+    p.add_argument(
+        "--tasks", nargs="+", default=None, help=f"default: {' '.join(tasks)}, or the preset's own (cpu: {cpu_tasks})"
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        type=model_name,
+        metavar="MODEL",
+        help=f"mixers ({', '.join(mixers.available())}) or hybrids: a+b is a stack of a whose last "
+        f"layer is b, a,b,c one mixer per layer (default: {' '.join(models)}, or the preset's own; "
+        f"cpu: {cpu_models})",
+    )
+    p.add_argument(
+        "--hybrid",
+        default=None,
+        choices=mixers.available(),
+        metavar="MIXER",
+        help="add, for every other model, its stack with the last layer MIXER (e.g. --hybrid standard: "
+        "one attention layer in a recurrent stack, Wen et al. 2024)",
+    )
+    p.add_argument("--sizes", nargs="+", type=int_at_least(1), default=None, help="override every task's sizes")
+    p.add_argument("--dims", nargs="+", type=int_at_least(1), default=None, help="override every task's D grid")
+    p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=[0], help="training seeds (default: 0)")
+    p.add_argument(
+        "--lrs",
+        nargs="+",
+        type=number_in(0),
+        default=None,
+        metavar="LR",
+        help="learning rates, each its own run; a cell's result is its best by validation score "
+        "(default: the preset's per mixer, else the protocol's lr)",
+    )
+    p.add_argument(
+        "--train-examples",
+        nargs="+",
+        type=int_at_least(1),
+        default=None,
+        metavar="N",
+        help="training-set sizes, each its own series (default: the protocol's train_examples)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"change a protocol field (repeatable): {', '.join(settable())}, <mixer>.<option> or <task>.<option>",
+    )
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """How the grid runs and what it writes: checkpoints, shards, folders, dry runs and collecting."""
+    p.add_argument(
+        "--checkpoint-every",
+        type=int_at_least(1),
+        default=None,
+        metavar="STEPS",
+        help="checkpoint interval of every cell (default: the protocol's checkpoint_every, 1000); a "
+        "kill -9 loses at most this much, SIGTERM and Ctrl-C nothing",
+    )
+    p.add_argument("--shard", default=None, metavar="I/N", help="run cells I, I+N, I+2N, … only")
+    p.add_argument("--max-cells", type=int_at_least(1), default=None, help="stop after training this many cells")
+    p.add_argument(
+        "--metric",
+        choices=METRICS[:2],
+        default="accuracy",
+        help="what the heatmaps draw: accuracy (paper: greedy final answer, the default) or "
+        "teacher_forced_exact (benchmark)",
+    )
+    p.add_argument("--out", default="runs", help="results root (default: runs/)")
+    p.add_argument("--data-root", default="data", help="datasets root (default: data/)")
+    p.add_argument(
+        "--compile-cache",
+        default=None,
+        metavar="DIR",
+        help="jax's persistent compilation cache, shared by reruns and shards "
+        "(default: <out>/compile-cache; 'none': off)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the cells and the estimated cost, then exit")
+    p.add_argument(
+        "--collect",
+        action="store_true",
+        help="train nothing: write results.csv, the tables and figures from the cells that have a result "
+        "(a study's partial results while it runs)",
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="start anyway a GPU-scale preset (gpu, paper) on a CPU, or a grid estimated at days",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def add_search_arguments(p: argparse.ArgumentParser) -> None:
     """``--search``, ``--search-from``, ``--pack`` and ``--threshold``: how the min D is found."""
-    p.add_argument("--search", action="store_true",
-                   help="per (task, size, model, seed), bisect the D grid for the smallest D reaching --threshold "
-                        "(by validation score), training only the D it visits: about log2(G) + 1 of G")  # fmt: skip
-    p.add_argument("--search-from", choices=search.FIRSTS, default=None,
-                   help="where --search starts: the largest D (a column no D reaches costs one probe) or the "
-                        "middle one (large D, the dearest, only where smaller ones fail) (default: the preset's)")  # fmt: skip
-    p.add_argument("--pack", type=pack_size, default="auto", metavar="auto|off|K",
-                   help="train K runs of a cell that differ only in seed or lr as one vmapped program (auto: "
-                        f"{AUTO_SIZE} on a GPU or TPU, off on a CPU, where it gains nothing)")  # fmt: skip
-    p.add_argument("--threshold", type=number_in(0, 1), default=THRESHOLD,
-                   help=f"the score a min D must reach, in (0, 1] (default: {THRESHOLD:g}, the paper's 90%%)")
+    p.add_argument(
+        "--search",
+        action="store_true",
+        help="per (task, size, model, seed), bisect the D grid for the smallest D reaching --threshold "
+        "(by validation score), training only the D it visits: about log2(G) + 1 of G",
+    )
+    p.add_argument(
+        "--search-from",
+        choices=search.FIRSTS,
+        default=None,
+        help="where --search starts: the largest D (a column no D reaches costs one probe) or the "
+        "middle one (large D, the dearest, only where smaller ones fail) (default: the preset's)",
+    )
+    p.add_argument(
+        "--pack",
+        type=pack_size,
+        default="auto",
+        metavar="auto|off|K",
+        help="train K runs of a cell that differ only in seed or lr as one vmapped program (auto: "
+        f"{AUTO_SIZE} on a GPU or TPU, off on a CPU, where it gains nothing)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=number_in(0, 1),
+        default=THRESHOLD,
+        help=f"the score a min D must reach, in (0, 1] (default: {THRESHOLD:g}, the paper's 90%%)",
+    )
 
 
 def model_name(text: str) -> str:
@@ -136,7 +217,7 @@ def preset_from_args(args) -> Preset:
     return dataclasses.replace(preset, protocol=preset.protocol.set(**settings))
 
 
-def grid_from_args(args, preset: Preset) -> list[sweep.Cell]:
+def grid_from_args(args, preset: Preset) -> list[grids.Cell]:
     unknown = [t for t in args.tasks if t not in preset.sizes]
     if unknown:
         raise JaxdpError(f"--tasks: unknown task {unknown[0]!r}; choose from {', '.join(preset.sizes)}")
@@ -144,15 +225,29 @@ def grid_from_args(args, preset: Preset) -> list[sweep.Cell]:
     dims = {t: tuple(args.dims) if args.dims else preset.dims[t] for t in args.tasks}
     # each model's learning rates: --lrs for all, else the preset's own (None: the protocol's)
     lrs = {m: tuple(args.lrs) if args.lrs else preset.lrs.get(m, (None,)) for m in args.models}
-    cells = sweep.grid(sizes, args.models, dims, args.seeds, tuple(dict.fromkeys(sum(lrs.values(), ()))),
-                       args.train_examples or (None,))  # fmt: skip
+    cells = grids.grid(
+        sizes,
+        args.models,
+        dims,
+        args.seeds,
+        tuple(dict.fromkeys(sum(lrs.values(), ()))),
+        args.train_examples or (None,),
+    )
     return [c for c in cells if c.lr in lrs[c.model]]
 
 
-def main(name: str, description: str, tasks: tuple[str, ...], models: tuple[str, ...], report: Report,
-         argv: list[str] | None = None, *, exp: str | None = None,
-         dry_run: Callable[[list[sweep.Plan], Preset], str] | None = None,
-         make_cells: Callable[[argparse.Namespace, Preset], list[sweep.Cell]] = grid_from_args) -> int:  # fmt: skip
+def main(
+    name: str,
+    description: str,
+    tasks: tuple[str, ...],
+    models: tuple[str, ...],
+    report: Report,
+    argv: list[str] | None = None,
+    *,
+    exp: str | None = None,
+    dry_run: Callable[[list[grids.Plan], Preset], str] | None = None,
+    make_cells: Callable[[argparse.Namespace, Preset], list[grids.Cell]] = grid_from_args,
+) -> int:
     """Parse, check, estimate, run the sweep (skipping finished cells), collect results.csv,
     then `report`. Results go to ``<out>/<exp or name>/<preset>/``. Exit 2 on bad input (one
     line, nothing built), 1 if some cells failed, 130/143 when interrupted."""
@@ -160,9 +255,13 @@ def main(name: str, description: str, tasks: tuple[str, ...], models: tuple[str,
     return run_command(lambda: _sweep(name, args, report, exp, dry_run, make_cells, tasks, models))
 
 
-def resolve(name: str, args, tasks: tuple[str, ...], models: tuple[str, ...],
-            make_cells: Callable[[argparse.Namespace, Preset], list[sweep.Cell]] = grid_from_args,
-            ) -> tuple[Preset, list[sweep.Cell]]:  # fmt: skip
+def resolve(
+    name: str,
+    args,
+    tasks: tuple[str, ...],
+    models: tuple[str, ...],
+    make_cells: Callable[[argparse.Namespace, Preset], list[grids.Cell]] = grid_from_args,
+) -> tuple[Preset, list[grids.Cell]]:
     """The preset and the cells (this shard's) that script `name`'s parsed `args` ask for;
     `--tasks`/`--models` left out take the preset's own choice for `name`, else `tasks`/`models`."""
     preset = preset_from_args(args)
@@ -174,26 +273,29 @@ def resolve(name: str, args, tasks: tuple[str, ...], models: tuple[str, ...],
     if args.search:
         search.check(cells)
         return preset, search.shard(cells, args.shard)
-    return preset, sweep.shard(cells, args.shard)
+    return preset, grids.shard(cells, args.shard)
 
 
 def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, models) -> tuple[str, int] | None:
     preset, cells = resolve(name, args, tasks, models, make_cells)
     logging = reporting(args)
     launch.check(args)
-    plans = sweep.validate(cells, preset.protocol)
+    plans = grids.validate(cells, preset.protocol)
     exp_dir = Path(args.out) / (exp or name) / preset.name
-    rate = sweep.measure_rate(launch.compile_cache(args), keep=False)
-    numbers = sweep.estimate(plans, preset.protocol, rate)
-    seconds, cost = numbers["seconds"], sweep.describe_estimate(numbers, rate, len(plans))
+    rate = costs.measure_rate(launch.compile_cache(args), keep=False)
+    numbers = costs.estimate(plans, preset.protocol, rate)
+    seconds, cost = numbers["seconds"], costs.describe_estimate(numbers, rate, len(plans))
     print(f"{name}, preset {preset.name}: {cost}", flush=True)
     first = args.search_from or preset.search_first
     if args.search:
         grid = search.columns(cells).values()
-        most = sum(search.most_probes(len({c.dim for c in col}), first) * len(col) // len({c.dim for c in col})
-                   for col in grid)  # fmt: skip
-        print(f"--search from the {first} D: {len(grid)} columns; it trains at most {most} of these {len(cells)} "
-              "cells", flush=True)  # fmt: skip
+        most = sum(
+            search.most_probes(len({c.dim for c in col}), first) * len(col) // len({c.dim for c in col}) for col in grid
+        )
+        print(
+            f"--search from the {first} D: {len(grid)} columns; it trains at most {most} of these {len(cells)} cells",
+            flush=True,
+        )
     if args.dry_run:
         lines = [f"{exp_dir / p.path}" + (f"  [{p.cell.variant}]" if p.cell.variant else "") for p in plans]
         lines.append(f"{len(plans)} cells, preset {preset.name}")
@@ -203,11 +305,12 @@ def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, models) 
         text, code = f"{name}: --collect: nothing trained; results in {written}" if written else "", 0
     else:
         check_cost(preset, args, rate, seconds)
-        sweep.measure_rate(launch.compile_cache(args))  # kept for the next run, now that this one starts
-        outcome = launch.run(args, exp_dir, cells, preset.protocol, progress=not args.quiet, reporting=logging,
-                             first=first)  # fmt: skip
+        costs.measure_rate(launch.compile_cache(args))  # kept for the next run, now that this one starts
+        outcome = launch.run(
+            args, exp_dir, cells, preset.protocol, progress=not args.quiet, reporting=logging, first=first
+        )
         written, failure = _write_results(name, args, report, exp_dir, cells, plans, preset)
-        text, code = sweep.summary(name, outcome, len(cells), written)
+        text, code = runner.summary(name, outcome, len(cells), written)
     if failure:
         print(f"error: {failure}", file=sys.stderr, flush=True)
         return text, 1
@@ -223,11 +326,15 @@ def check_cost(preset: Preset, args, rate: dict, seconds: float) -> None:
     if args.yes:
         return
     if preset.gpu_scale and rate["backend"] != "gpu":
-        raise JaxdpError(f"--preset {preset.name} is a GPU-scale protocol and this machine has no GPU; "
-                         "pass --yes to start it anyway, or use --preset tiny")  # fmt: skip
+        raise JaxdpError(
+            f"--preset {preset.name} is a GPU-scale protocol and this machine has no GPU; "
+            "pass --yes to start it anyway, or use --preset tiny"
+        )
     if seconds > LONG_GRID_SECONDS:
-        raise JaxdpError(f"this grid is estimated at {seconds / 86400:.0f} days on this {rate['backend']}; pass --yes "
-                         "to start it anyway, or shrink it (--sizes, --dims, --models, --shard, --set epochs=...)")  # fmt: skip
+        raise JaxdpError(
+            f"this grid is estimated at {seconds / 86400:.0f} days on this {rate['backend']}; pass --yes "
+            "to start it anyway, or shrink it (--sizes, --dims, --models, --shard, --set epochs=...)"
+        )
 
 
 def _write_results(name, args, report: Report, exp_dir: Path, cells, plans, preset) -> tuple[Path | None, str | None]:
@@ -236,16 +343,16 @@ def _write_results(name, args, report: Report, exp_dir: Path, cells, plans, pres
     failure here is the report's own (exit 1), never a refusal of the input."""
     step, written = "collecting the results", None
     try:
-        rows = sweep.collect(exp_dir, cells, preset.protocol)
+        rows = collect.collect(exp_dir, cells, preset.protocol)
         if not rows:
             print(f"{name}: no cell of this grid has a result yet: no results.csv, tables or figures written")
             return None, None
         step = "writing results.csv"
-        written = sweep.write_csv(rows, exp_dir / "results.csv")
+        written = collect.write_csv(rows, exp_dir / "results.csv")
         step = "writing the tables"
         for metric in METRICS[:2]:
-            print(sweep.accuracy_table(rows, metric) + "\n")
-        min_d = plots.min_d_table(rows, threshold=args.threshold, metric=args.metric)
+            print(tables.accuracy_table(rows, metric) + "\n")
+        min_d = tables.min_d_table(rows, threshold=args.threshold, metric=args.metric)
         files.write_text(exp_dir / "min_d.md", min_d + "\n")
         print(f"{min_d}\n\n(written to {exp_dir / 'min_d.md'})\n")
         if args.search:

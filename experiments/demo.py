@@ -13,21 +13,29 @@ import sys
 from pathlib import Path
 
 from experiments.presets import Preset
-from jaxdp import plots, sweep, tasks
-from jaxdp.cli import Parser, run_command
-from jaxdp.devices import use_cpu_cores_for_command
-from jaxdp.protocol import Protocol, TrainConfig
-from jaxdp.tasks.dataset import build_to_dir
+from jaxdp import tasks
+from jaxdp.args import Parser
+from jaxdp.cli import run_command
+from jaxdp.runtime.devices import use_cpu_cores_for_command
+from jaxdp.sweeps import collect, figures, grids, runner, tables
+from jaxdp.tasks.builder import build_to_dir
+from jaxdp.training.protocol import Protocol, TrainConfig
 
 DATA_SIZES = {"arithmetic": 4, "lis": 8, "ed": 4, "ed_local": 4}
 PAPER_MIXERS = ("standard", "sparse", "linear")
 #: about 3 minutes for the 6 runs on 2 CPU cores
 DEMO = Preset(
     "demo",
-    Protocol(train=TrainConfig(epochs=15, batch_size=64, lr=1e-3, warmup_epochs=1), model={"dropout": 0.0},
-             train_examples=4000, test_examples=300, task_options={"lis": {"value_range": 16}}),
-    sizes={"lis": (6,)}, dims={"lis": (16, 64)},
-)  # fmt: skip
+    Protocol(
+        train=TrainConfig(epochs=15, batch_size=64, lr=1e-3, warmup_epochs=1),
+        model={"dropout": 0.0},
+        train_examples=4000,
+        test_examples=300,
+        task_options={"lis": {"value_range": 16}},
+    ),
+    sizes={"lis": (6,)},
+    dims={"lis": (16, 64)},
+)
 
 
 #: what the demo's grid shows and what it does not (printed under it)
@@ -35,7 +43,8 @@ SHORT_RUNS = (
     "These are short runs (15 epochs of 4,000 examples, one seed, 300 test examples): the gaps between the "
     "models here measure how fast each learns, not what it can represent. Trained to convergence under the "
     "study's protocol, the models separate only at longer sequences: benchmarks/results/study/ and the "
-    "README's \"The study\".")
+    'docs/experiments.md, "The study".'
+)
 
 
 def show_datasets(data_root: Path, seed: int) -> None:
@@ -49,11 +58,11 @@ def show_datasets(data_root: Path, seed: int) -> None:
 
 def train_grid(runs: Path, data_root: Path, progress: bool = True) -> tuple[list[dict], Path]:
     """The three models on LIS(6) at D = 16 and 64: train, decode, collect, draw."""
-    cells = sweep.grid(DEMO.sizes, PAPER_MIXERS, DEMO.dims)
-    sweep.run(runs, cells, DEMO.protocol, data_root=data_root, progress=progress)
-    rows = sweep.collect(runs, cells, DEMO.protocol)
-    sweep.write_csv(rows, runs / "results.csv")
-    figure = plots.heatmaps(rows, runs / "demo.png", title="demo: LIS(6), short runs, final-answer accuracy (%)")
+    cells = grids.grid(DEMO.sizes, PAPER_MIXERS, DEMO.dims)
+    runner.run(runs, cells, DEMO.protocol, data_root=data_root, progress=progress)
+    rows = collect.collect(runs, cells, DEMO.protocol)
+    collect.write_csv(rows, runs / "results.csv")
+    figure = figures.heatmaps(rows, runs / "demo.png", title="demo: LIS(6), short runs, final-answer accuracy (%)")
     return rows, figure
 
 
@@ -66,9 +75,11 @@ def check_one_proof() -> None:
     check = CHECKS["copy_sparse"]
     with jax.enable_x64(True):
         m = check.measure(64)
-    print(f"\nChecking a proof: Lemma {m.lemma} ({check.claim}) with hand-set weights in "
-          f"jaxdp's sparse blocks, L = {m.size}, float64: largest error {m.max_error:.1e} "
-          f"<= eps = {m.eps:.0e}: {'holds' if m.ok else 'FAILS'} (all lemmas: python -m constructions.report)")  # fmt: skip
+    print(
+        f"\nChecking a proof: Lemma {m.lemma} ({check.claim}) with hand-set weights in "
+        f"jaxdp's sparse blocks, L = {m.size}, float64: largest error {m.max_error:.1e} "
+        f"<= eps = {m.eps:.0e}: {'holds' if m.ok else 'FAILS'} (all lemmas: python -m constructions.report)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,15 +96,17 @@ def _demo(args) -> str:
     print("\nMeasured locality m (Definition 5.3) at the paper's sizes:")
     print(tasks.locality_table(samples=50, seed=args.seed))
     protocol = DEMO.protocol
-    print(f"\nTraining the three models on lis(6) at D = {DEMO.dims['lis']} ({protocol.train_examples} examples, "
-          f"{protocol.train.epochs} epochs each), then greedy decoding {protocol.test_examples} test examples:")  # fmt: skip
+    print(
+        f"\nTraining the three models on lis(6) at D = {DEMO.dims['lis']} ({protocol.train_examples} examples, "
+        f"{protocol.train.epochs} epochs each), then greedy decoding {protocol.test_examples} test examples:"
+    )
     rows, figure = train_grid(args.runs, args.out)
-    print(sweep.accuracy_table(rows) + "\n\n" + sweep.accuracy_table(rows, "teacher_forced_exact"))
+    print(tables.accuracy_table(rows) + "\n\n" + tables.accuracy_table(rows, "teacher_forced_exact"))
     print(f"\n{SHORT_RUNS}")
     check_one_proof()
     return f"demo: datasets in {args.out}, runs and results.csv in {args.runs}, heatmap {figure}"
 
 
 if __name__ == "__main__":
-    use_cpu_cores_for_command("python -m experiments.demo")  # one jax device per CPU core (jaxdp.devices)
+    use_cpu_cores_for_command("python -m experiments.demo")  # one jax device per CPU core (jaxdp.runtime.devices)
     sys.exit(main())

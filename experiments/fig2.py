@@ -21,8 +21,9 @@ import math
 import sys
 
 from experiments import common
-from jaxdp import plots, sweep, tasks
-from jaxdp.devices import use_cpu_cores_for_command
+from jaxdp import tasks
+from jaxdp.runtime.devices import use_cpu_cores_for_command
+from jaxdp.sweeps import figures, grids, tables
 
 WINDOW, PAPER = "kB>=m_local", "k=1"
 TASKS, MODELS = ("ed_local", "ed"), ("sparse", "linear")
@@ -39,25 +40,27 @@ def locality(name: str, size: int, protocol) -> int:
     return tasks.locality(task, (task.sample(rng) for _ in range(300)))
 
 
-def local_m(cell: sweep.Cell, protocol) -> int:
+def local_m(cell: grids.Cell, protocol) -> int:
     """The locality a window must cover: m of ED_local at this size (for ED too: the control),
     or the task's own m for any other task."""
     return locality("ed_local" if cell.task in ("ed", "ed_local") else cell.task, cell.size, protocol)
 
 
-def cells(args, preset) -> list[sweep.Cell]:
+def cells(args, preset) -> list[grids.Cell]:
     """The grid, with every cell whose mixer has local blocks (sparse) split into the covering
     variant k = ⌈m/B⌉ and the paper's k = 1, and every cell whose mixer has a window (window)
     given w = m."""
     out = []
     for cell in common.grid_from_args(args, preset):
-        options = sweep.plan(cell, preset.protocol).model_config.options
+        options = grids.plan(cell, preset.protocol).model_config.options
         if hasattr(options, "local_blocks"):
             k = math.ceil(local_m(cell, preset.protocol) / options.block_size)
             out.append(dataclasses.replace(cell, variant=WINDOW, options=(("local_blocks", k),)))
             out.append(dataclasses.replace(cell, variant=PAPER, options=(("local_blocks", 1),)))
         elif hasattr(options, "window"):
-            out.append(dataclasses.replace(cell, variant="w=m_local", options=(("window", local_m(cell, preset.protocol)),)))
+            out.append(
+                dataclasses.replace(cell, variant="w=m_local", options=(("window", local_m(cell, preset.protocol)),))
+            )
         else:
             out.append(cell)
     return out
@@ -76,8 +79,10 @@ def windows_table(plans, protocol) -> str:
         m = locality(c.task, c.size, protocol)
         B, k = (o.block_size, o.local_blocks) if hasattr(o, "local_blocks") else ("", "")
         width = o.local_blocks * o.block_size if hasattr(o, "local_blocks") else o.window
-        lines.append(f"| {c.task} | {c.size} | {p.model_config.max_len - 1} | {m} | {c.model} | {c.variant} | {B} | "
-                     f"{k} | {width} | {'yes' if width >= m else 'no'} |")  # fmt: skip
+        lines.append(
+            f"| {c.task} | {c.size} | {p.model_config.max_len - 1} | {m} | {c.model} | {c.variant} | {B} | "
+            f"{k} | {width} | {'yes' if width >= m else 'no'} |"
+        )
     return "\n".join(lines)
 
 
@@ -86,17 +91,21 @@ def dry_run(plans, preset) -> str:
 
 
 def report(rows, exp_dir, args, plans, preset) -> str:
-    path = plots.heatmaps(rows, exp_dir / "fig2.png", metric=args.metric,
-                          title=f"Figure 2, preset {preset.name}: ED_local vs ED, {args.metric} (%)")  # fmt: skip
-    return (f"heatmaps: {path}\n\nSparse windows:\n\n{windows_table(plans, preset.protocol)}\n\n"
-            + plots.scaling_table(rows, metric=args.metric))  # fmt: skip
+    path = figures.heatmaps(
+        rows,
+        exp_dir / "fig2.png",
+        metric=args.metric,
+        title=f"Figure 2, preset {preset.name}: ED_local vs ED, {args.metric} (%)",
+    )
+    return f"heatmaps: {path}\n\nSparse windows:\n\n{windows_table(plans, preset.protocol)}\n\n" + tables.scaling_table(
+        rows, metric=args.metric
+    )
 
 
 def main(argv=None) -> int:
-    return common.main("fig2", __doc__, TASKS, MODELS, report, argv,
-                       dry_run=dry_run, make_cells=cells)  # fmt: skip
+    return common.main("fig2", __doc__, TASKS, MODELS, report, argv, dry_run=dry_run, make_cells=cells)
 
 
 if __name__ == "__main__":
-    use_cpu_cores_for_command("python -m experiments.fig2")  # one jax device per CPU core (jaxdp.devices)
+    use_cpu_cores_for_command("python -m experiments.fig2")  # one jax device per CPU core (jaxdp.runtime.devices)
     sys.exit(main())

@@ -8,7 +8,7 @@
 #     OUT=benchmarks/results/gpu-study bash experiments/gpu_study.sh [SECONDS]   # default 540
 #
 # $OUT receives results.csv, min_d.md, fig1.png and one log per size. Tested on a CPU at tiny
-# sizes with PRESET=tiny SIZES="4 6" DIMS="8 16" MODELS="standard linear" (tests/test_experiments.py).
+# sizes with PRESET=tiny SIZES="4 6" DIMS="8 16" MODELS="standard linear" (tests/experiments/test_experiments.py).
 # A search probes one D of one column at a time, so nothing is packed (`--pack` packs the seeds
 # and learning rates of one cell, which a search column does not hold).
 set -u

@@ -12,16 +12,16 @@ decode state holds after L tokens, all layers and heads: what the pigeonhole bou
 import sys
 
 from experiments import common
-from jaxdp import plots
-from jaxdp.devices import use_cpu_cores_for_command
 from jaxdp.models import mixers
+from jaxdp.runtime.devices import use_cpu_cores_for_command
+from jaxdp.sweeps import figures, tables
 
 
 def report(rows, exp_dir, args, plans, preset) -> str:
-    heat = plots.heatmaps(rows, exp_dir / "mixers.png", metric=args.metric, title=f"mixers: {args.metric} (%)")
-    by_dim = plots.curves(rows, exp_dir / "mixers_vs_d.png", x="dim", metric=args.metric)
-    by_state = plots.curves(rows, exp_dir / "mixers_vs_state.png", x="state_size", metric=args.metric)
-    return f"heatmaps: {heat}\ncurves: {by_dim}, {by_state}\n\n" + plots.scaling_table(rows, metric=args.metric)
+    heat = figures.heatmaps(rows, exp_dir / "mixers.png", metric=args.metric, title=f"mixers: {args.metric} (%)")
+    by_dim = figures.curves(rows, exp_dir / "mixers_vs_d.png", x="dim", metric=args.metric)
+    by_state = figures.curves(rows, exp_dir / "mixers_vs_state.png", x="state_size", metric=args.metric)
+    return f"heatmaps: {heat}\ncurves: {by_dim}, {by_state}\n\n" + tables.scaling_table(rows, metric=args.metric)
 
 
 def main(argv=None) -> int:
@@ -29,5 +29,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    use_cpu_cores_for_command("python -m experiments.mixers")  # one jax device per CPU core (jaxdp.devices)
+    use_cpu_cores_for_command("python -m experiments.mixers")  # one jax device per CPU core (jaxdp.runtime.devices)
     sys.exit(main())

@@ -2,7 +2,7 @@
 # Commit a study part's results as they stand (finished columns, and the probes so far of the
 # others): trains nothing. Writes benchmarks/results/study/PART/ with results.csv, min_d.md, the
 # part's figures and command.txt, the exact collection command, which
-# tests/test_committed_results.py replays (every row's digest, every column's search path).
+# tests/experiments/test_committed_results.py replays (every row's digest, every column's search path).
 #
 #     bash experiments/study_collect.sh OUT PART [FLAGS...]     # FLAGS: those given to study.sh
 set -euo pipefail

@@ -1,8 +1,8 @@
 import sys
 
-from jaxdp.devices import use_cpu_cores_for_command
+from jaxdp.runtime.devices import use_cpu_cores_for_command
 
-use_cpu_cores_for_command("python -m jaxdp")  # one jax device per CPU core, before jax starts (jaxdp.devices)
+use_cpu_cores_for_command("python -m jaxdp")  # one jax device per CPU core, before jax starts (jaxdp.runtime.devices)
 
 from jaxdp.cli import main  # noqa: E402
 

@@ -5,145 +5,90 @@ summary, and a refusal prints one ``error:`` line and exits 2. (The README's dem
 from __future__ import annotations
 
 import argparse
-import math
 import dataclasses
 import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from jaxdp import interrupts, tasks
-from jaxdp.errors import JaxdpError
+from jaxdp import tasks
+from jaxdp.args import Parser, add_reporting, add_version, field_type, int_at_least, reporting, task_option
 from jaxdp.models import mixers
-from jaxdp.protocol import Protocol, option_value, parse_settings, parse_value, run_identity, run_path, settable
-from jaxdp.tasks.dataset import DatasetError, build_to_dir, validation_to_dir
+from jaxdp.runtime import interrupts
+from jaxdp.runtime.errors import JaxdpError
+from jaxdp.tasks.builder import build_to_dir, validation_to_dir
+from jaxdp.tasks.dataset import DatasetError
+from jaxdp.training.protocol import Protocol, parse_settings, run_identity, run_path, settable
 
 #: `train` flags for the most used protocol fields (any field: --set FIELD=VALUE); defaults from `Protocol()`
-TRAIN_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "warmup_epochs": "--warmup-epochs",
-               "weight_decay": "--weight-decay", "eval_examples": "--eval-examples",
-               "checkpoint_every": "--checkpoint-every", "num_layers": "--layers", "num_heads": "--heads",
-               "dropout": "--dropout", "block_size": "--block-size"}  # fmt: skip
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with abbreviations off (``--epoch`` is not taken for ``--epochs``), defaults in
-    the help, and one-line errors: ``error: argument --examples: must be >= 1, got -5`` (exit 2)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("allow_abbrev", False)
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
-def add_version(parser: argparse.ArgumentParser) -> None:
-    from jaxdp import __version__
-
-    parser.add_argument("--version", action="version", version=f"jaxdp {__version__}")
-
-
-def _option(text: str) -> tuple[str, object]:
-    """``key=value``, the value read as a task option (`jaxdp.protocol.option_value`)."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--option takes key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    return key, option_value(value)
-
-
-def int_at_least(low: int):
-    """An argparse type: an integer >= `low`, else a one-line usage error naming the flag."""
-
-    def read(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    read.__name__ = f"integer >= {low}"
-    return read
-
-
-def number_in(low: float, high: float = math.inf, *, low_open: bool = True):
-    """An argparse type: a finite number in (low, high] (or [low, high]), else a one-line usage error."""
-
-    def read(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not math.isfinite(value) or not (value > low if low_open else value >= low) or value > high:
-            interval = (f"in {'(' if low_open else '['}{low:g}, {high:g}]" if math.isfinite(high)
-                        else f"{'>' if low_open else '>='} {low:g}")  # fmt: skip
-            raise argparse.ArgumentTypeError(f"must be {interval}, got {text}")
-        return value
-
-    read.__name__ = "number"
-    return read
+TRAIN_FLAGS = {
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "warmup_epochs": "--warmup-epochs",
+    "weight_decay": "--weight-decay",
+    "eval_examples": "--eval-examples",
+    "checkpoint_every": "--checkpoint-every",
+    "num_layers": "--layers",
+    "num_heads": "--heads",
+    "dropout": "--dropout",
+    "block_size": "--block-size",
+}
 
 
 def _task_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     also = "" if required else " (default: the --config file's)"
     p.add_argument("--task", required=required, choices=list(tasks.TASKS), help="the task" + also)
     p.add_argument("--size", required=required, type=int, help="n operators / N numbers / n string length" + also)
-    p.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
-                   help="a task option, e.g. border=costs or under=false (repeatable)")  # fmt: skip
-
-
-def _field_type(field: str):
-    def read(text: str):
-        try:
-            return parse_value(field, text)
-        except JaxdpError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    read.__name__ = field
-    return read
+    p.add_argument(
+        "--option",
+        action="append",
+        type=task_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a task option, e.g. border=costs or under=false (repeatable)",
+    )
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, metavar="FILE.json",
-                   help="a whole run from one file, e.g. a run folder's config.json (jaxdp.run_config); "
-                        "the flags given here win over it")  # fmt: skip
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.json",
+        help="a whole run from one file, e.g. a run folder's config.json (jaxdp.training.run_config); "
+        "the flags given here win over it",
+    )
     p.add_argument("--model", choices=mixers.available(), help="the mixer (default: the --config file's)")
     p.add_argument("--dim", type=int_at_least(1), help="hidden size D (default: the --config file's)")
-    p.add_argument("--seed", type=int_at_least(0), default=None, help="training seed (default: the --config "
-                   "file's, else 0)")  # fmt: skip
+    p.add_argument(
+        "--seed", type=int_at_least(0), default=None, help="training seed (default: the --config file's, else 0)"
+    )
     defaults = Protocol().settings()
     for field, flag in TRAIN_FLAGS.items():
-        p.add_argument(flag, dest=field, type=_field_type(field), default=None,
-                       help=f"{field} (default: {defaults.get(field, 'the mixer' + chr(39) + 's own')})")  # fmt: skip
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help=f"any other protocol field or mixer option (repeatable): {', '.join(settable())}")  # fmt: skip
+        p.add_argument(
+            flag,
+            dest=field,
+            type=field_type(field),
+            default=None,
+            help=f"{field} (default: {defaults.get(field, 'the mixer' + chr(39) + 's own')})",
+        )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"any other protocol field or mixer option (repeatable): {', '.join(settable())}",
+    )
     p.add_argument("--data", default=None, help="dataset folder (default data/<task>-<size>)")
-    p.add_argument("--out", default=None, help="run folder (default runs/train/<task>/<model>/size=<n>/d=<D>/seed=<s>/<digest>)")
+    p.add_argument(
+        "--out", default=None, help="run folder (default runs/train/<task>/<model>/size=<n>/d=<D>/seed=<s>/<digest>)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_reporting(p)
-
-
-def add_reporting(p: argparse.ArgumentParser) -> None:
-    """``--log`` and ``--eval-every``, shared by `train` and the experiment scripts."""
-    p.add_argument("--log", default=None, metavar="NAMES",
-                   help="mirror metrics.jsonl to these loggers, comma-separated: tensorboard (an event file in the "
-                        "run folder), wandb (a W&B run; WANDB_MODE=offline works) (default: none)")  # fmt: skip
-    p.add_argument("--eval-every", type=int_at_least(1), default=None, metavar="EPOCHS",
-                   help="every EPOCHS epochs, greedy-decode the first 200 test examples and log their scores "
-                        "as eval_* (default: off)")  # fmt: skip
-
-
-def reporting(args) -> dict:
-    """`train`'s reporting keywords from ``--log`` and ``--eval-every`` (loggers checked here)."""
-    from jaxdp import loggers
-
-    return {"log_to": loggers.parse(args.log), "eval_every": args.eval_every}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -158,8 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=int_at_least(1), required=True, help="test examples")
     p.add_argument("--out", required=True, help="folder for train.npz and test.npz")
     p.add_argument("--seed", type=int_at_least(0), default=0, help="data seed (default: 0)")
-    p.add_argument("--workers", type=int_at_least(1), default=None,
-                   help="generator processes (default: all cores for big builds)")  # fmt: skip
+    p.add_argument(
+        "--workers", type=int_at_least(1), default=None, help="generator processes (default: all cores for big builds)"
+    )
     p.add_argument("--force", action="store_true", help="overwrite a different or corrupt dataset in --out")
 
     p = command("show", "print a few examples of a task")
@@ -200,13 +146,19 @@ def cmd_data(args) -> str:
     train, test, built = build_to_dir(task, args.out, args.train, args.test, args.seed, args.workers, force=args.force)
     verb = f"built in {time.perf_counter() - start:.1f} s" if built else "already built, loaded and checked"
     longest = max(int(train.length.max(initial=0)), int(test.length.max(initial=0)))
-    return f"{task}: {len(train)} train + {len(test)} test examples (longest {longest} of max_len {task.max_len}) in {args.out}, {verb}"
+    return (
+        f"{task}: {len(train)} train + {len(test)} test examples "
+        f"(longest {longest} of max_len {task.max_len}) in {args.out}, {verb}"
+    )
 
 
 def cmd_show(args) -> str:
     task = _make_task(args)
     rng = np.random.default_rng(args.seed)
-    print(f"{task}: vocabulary {len(task.vocab)} tokens, max_len {task.max_len}; {args.count} example(s), seed {args.seed}")
+    print(
+        f"{task}: vocabulary {len(task.vocab)} tokens, max_len {task.max_len}; "
+        f"{args.count} example(s), seed {args.seed}"
+    )
     for _ in range(args.count):
         _show(task, task.sample(rng))
     return f"{task}: {args.count} example(s) shown"
@@ -222,19 +174,23 @@ def _load_split(data: Path, task: tasks.Task, split: str):
 
     path = data / f"{split}.npz"
     if not path.exists():
-        raise DatasetError(f"no dataset at {path}; build it first: python -m jaxdp data --task {task.name} "
-                           f"--size {task.size} --train N --test N --out {data}")  # fmt: skip
+        raise DatasetError(
+            f"no dataset at {path}; build it first: python -m jaxdp data --task {task.name} "
+            f"--size {task.size} --train N --test N --out {data}"
+        )
     return load(path, task, split)
 
 
 def _summary(result: dict) -> str:
-    return (f"accuracy {result['accuracy']:.3f} (teacher-forced exact {result['teacher_forced_exact']:.3f}, "
-            f"CoT exact {result['cot_exact_match']:.3f}, token {result['token_accuracy']:.3f}) on "
-            f"{result['examples']} test examples")  # fmt: skip
+    return (
+        f"accuracy {result['accuracy']:.3f} (teacher-forced exact {result['teacher_forced_exact']:.3f}, "
+        f"CoT exact {result['cot_exact_match']:.3f}, token {result['token_accuracy']:.3f}) on "
+        f"{result['examples']} test examples"
+    )
 
 
 def cmd_train(args) -> str:
-    from jaxdp.train import train
+    from jaxdp.training.run import train
 
     from_file = _apply_config(args)
     report = reporting(args)
@@ -250,17 +206,29 @@ def cmd_train(args) -> str:
     valid_set = None
     if train_config.check_every is not None:  # the stopping rule reads the folder's validation set
         valid_set = validation_to_dir(data, train_set, test_set, protocol.valid_examples)
-    result = train(out, task, model_config, train_config, train_set, test_set, progress=not args.quiet,
-                   data_dir=str(data), valid_set=valid_set, **report)  # fmt: skip
-    return (f"{task} {args.model} D={args.dim}: {_summary(result)}; final loss {result['final_loss']:.4f}, "
-            f"{result['steps']} steps -> {out}")  # fmt: skip
+    result = train(
+        out,
+        task,
+        model_config,
+        train_config,
+        train_set,
+        test_set,
+        progress=not args.quiet,
+        data_dir=str(data),
+        valid_set=valid_set,
+        **report,
+    )
+    return (
+        f"{task} {args.model} D={args.dim}: {_summary(result)}; final loss {result['final_loss']:.4f}, "
+        f"{result['steps']} steps -> {out}"
+    )
 
 
 def _apply_config(args) -> dict:
-    """Fill the flags left out from ``--config`` (`jaxdp.run_config`) and return the protocol
+    """Fill the flags left out from ``--config`` (`jaxdp.training.run_config`) and return the protocol
     settings it makes (its mixer options only if the run keeps its mixer); refuse a run that
     still lacks its task, size, model or D."""
-    from jaxdp import run_config
+    from jaxdp.training import run_config
 
     cfg = run_config.load(args.config) if args.config else run_config.RunConfig()
     for field in ("task", "size", "model", "dim", "seed", "data"):
@@ -277,8 +245,8 @@ def _apply_config(args) -> dict:
 
 
 def cmd_eval(args) -> str:
-    from jaxdp.evaluate import evaluate
-    from jaxdp.train import restore_checkpoint, total_steps
+    from jaxdp.evaluation.evaluate import evaluate
+    from jaxdp.training.run import restore_checkpoint, total_steps
 
     model, config, step = restore_checkpoint(args.run)
     task = tasks.get(config["task"]["name"], config["task"]["size"], **config["task"]["options"])
@@ -287,9 +255,13 @@ def cmd_eval(args) -> str:
         raise DatasetError(f"{args.run}: the run does not record its dataset; pass --data")
     result = evaluate(model, _load_split(Path(data), task, "test"), limit=args.examples, full=args.full)
     total = total_steps(config)
-    scored = (f"the finished run (step {step})" if step >= total and (Path(args.run) / "result.json").exists() else
-              f"an UNFINISHED run: its checkpoint of step {step} of {total} (still training, or interrupted)")  # fmt: skip
-    return f"{args.run}: {task} {config['model']['attention']} D={config['model']['dim']}: {_summary(result)}; scored {scored}"
+    scored = (
+        f"the finished run (step {step})"
+        if step >= total and (Path(args.run) / "result.json").exists()
+        else f"an UNFINISHED run: its checkpoint of step {step} of {total} (still training, or interrupted)"
+    )
+    model = f"{config['model']['attention']} D={config['model']['dim']}"
+    return f"{args.run}: {task} {model}: {_summary(result)}; scored {scored}"
 
 
 COMMANDS = {"data": cmd_data, "show": cmd_show, "locality": cmd_locality, "train": cmd_train, "eval": cmd_eval}
@@ -329,8 +301,11 @@ def run_command(fn: Callable[[], str | tuple[str, int] | None]) -> int:
             return 2
         except KeyboardInterrupt as e:
             name = e.signal_name if isinstance(e, interrupts.Interrupted) else "SIGINT"
-            print(f"interrupted ({name}): training keeps a checkpoint of its last completed step and files are "
-                  "written atomically; run the same command to resume", file=sys.stderr)  # fmt: skip
+            print(
+                f"interrupted ({name}): training keeps a checkpoint of its last completed step and files are "
+                "written atomically; run the same command to resume",
+                file=sys.stderr,
+            )
             return interrupts.exit_code(e)
     text, code = out if isinstance(out, tuple) else (out, 0)
     if text:

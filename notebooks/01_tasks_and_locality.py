@@ -43,6 +43,7 @@ rng = np.random.default_rng(0)
 # `tasks.get(name, size)` returns a task; `task.sample(rng)` an `Example` whose `prompt` ends with
 # the first separator and whose `target` is the CoT, the answer and `<eos>`.
 
+
 # %%
 def code(tokens):
     """Tokens as inline code for a Markdown table (a bare | would end the cell)."""
@@ -106,7 +107,12 @@ for name, points in measured.items():
     ax.plot(*zip(*points), "o-", label=name)
 lengths = [L for points in measured.values() for L, _ in points]
 ax.plot([min(lengths), max(lengths)], [min(lengths), max(lengths)], "k:", lw=1, label="m = L")
-ax.set(xscale="log", yscale="log", xlabel="sequence length L", ylabel="measured locality m",
-       title=f"locality over {count} samples per size")
+ax.set(
+    xscale="log",
+    yscale="log",
+    xlabel="sequence length L",
+    ylabel="measured locality m",
+    title=f"locality over {count} samples per size",
+)
 ax.legend(fontsize=8)
 Markdown("| task | (L, m) |\n|---|---|\n" + "\n".join(f"| {n} | {pts} |" for n, pts in measured.items()))

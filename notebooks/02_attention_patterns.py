@@ -19,7 +19,7 @@
 # jaxdp has one decoder and three ways of mixing values (`jaxdp.models.attention`): causal softmax
 # (eq. (3)–(4)), sparse softmax over the set I_i of eq. (6), and linear attention (eq. (7)–(8)).
 # This notebook draws the sparse pattern, checks that the linear kernel's three forms agree, and
-# compares the kernels' cost as L grows, counted (`jaxdp.flops`) and timed.
+# compares the kernels' cost as L grows, counted (`jaxdp.models.flops`) and timed.
 #
 # Set `JAXDP_SMOKE=1` for the quick version the test suite runs.
 
@@ -34,8 +34,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown
 
-from jaxdp import flops
-from jaxdp.models import ModelConfig, attention as kernels, causal_mask, default_block_size, sparse_mask
+from jaxdp.models import ModelConfig, causal_mask, default_block_size, flops, sparse_mask
+from jaxdp.models import attention as kernels
 
 SMOKE = os.environ.get("JAXDP_SMOKE") == "1"  # the test suite's quick mode: shorter sequences
 
@@ -78,8 +78,10 @@ forms = {
     "scan": kernels.linear_scan(q, k, v),
 }
 reference = np.asarray(forms["quadratic"])
-Markdown("| form | largest \\|difference\\| from quadratic (float32) |\n|---|---|\n"
-         + "\n".join(f"| {name} | {np.abs(np.asarray(o) - reference).max():.1e} |" for name, o in forms.items()))
+Markdown(
+    "| form | largest \\|difference\\| from quadratic (float32) |\n|---|---|\n"
+    + "\n".join(f"| {name} | {np.abs(np.asarray(o) - reference).max():.1e} |" for name, o in forms.items())
+)
 
 # %% [markdown]
 # The matrix those forms never build, `linear_weights`, next to softmax attention's for the same
@@ -88,8 +90,13 @@ Markdown("| form | largest \\|difference\\| from quadratic (float32) |\n|---|---
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
 n = 32
-for ax, (title, w) in zip(axes, [("softmax (standard)", kernels.softmax_weights(q[:, :n], k[:, :n], causal_mask(n))),
-                                 ("linear, eq. (8)", kernels.linear_weights(q[:, :n], k[:, :n]))]):
+for ax, (title, w) in zip(
+    axes,
+    [
+        ("softmax (standard)", kernels.softmax_weights(q[:, :n], k[:, :n], causal_mask(n))),
+        ("linear, eq. (8)", kernels.linear_weights(q[:, :n], k[:, :n])),
+    ],
+):
     ax.imshow(np.asarray(w[0, 0]), cmap="magma", interpolation="nearest")
     ax.set(title=f"{title}: head 0", xlabel="key position", ylabel="query position")
 fig.tight_layout()
@@ -108,8 +115,10 @@ CONFIGS = {
     "linear (chunked)": dict(attention="linear", linear_form="chunked", chunk_size=64),
 }
 lengths = [2**p for p in range(6, 15)]
-counted = {name: [flops.breakdown(ModelConfig(dim=256, max_len=L, vocab_size=20, **c), L).attention
-                  for L in lengths] for name, c in CONFIGS.items()}  # fmt: skip
+counted = {
+    name: [flops.breakdown(ModelConfig(dim=256, max_len=L, vocab_size=20, **c), L).attention for L in lengths]
+    for name, c in CONFIGS.items()
+}
 
 # %% [markdown]
 # Timed: the jitted attention mixing alone (given q, k, v; forward), median of a few runs after a
@@ -119,7 +128,8 @@ counted = {name: [flops.breakdown(ModelConfig(dim=256, max_len=L, vocab_size=20,
 KERNELS = {
     "standard": kernels.standard,
     "sparse (blocked)": lambda q, k, v: kernels.sparse_blocked(
-        q, k, v, block_size=default_block_size(q.shape[1]), local_blocks=1, global_tokens=1),
+        q, k, v, block_size=default_block_size(q.shape[1]), local_blocks=1, global_tokens=1
+    ),
     "linear (chunked)": lambda q, k, v: kernels.linear_chunked(q, k, v, chunk_size=64),
 }
 
@@ -146,7 +156,7 @@ fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 for name in CONFIGS:
     axes[0].plot(lengths, counted[name], "o-", ms=3, label=name)
     axes[1].plot(timed_lengths, timed[name], "o-", ms=3, label=name)
-axes[0].set(ylabel="attention FLOPs per sequence", title="counted (jaxdp.flops)")
+axes[0].set(ylabel="attention FLOPs per sequence", title="counted (jaxdp.models.flops)")
 axes[1].set(ylabel="seconds", title=f"timed on {jax.devices()[0].platform}")
 for ax in axes:
     ax.set_xscale("log", base=2), ax.set_yscale("log"), ax.set_xlabel("L")

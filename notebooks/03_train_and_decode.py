@@ -18,7 +18,7 @@
 #
 # The paper's experiment in miniature (Section 6): train the standard, sparse and linear
 # transformers on one small task, decode the test set greedily and read off final-answer
-# accuracy. Everything goes through the library's sweep (`jaxdp.sweep`): each run lives in its own
+# accuracy. Everything goes through the library's sweep (`jaxdp.sweeps`): each run lives in its own
 # folder under `runs/` next to this notebook, so rerunning the notebook skips finished runs and an
 # interrupted run resumes from its checkpoint.
 #
@@ -33,14 +33,14 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
-import numpy as np
 from IPython.display import Image, Markdown
 
-from jaxdp import decode, plots, sweep
-from jaxdp.protocol import Protocol, TrainConfig
+from jaxdp.evaluation import decode
+from jaxdp.sweeps import collect, figures, grids, runner, tables
 from jaxdp.tasks import EOS
 from jaxdp.tasks.dataset import load
-from jaxdp.train import restore_model
+from jaxdp.training.protocol import Protocol, TrainConfig
+from jaxdp.training.run import restore_model
 
 SMOKE = os.environ.get("JAXDP_SMOKE") == "1"  # the test suite's quick mode: a few training steps
 RUNS, DATA = Path("runs/notebook-03" + ("-smoke" if SMOKE else "")), Path("data")
@@ -56,16 +56,17 @@ RUNS, DATA = Path("runs/notebook-03" + ("-smoke" if SMOKE else "")), Path("data"
 # %%
 task_name, size, options = "lis", 6, {"value_range": 16}
 dims = (16,) if SMOKE else (16, 64)
-cells = sweep.grid({task_name: (size,)}, ("standard", "sparse", "linear"), {task_name: dims})
+cells = grids.grid({task_name: (size,)}, ("standard", "sparse", "linear"), {task_name: dims})
 protocol = Protocol(
-    train_examples=640 if SMOKE else 4000, test_examples=40 if SMOKE else 300,
+    train_examples=640 if SMOKE else 4000,
+    test_examples=40 if SMOKE else 300,
     model={"num_layers": 1 if SMOKE else 3, "dropout": 0.0},
     train=TrainConfig(epochs=1 if SMOKE else 15, batch_size=64, lr=1e-3, warmup_epochs=1, log_every=5),
     task_options={task_name: options},
 )
-sweep.run(RUNS, cells, protocol, data_root=DATA, progress=not SMOKE)
-rows = sweep.collect(RUNS, cells, protocol)
-Markdown(sweep.accuracy_table(rows) + "\n\n" + sweep.accuracy_table(rows, "teacher_forced_exact"))
+runner.run(RUNS, cells, protocol, data_root=DATA, progress=not SMOKE)
+rows = collect.collect(RUNS, cells, protocol)
+Markdown(tables.accuracy_table(rows) + "\n\n" + tables.accuracy_table(rows, "teacher_forced_exact"))
 
 # %% [markdown]
 # Training loss of each run, read from its `metrics.jsonl`:
@@ -73,7 +74,7 @@ Markdown(sweep.accuracy_table(rows) + "\n\n" + sweep.accuracy_table(rows, "teach
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for cell in cells:
-    folder = RUNS / sweep.plan(cell, protocol).path
+    folder = RUNS / grids.plan(cell, protocol).path
     log = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     log = [r for r in log if "loss" in r]  # not the eval_* lines of --eval-every
     ax.plot([r["step"] for r in log], [r["loss"] for r in log], label=f"{cell.model}, D = {cell.dim}")
@@ -90,9 +91,9 @@ ax.legend(fontsize=8)
 
 # %%
 cell = next(c for c in reversed(cells) if c.model == "standard")
-model, _ = restore_model(RUNS / sweep.plan(cell, protocol).path)
+model, _ = restore_model(RUNS / grids.plan(cell, protocol).path)
 task = protocol.task(cell.task, cell.size)
-test = load(sweep.dataset_dir(DATA, task, protocol) / "test.npz")
+test = load(grids.dataset_dir(DATA, task, protocol) / "test.npz")
 example = test.example(0)
 
 prompt = jnp.asarray(task.encode(example.prompt), jnp.int32)[None]
@@ -109,17 +110,19 @@ for reference in example.target:
     logits = logits[0]
 
 print("prompt:", " ".join(example.prompt))
-Markdown("| step | token | probability | reference |\n|---|---|---|---|\n"
-         + "\n".join(f"| {i} | `{t}` | {p:.2f} | `{r}` |" for i, (t, p, r) in enumerate(written)))
+Markdown(
+    "| step | token | probability | reference |\n|---|---|---|---|\n"
+    + "\n".join(f"| {i} | `{t}` | {p:.2f} | `{r}` |" for i, (t, p, r) in enumerate(written))
+)
 
 # %% [markdown]
-# The same decoding, batched and jitted (`jaxdp.decode.generate`, a `lax.while_loop` over steps),
+# The same decoding, batched and jitted (`jaxdp.evaluation.decode.generate`, a `lax.while_loop` over steps),
 # should write the same tokens (the tests check this on random models; an untrained model's
 # near-ties may rarely tip the other way between the eager and the jitted program):
 
 # %%
 batched = decode.generate(model, test.tokens[:1], test.prompt_len[:1], eos_id=task.vocab.index(EOS))
-generated = task.decode(batched[0, len(example.prompt):len(example.prompt) + len(written)])
+generated = task.decode(batched[0, len(example.prompt) : len(example.prompt) + len(written)])
 print(" ".join(generated), "| same as above:", generated == [t for t, _, _ in written])
 
 # %% [markdown]
@@ -130,4 +133,4 @@ print(" ".join(generated), "| same as above:", generated == [t for t, _, _ in wr
 # grows (notebook 5 draws the smallest D per L; `python -m experiments.fig1` runs the full grid).
 
 # %%
-Image(plots.heatmaps(rows, RUNS / "accuracy.png", title=f"{task_name}({size}): final-answer accuracy (%)"))
+Image(figures.heatmaps(rows, RUNS / "accuracy.png", title=f"{task_name}({size}): final-answer accuracy (%)"))

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Image, Markdown
+from IPython.display import Markdown
 
 from constructions import report
 from constructions.checks import CHECKS
@@ -114,16 +114,21 @@ compiled = {c: compile_dp(spec, c) for c in compilers}
 written = {c: model.generate(a, b, mode="decode")[0] for c, model in compiled.items()}
 reference = spec.tokens(a[0], b[0])
 print(f"{spec.name}: a = {a[0]}, b = {b[0]}, L = {spec.length}, answer {spec.answer(a[0], b[0])}")
-Markdown("| compiler | D | layers | heads | every token as the reference |\n|---|---|---|---|---|\n" + "\n".join(
-    f"| {c} | {m.config.dim} | {m.config.num_layers} | {m.config.num_heads} | {np.array_equal(written[c], reference)} |"
-    for c, m in compiled.items()))
+Markdown(
+    "| compiler | D | layers | heads | every token as the reference |\n|---|---|---|---|---|\n"
+    + "\n".join(
+        f"| {c} | {m.config.dim} | {m.config.num_layers} | {m.config.num_heads} "
+        f"| {np.array_equal(written[c], reference)} |"
+        for c, m in compiled.items()
+    )
+)
 
 # %% [markdown]
 # The table the standard model wrote, read off its CoT tokens (state (i, j) and value), next to
 # the textbook table:
 
 # %%
-tokens = written["standard"][spec.prompt_len:-1]
+tokens = written["standard"][spec.prompt_len : -1]
 table = np.zeros((spec.N, spec.M), int)
 for t in tokens:  # a CoT token is (i, j, i², j², dp(i, j), end)
     table[int(t[0]) - 1, int(t[1]) - 1] = int(t[4])

@@ -36,13 +36,14 @@ from pathlib import Path
 from IPython.display import Image, Markdown
 
 from constructions import scaling
-from jaxdp import plots, sweep
+from jaxdp.sweeps import collect, figures, tables
 
 SMOKE = os.environ.get("JAXDP_SMOKE") == "1"  # the test suite's quick mode: sizes up to n = 60
 REPO = Path(scaling.__file__).resolve().parents[1]  # the checkout (jaxdp is installed editable)
 COMMITTED = REPO / "benchmarks" / "results"
-BUNDLED = next(p for p in (COMMITTED / "study" / "fig1" / "results.csv", COMMITTED / "cpu" / "fig1" / "results.csv")
-               if p.exists())  # the committed study (else the 2026-12-02 CPU study)
+BUNDLED = next(
+    p for p in (COMMITTED / "study" / "fig1" / "results.csv", COMMITTED / "cpu" / "fig1" / "results.csv") if p.exists()
+)  # the committed study (else the 2026-12-02 CPU study)
 
 # %% [markdown]
 # ## Trained models
@@ -55,12 +56,12 @@ BUNDLED = next(p for p in (COMMITTED / "study" / "fig1" / "results.csv", COMMITT
 
 # %%
 results = scaling.find_results(Path.cwd(), Path.cwd().parent, REPO) or BUNDLED
-rows = sweep.read_csv(results)
+rows = collect.read_csv(results)
 print(f"trained results: {results} ({len(rows)} runs)")
-Image(plots.heatmaps(rows, Path("runs/notebook-05/accuracy.png"), title="trained models: final-answer accuracy (%)"))
+Image(figures.heatmaps(rows, Path("runs/notebook-05/accuracy.png"), title="trained models: final-answer accuracy (%)"))
 
 # %%
-Markdown(plots.scaling_table(rows))
+Markdown(tables.scaling_table(rows))
 
 # %% [markdown]
 # ## D against L: constructions, lower bounds and training on one plot

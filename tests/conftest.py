@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # One persistent compilation cache for the whole session, set here in the controller before jax
 # is imported, so that the workers and every subprocess a test starts (reruns after a fault, shards,
-# notebooks) load the programs an earlier one compiled (`jaxdp.sweep.use_compile_cache`).
+# notebooks) load the programs an earlier one compiled (`jaxdp.sweeps.runner.use_compile_cache`).
 _OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ and "PYTEST_XDIST_WORKER" not in os.environ
 if _OWN_CACHE:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxdp-tests-xla-")
@@ -25,8 +25,15 @@ def pytest_unconfigure(config):
 
 #: the longest files, handed to the two workers first (xdist's loadfile follows the collection
 #: order): last in the alphabet, they used to leave one worker running alone for minutes
-LONG_FIRST = ("tests/test_train.py", "tests/test_notebooks.py", "tests/test_fast_paths.py", "tests/test_study.py",
-              "tests/test_pack.py", "tests/models/test_transformer.py", "tests/models/test_mixers.py")
+LONG_FIRST = (
+    "tests/training/test_train.py",
+    "tests/test_notebooks.py",
+    "tests/training/test_fast_paths.py",
+    "tests/sweeps/test_study.py",
+    "tests/training/test_pack.py",
+    "tests/models/test_transformer.py",
+    "tests/models/test_mixers.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):

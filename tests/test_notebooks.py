@@ -15,6 +15,8 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+pytestmark = pytest.mark.integration  # trains, runs commands or compiles whole models
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SMOKE_SECONDS = 120  # the issue's budget per notebook on a 2-core CPU
@@ -23,8 +25,9 @@ SMOKE_SECONDS = 120  # the issue's budget per notebook on a 2-core CPU
 def run_cells(notebook, cwd: Path, timeout: int = 600):
     """Run every cell in a fresh python3 kernel working in `cwd`, filling in the outputs; raises
     CellExecutionError at the first cell that raises."""
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(cwd)}}).execute()  # fmt: skip
+    NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    ).execute()
     return notebook
 
 
@@ -34,8 +37,13 @@ def execute(path: Path, cwd: Path):
 
 def test_the_five_notebooks_are_there():
     names = [p.stem for p in NOTEBOOKS]
-    assert names == ["01_tasks_and_locality", "02_attention_patterns", "03_train_and_decode", "04_proofs",
-                     "05_theory_vs_practice"]  # fmt: skip
+    assert names == [
+        "01_tasks_and_locality",
+        "02_attention_patterns",
+        "03_train_and_decode",
+        "04_proofs",
+        "05_theory_vs_practice",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -86,11 +94,14 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path, monkeypatch):
 
 def test_a_raising_cell_fails_the_run(tmp_path):
     """The runner above stops at a broken cell with its error, and runs nothing after it."""
-    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
-                                                                 "display_name": "Python 3"}})  # fmt: skip
-    notebook.cells = [nbformat.v4.new_code_cell("x = 1"),
-                      nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken cell')"),
-                      nbformat.v4.new_code_cell("print('after')")]  # fmt: skip
+    notebook = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
+    )
+    notebook.cells = [
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken cell')"),
+        nbformat.v4.new_code_cell("print('after')"),
+    ]
     with pytest.raises(CellExecutionError, match="deliberately broken cell"):
         run_cells(notebook, tmp_path)
     assert [c.execution_count for c in notebook.cells] == [1, 2, None]

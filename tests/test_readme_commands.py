@@ -1,6 +1,7 @@
-"""Every ``python -m <module> …`` line in the README's shell blocks parses with that module's own
-command line as the code has it now: a renamed flag, a removed choice or a wrong module name in
-the docs fails here. Each command is parsed, never run (the parser stops right after parsing)."""
+"""Every ``python -m <module> …`` line in the shell blocks of the README and the docs/ pages
+parses with that module's own command line as the code has it now: a renamed flag, a removed
+choice or a wrong module name in the docs fails here. Each command is parsed, never run (the
+parser stops right after parsing)."""
 
 import argparse
 import importlib
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 NOT_OURS = {"pytest", "venv", "pip"}
 
 
@@ -30,17 +32,17 @@ def shell_blocks(text: str) -> list[str]:
 
 
 def readme_commands() -> list[tuple[str, list[str]]]:
-    """(module, argv) for each ``python -m`` command of the README's shell blocks, with
+    """(module, argv) for each ``python -m`` command of the pages' shell blocks, with
     continuation lines joined and comments dropped."""
     out = []
-    for block in shell_blocks(README.read_text()):
+    for block in (b for page in PAGES for b in shell_blocks(page.read_text())):
         for line in block.replace("\\\n", " ").splitlines():
             lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
             lexer.whitespace_split = True
             words = list(lexer)
             for i, word in enumerate(words[:-2]):
                 if word.endswith(("python", "python3")) and words[i + 1] == "-m" and words[i + 2] not in NOT_OURS:
-                    rest = words[i + 3:]
+                    rest = words[i + 3 :]
                     ends = [j for j, w in enumerate(rest) if w in ("&&", "||", "|", ";", "&")]
                     out.append((words[i + 2], rest[: ends[0]] if ends else rest))
     return out

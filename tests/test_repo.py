@@ -1,4 +1,4 @@
-"""The README's two commands and CI stay in sync."""
+"""The README's two commands and CI stay in sync, and ruff keeps the code formatted and linted."""
 
 from pathlib import Path
 
@@ -15,3 +15,14 @@ def test_readme_starts_with_two_commands_and_ci_runs_the_test_one():
     assert setup_and_run.endswith("python -m experiments.demo")
     assert setup_and_test.endswith("python -m pytest")
     assert setup_and_test in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_ruff_formats_and_lints_the_repository():
+    """`ruff format --check` and `ruff check` with pyproject's settings (line length 120)."""
+    import subprocess
+    import sys
+
+    for command in (["format", "--check"], ["check"]):
+        done = subprocess.run([sys.executable, "-m", "ruff", *command, "."], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, f"ruff {' '.join(command)}:\n{done.stdout}{done.stderr}"
+    assert not [p for p in ROOT.rglob("*.py") if ".venv" not in p.parts and "fmt: " + "skip" in p.read_text()]

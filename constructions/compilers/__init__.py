@@ -10,7 +10,9 @@ from constructions.compilers.decay import Gated, Retention
 from constructions.compilers.linear import Linear
 from constructions.compilers.sparse import Sparse
 
-REGISTRY: dict[str, Compiler] = {c.name: c for c in (Standard(), Local(), Sparse(), Linear(), Window(), Gated(), Retention())}
+REGISTRY: dict[str, Compiler] = {
+    c.name: c for c in (Standard(), Local(), Sparse(), Linear(), Window(), Gated(), Retention())
+}
 COMPILERS = ("standard", "local", "sparse", "linear")  # the paper's (Theorems 4.1, B.3, B.4, Prop. 5.4)
 FOR_NEW_MIXERS = ("window", "gated", "retention")  # compilers for mixers beyond the paper's
 ALL_COMPILERS = COMPILERS + FOR_NEW_MIXERS

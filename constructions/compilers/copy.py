@@ -39,9 +39,23 @@ class Standard(Compiler):
             Q[0, layout.indices(f"t_{f.name}")], Q[1, layout.indices(f"t2_{f.name}")] = 2.0, -1.0
             Kx[0, layout.indices("k")], Kx[2, layout.indices("k2")] = 1.0, 1.0
             V[np.arange(len(f.fields)), layout.indices(list(f.fields))] = 1.0
-            heads[h] = copy_head(layout, Q, Kx, V, np.zeros(D), f"got_{f.name}", rho=1e-6, delta=1.0,
-                                 rating_range=1.0, M_v=float(spec.value_bound), n=L, eps=eps,
-                                 q_bias=[0.0, 0.0, -1.0], k_bias=[0.0, 1.0, 0.0], head_size=K)[0]  # fmt: skip
+            heads[h] = copy_head(
+                layout,
+                Q,
+                Kx,
+                V,
+                np.zeros(D),
+                f"got_{f.name}",
+                rho=1e-6,
+                delta=1.0,
+                rating_range=1.0,
+                M_v=float(spec.value_bound),
+                n=L,
+                eps=eps,
+                q_bias=[0.0, 0.0, -1.0],
+                k_bias=[0.0, 1.0, 0.0],
+                head_size=K,
+            )[0]
         return [Stage(heads)]
 
 
@@ -53,8 +67,10 @@ class Local(Standard):
 
     def check(self, spec):
         if spec.m >= spec.length - 1:
-            raise ValueError(f"compile: compiler {self.name!r} ({self.cite}) needs an m-local spec; {spec.name} "
-                             f"has m = {spec.m} ≈ L. Use local=True.")  # fmt: skip
+            raise ValueError(
+                f"compile: compiler {self.name!r} ({self.cite}) needs an m-local spec; {spec.name} "
+                f"has m = {spec.m} ≈ L. Use local=True."
+            )
 
     def period(self, spec):
         return spec.m

@@ -1,5 +1,5 @@
 """Lemma A.9's AGG under a decay: ``gated`` and ``retention`` run `linear`'s stages with every
-decay held within δ of 1 (the README's "Whole models that solve a DP").
+decay held within δ of 1 (docs/proofs.md, "Whole models that solve a DP").
 
 With log-gates c, both mixers weight token j at query i by e^{c_i − c_j} ∈ [γ^L, 1] besides
 φ(q_i)·φ(k_j), and normalise by the same sum (`jaxdp.models.mixers.decay`). If every gate is
@@ -43,8 +43,10 @@ class Gated(NearOne):
     def mixer_params(self, spec, dim, num_heads, eps):
         gamma = self.gamma(spec, eps)
         beta = math.log(gamma / (1.0 - gamma))
-        return {"attn.mixer_params.gate.kernel": np.zeros((dim, num_heads)),
-                "attn.mixer_params.gate.bias": np.full(num_heads, beta)}  # fmt: skip
+        return {
+            "attn.mixer_params.gate.kernel": np.zeros((dim, num_heads)),
+            "attn.mixer_params.gate.bias": np.full(num_heads, beta),
+        }
 
 
 class Retention(NearOne):

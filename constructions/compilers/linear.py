@@ -33,8 +33,15 @@ class Linear(Compiler):
         spaces = [("slots", W * len(spread_fields(spec)))]
         for f in spec.fetches:
             n, d = f.name, len(f.fields)
-            spaces += [(f"b_{n}", 1), (f"bm1_{n}", 1), (f"pr_{n}", 1), (f"qhot_{n}", W), (f"cnt_{n}", 1),
-                       (f"agg_{n}", W * d), (f"sel_{n}", d)]  # fmt: skip
+            spaces += [
+                (f"b_{n}", 1),
+                (f"bm1_{n}", 1),
+                (f"pr_{n}", 1),
+                (f"qhot_{n}", W),
+                (f"cnt_{n}", 1),
+                (f"agg_{n}", W * d),
+                (f"sel_{n}", d),
+            ]
         return spaces
 
     def positional(self, spec, k):
@@ -48,24 +55,52 @@ class Linear(Compiler):
         """⌈t/W⌉ and t's place; the one-hot of ⌈t/W⌉ and the block's count; AGG and the slot
         selection; the product with the count."""
         W, R, Mv = self.period(spec), spec.fetches, float(spec.value_bound)
-        blocks = [(relu_to_gelu(ceil_div_relu(W, W), ETA, margin=0.5), [f"t_{f.name}"],
-                   [f"b_{f.name}", f"bm1_{f.name}", f"pr_{f.name}"]) for f in R]  # fmt: skip
+        blocks = [
+            (
+                relu_to_gelu(ceil_div_relu(W, W), ETA, margin=0.5),
+                [f"t_{f.name}"],
+                [f"b_{f.name}", f"bm1_{f.name}", f"pr_{f.name}"],
+            )
+            for f in R
+        ]
         eps_agg = eps / (4.0 * W)
         mu = agg_scale(Mv, W, self.head_size(spec), eps_agg)
-        heads = {h: agg_head(layout, mu, self.head_size(spec), query=f"qhot_{f.name}", key="khot",
-                             values=slot_rows(layout, spec, "slots", f, W), out=f"agg_{f.name}")
-                 for h, f in enumerate(R)}  # fmt: skip
-        select = [(relu_to_gelu(select_slot(len(f.fields), W, Mv), eps_agg, margin=Mv),
-                   [f"agg_{f.name}", f"pr_{f.name}"], [f"sel_{f.name}"]) for f in R]  # fmt: skip
-        return [Stage({}, blocks), Stage({}, [gelu(self._query_and_count(spec, layout))]), Stage(heads, select),
-                Stage({}, [gelu(self._times_count(spec, layout))])]  # fmt: skip
+        heads = {
+            h: agg_head(
+                layout,
+                mu,
+                self.head_size(spec),
+                query=f"qhot_{f.name}",
+                key="khot",
+                values=slot_rows(layout, spec, "slots", f, W),
+                out=f"agg_{f.name}",
+            )
+            for h, f in enumerate(R)
+        }
+        select = [
+            (
+                relu_to_gelu(select_slot(len(f.fields), W, Mv), eps_agg, margin=Mv),
+                [f"agg_{f.name}", f"pr_{f.name}"],
+                [f"sel_{f.name}"],
+            )
+            for f in R
+        ]
+        return [
+            Stage({}, blocks),
+            Stage({}, [gelu(self._query_and_count(spec, layout))]),
+            Stage(heads, select),
+            Stage({}, [gelu(self._times_count(spec, layout))]),
+        ]
 
     def _query_and_count(self, spec: DPSpec, layout: Layout) -> Net:
         """Per fetch: qhot = the one-hot of b = ⌈t/W⌉, cnt = min(W, k − W(b − 1)), the tokens of
         block b up to k."""
         W, R = self.period(spec), spec.fetches
-        net = Net(layout, ["k"] + [n for f in R for n in (f"b_{f.name}", f"bm1_{f.name}")],
-                  [n for f in R for n in (f"qhot_{f.name}", f"cnt_{f.name}")])  # fmt: skip
+        net = Net(
+            layout,
+            ["k"] + [n for f in R for n in (f"b_{f.name}", f"bm1_{f.name}")],
+            [n for f in R for n in (f"qhot_{f.name}", f"cnt_{f.name}")],
+        )
         for f in R:
             b = f"b_{f.name}"
             for s in range(1, W + 1):  # [b = s] at integers: a hat of width 1
@@ -84,6 +119,11 @@ class Linear(Compiler):
         for f in R:
             for t in range(len(f.fields)):
                 for c in range(1, W + 1):
-                    net.gate((f"got_{f.name}", t), {(f"sel_{f.name}", t): 1.0}, {f"cnt_{f.name}": 1.0},
-                             cond_bias=-float(c), G=8.0 * Mv)  # fmt: skip
+                    net.gate(
+                        (f"got_{f.name}", t),
+                        {(f"sel_{f.name}", t): 1.0},
+                        {f"cnt_{f.name}": 1.0},
+                        cond_bias=-float(c),
+                        G=8.0 * Mv,
+                    )
         return net

@@ -33,11 +33,25 @@ class Sparse(Compiler):
 
     def scratch_spaces(self, spec):
         P, d = self.period(spec), len(spread_fields(spec))
-        spaces = [("slots", P * d), ("window", P * d), ("is_sum", 1), ("sum_c", 1), ("f", 1), ("c2", 1),
-                  ("rating", 1), ("nbits", bits(P))]  # fmt: skip
+        spaces = [
+            ("slots", P * d),
+            ("window", P * d),
+            ("is_sum", 1),
+            ("sum_c", 1),
+            ("f", 1),
+            ("c2", 1),
+            ("rating", 1),
+            ("nbits", bits(P)),
+        ]
         for f in spec.fetches:
             n = f.name
-            spaces += [(f"b_{n}", 1), (f"bm1_{n}", 1), (f"pr_{n}", 1), (f"b2_{n}", 1), (f"copied_{n}", P * len(f.fields))]
+            spaces += [
+                (f"b_{n}", 1),
+                (f"bm1_{n}", 1),
+                (f"pr_{n}", 1),
+                (f"b2_{n}", 1),
+                (f"copied_{n}", P * len(f.fields)),
+            ]
         return spaces
 
     def positional(self, spec, k):
@@ -57,14 +71,38 @@ class Sparse(Compiler):
         lam2 = math.log(2.0 * Mv * C / (eps / 4.0))
         parts = [(relu_to_gelu(gated_sum(P * d, bits(P), Mv), eps / 8.0, margin=Mv), ["window", "nbits"], ["window"])]
         for f in R:
-            parts.append((relu_to_gelu(ceil_div_relu(P, C), ETA, margin=0.5), [f"t_{f.name}"],
-                          [f"b_{f.name}", f"bm1_{f.name}", f"pr_{f.name}"]))  # fmt: skip
+            parts.append(
+                (
+                    relu_to_gelu(ceil_div_relu(P, C), ETA, margin=0.5),
+                    [f"t_{f.name}"],
+                    [f"b_{f.name}", f"bm1_{f.name}", f"pr_{f.name}"],
+                )
+            )
             parts.append((relu_to_gelu(ceil_square(P, C), ETA, margin=0.5), [f"t_{f.name}"], [f"b2_{f.name}"]))
-        heads = {h: block_copy_head(layout, B=P, C=C, eta=ETA, M=Mv + eps, eps=eps / 4.0,
-                                    values=slot_rows(layout, spec, "window", f, P), out=f"copied_{f.name}",
-                                    b=f"b_{f.name}", b2=f"b2_{f.name}", head_size=K)[0] for h, f in enumerate(R)}  # fmt: skip
-        select = [(relu_to_gelu(select_slot(len(f.fields), P, Mv), eps / 8.0, margin=Mv),
-                   [f"copied_{f.name}", f"pr_{f.name}"], [f"got_{f.name}"]) for f in R]  # fmt: skip
+        heads = {
+            h: block_copy_head(
+                layout,
+                B=P,
+                C=C,
+                eta=ETA,
+                M=Mv + eps,
+                eps=eps / 4.0,
+                values=slot_rows(layout, spec, "window", f, P),
+                out=f"copied_{f.name}",
+                b=f"b_{f.name}",
+                b2=f"b2_{f.name}",
+                head_size=K,
+            )[0]
+            for h, f in enumerate(R)
+        }
+        select = [
+            (
+                relu_to_gelu(select_slot(len(f.fields), P, Mv), eps / 8.0, margin=Mv),
+                [f"copied_{f.name}", f"pr_{f.name}"],
+                [f"got_{f.name}"],
+            )
+            for f in R
+        ]
         return [Stage({0: window_head(layout, lam2, K)}, parts), Stage(heads, select)]
 
     def options(self, spec, num_heads, eps):

@@ -13,10 +13,22 @@ from jaxdp.models import mixers
 from jaxdp.models.attention import KVCache, LinearState, SparseCache
 from jaxdp.models.config import ConfigError, ModelConfig, default_block_size
 from jaxdp.models.masks import causal_mask, sparse_mask
-from jaxdp.models.transformer import Attention, Block, DecodeState, FFN, Transformer, sinusoids
+from jaxdp.models.transformer import FFN, Attention, Block, DecodeState, Transformer, sinusoids
 
 __all__ = [
-    "Attention", "Block", "ConfigError", "DecodeState", "FFN", "KVCache", "LinearState",
-    "ModelConfig", "SparseCache", "Transformer", "causal_mask", "default_block_size", "mixers",
-    "sinusoids", "sparse_mask",
+    "Attention",
+    "Block",
+    "ConfigError",
+    "DecodeState",
+    "FFN",
+    "KVCache",
+    "LinearState",
+    "ModelConfig",
+    "SparseCache",
+    "Transformer",
+    "causal_mask",
+    "default_block_size",
+    "mixers",
+    "sinusoids",
+    "sparse_mask",
 ]

@@ -6,17 +6,51 @@ against ``jaxdp.models.attention`` keeps working: every kernel takes per-head qu
 values ``q_BxLxHxK`` and returns the mixed values ``o_BxLxHxK``.
 """
 
-from jaxdp.models.mixers.linear import (LinearState, feature_map, linear_chunked, linear_init, linear_prefill,
-                                        linear_quadratic, linear_scan, linear_scan_with_state, linear_step,
-                                        linear_weights)  # fmt: skip
+from jaxdp.models.mixers.linear import (
+    LinearState,
+    feature_map,
+    linear_chunked,
+    linear_init,
+    linear_prefill,
+    linear_quadratic,
+    linear_scan,
+    linear_scan_with_state,
+    linear_step,
+    linear_weights,
+)
 from jaxdp.models.mixers.softmax import masked_softmax_attention, softmax_weights
-from jaxdp.models.mixers.sparse import (SparseCache, sparse_blocked, sparse_init, sparse_masked, sparse_prefill,
-                                        sparse_step)  # fmt: skip
+from jaxdp.models.mixers.sparse import (
+    SparseCache,
+    sparse_blocked,
+    sparse_init,
+    sparse_masked,
+    sparse_prefill,
+    sparse_step,
+)
 from jaxdp.models.mixers.standard import KVCache, kv_init, kv_prefill, kv_step, standard
 
 __all__ = [
-    "KVCache", "LinearState", "SparseCache", "feature_map", "kv_init", "kv_prefill", "kv_step", "linear_chunked",
-    "linear_init", "linear_prefill", "linear_quadratic", "linear_scan", "linear_scan_with_state", "linear_step",
-    "linear_weights", "masked_softmax_attention", "softmax_weights", "sparse_blocked", "sparse_init",
-    "sparse_masked", "sparse_prefill", "sparse_step", "standard",
-]  # fmt: skip
+    "KVCache",
+    "LinearState",
+    "SparseCache",
+    "feature_map",
+    "kv_init",
+    "kv_prefill",
+    "kv_step",
+    "linear_chunked",
+    "linear_init",
+    "linear_prefill",
+    "linear_quadratic",
+    "linear_scan",
+    "linear_scan_with_state",
+    "linear_step",
+    "linear_weights",
+    "masked_softmax_attention",
+    "softmax_weights",
+    "sparse_blocked",
+    "sparse_init",
+    "sparse_masked",
+    "sparse_prefill",
+    "sparse_step",
+    "standard",
+]

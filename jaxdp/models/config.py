@@ -11,11 +11,11 @@ options may also be given as keywords; an option of another mixer is refused, na
 >>> ModelConfig(attention="linear", dim=64, max_len=505, vocab_size=20, block_size=8)
 Traceback (most recent call last):
 ...
-jaxdp.models.mixers.base.ConfigError: ModelConfig: block_size is an option of sparse, window, not of linear
+jaxdp.runtime.errors.ConfigError: ModelConfig: block_size is an option of sparse, window, not of linear
 >>> ModelConfig(attention="sprase", dim=64, max_len=8, vocab_size=4)
 Traceback (most recent call last):
 ...
-jaxdp.models.mixers.base.ConfigError: ModelConfig.attention: 'sprase' is not allowed (not a registered mixer); choose one of standard, sparse, linear, window, retention, gated...
+jaxdp.runtime.errors.ConfigError: ModelConfig.attention: 'sprase' is not allowed (not a registered mixer)...
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 from jaxdp.models.mixers.base import ConfigError, MixerOptions
 from jaxdp.models.mixers.sparse import default_block_size  # the sparse block rule of §6.1, re-exported
-from jaxdp.validate import choice, integer
+from jaxdp.runtime.validate import choice, integer
 
 NORMS = ("pre_ln", "none")
 ACTIVATIONS = ("gelu_tanh", "gelu")
@@ -36,8 +36,17 @@ LEGACY_OPTIONS = {"sparse_form": ("sparse", "form"), "linear_form": ("linear", "
 MAX_SHORT_CONV = 64
 LEGACY_FLAT = ("block_size", "local_blocks", "global_tokens", "chunk_size", "sparse_form", "linear_form")
 
-__all__ = ["ACTIVATIONS", "ConfigError", "DTYPES", "ModelConfig", "NORMS", "default_block_size", "check_model_name",
-           "hybrid_plan", "model_fields"]
+__all__ = [
+    "ACTIVATIONS",
+    "ConfigError",
+    "DTYPES",
+    "ModelConfig",
+    "NORMS",
+    "default_block_size",
+    "check_model_name",
+    "hybrid_plan",
+    "model_fields",
+]
 
 
 def _dtype_name(value: Any) -> Any:
@@ -97,8 +106,7 @@ class ModelConfig:
         for name in ("num_layers", "num_heads", "dim", "mlp_ratio", "max_len", "vocab_size"):
             integer(ConfigError, f"ModelConfig.{name}", getattr(self, name))
         if self.dim % self.num_heads:
-            raise ConfigError(f"ModelConfig.dim: {self.dim} is not divisible by "
-                              f"num_heads={self.num_heads}")  # fmt: skip
+            raise ConfigError(f"ModelConfig.dim: {self.dim} is not divisible by num_heads={self.num_heads}")
         if isinstance(self.dropout, bool) or not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"ModelConfig.dropout: must lie in [0, 1), got {self.dropout!r}")
         integer(ConfigError, "ModelConfig.short_conv", self.short_conv, low=0, high=MAX_SHORT_CONV)
@@ -112,15 +120,20 @@ class ModelConfig:
             raise ConfigError(f"ModelConfig.layer_mixers: must be a list of mixer names, one per layer, got {plan!r}")
         object.__setattr__(self, "layer_mixers", tuple(plan))
         if plan and len(plan) != self.num_layers:
-            raise ConfigError(f"ModelConfig.layer_mixers: {len(plan)} mixers for num_layers={self.num_layers}; "
-                              "give one per layer")  # fmt: skip
+            raise ConfigError(
+                f"ModelConfig.layer_mixers: {len(plan)} mixers for num_layers={self.num_layers}; give one per layer"
+            )
         for name in plan:
             if name not in mixers.available():
-                raise ConfigError(f"ModelConfig.layer_mixers: {name!r} is not allowed (not a registered mixer); "
-                                  f"choose from {', '.join(mixers.available())}")  # fmt: skip
+                raise ConfigError(
+                    f"ModelConfig.layer_mixers: {name!r} is not allowed (not a registered mixer); "
+                    f"choose from {', '.join(mixers.available())}"
+                )
         if plan and self.attention not in plan:
-            raise ConfigError(f"ModelConfig.layer_mixers: {', '.join(plan)} does not use attention={self.attention!r}, "
-                              "whose options the config holds")  # fmt: skip
+            raise ConfigError(
+                f"ModelConfig.layer_mixers: {', '.join(plan)} does not use attention={self.attention!r}, "
+                "whose options the config holds"
+            )
 
     def _options(self, options, flat: dict[str, Any]) -> MixerOptions:
         """The mixer's options from an options object or dict and keyword options, resolved."""
@@ -142,8 +155,10 @@ class ModelConfig:
             owners = mixers.owners(key)
             if owners:
                 raise ConfigError(f"ModelConfig: {key} is an option of {', '.join(owners)}, not of {self.attention}")
-            raise ConfigError(f"ModelConfig: unknown field {key!r}; fields: {', '.join(sorted(self._field_names()))}, "
-                              f"and {self.attention}'s options: {', '.join(sorted(known))}")  # fmt: skip
+            raise ConfigError(
+                f"ModelConfig: unknown field {key!r}; fields: {', '.join(sorted(self._field_names()))}, "
+                f"and {self.attention}'s options: {', '.join(sorted(known))}"
+            )
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         if not values.get("form"):
             values.pop("form", None)
@@ -221,8 +236,11 @@ class ModelConfig:
         if any(key in fields for key in LEGACY_FLAT) and "options" not in fields:
             flat = {key: fields.pop(key) for key in LEGACY_FLAT if key in fields}
             mixer = fields.get("attention", "standard")
-            fields["options"] = {LEGACY_OPTIONS.get(k, (mixer, k))[1]: v for k, v in flat.items()
-                                 if LEGACY_OPTIONS.get(k, (mixer, k))[0] == mixer and _owned(mixer, k)}  # fmt: skip
+            fields["options"] = {
+                LEGACY_OPTIONS.get(k, (mixer, k))[1]: v
+                for k, v in flat.items()
+                if LEGACY_OPTIONS.get(k, (mixer, k))[0] == mixer and _owned(mixer, k)
+            }
         unknown = sorted(set(fields) - known)
         if unknown:
             raise ConfigError(f"ModelConfig: unknown field {unknown[0]!r}; fields: {', '.join(sorted(known))}")
@@ -235,8 +253,9 @@ def _layer_configs(config: ModelConfig) -> tuple[ModelConfig, ...]:
         return (config,) * config.num_layers
     fields = {k: getattr(config, k) for k in config._field_names() if k not in ("options", "layer_mixers", "attention")}
     own = config.replace(layer_mixers=())
-    return tuple(own if name == config.attention else ModelConfig(attention=name, **fields)
-                 for name in config.layer_mixers)  # fmt: skip
+    return tuple(
+        own if name == config.attention else ModelConfig(attention=name, **fields) for name in config.layer_mixers
+    )
 
 
 def hybrid_plan(spec: str, num_layers: int) -> tuple[str, ...]:
@@ -259,8 +278,10 @@ def model_fields(name: str, num_layers: int) -> dict[str, Any]:
     plan = hybrid_plan(name, num_layers)
     for mixer in plan or (name,):
         if mixer not in mixers.available():
-            raise ConfigError(f"model {name!r}: {mixer!r} is not a registered mixer; choose from "
-                              f"{', '.join(mixers.available())}, or a hybrid such as linear+standard")  # fmt: skip
+            raise ConfigError(
+                f"model {name!r}: {mixer!r} is not a registered mixer; choose from "
+                f"{', '.join(mixers.available())}, or a hybrid such as linear+standard"
+            )
     return {"attention": plan[0], "layer_mixers": plan} if plan else {"attention": name}
 
 

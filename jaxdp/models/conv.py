@@ -48,7 +48,7 @@ class ShortConv(nnx.Module):
 
     def prefill(self, recent_BxWxC: Array, x_BxPxC: Array) -> Array:
         """The last w-1 inputs after a prompt (zeros before position 0)."""
-        return jnp.concatenate([recent_BxWxC, x_BxPxC], axis=1)[:, x_BxPxC.shape[1]:]
+        return jnp.concatenate([recent_BxWxC, x_BxPxC], axis=1)[:, x_BxPxC.shape[1] :]
 
     def step(self, recent_BxWxC: Array, x_BxC: Array) -> tuple[Array, Array]:
         window = jnp.concatenate([recent_BxWxC, x_BxC[:, None]], axis=1)  # [B, w, C]

@@ -1,8 +1,8 @@
 """Dropout with a cheap, counter-based mask.
 
 `nnx.Dropout` draws its mask with `jax.random.bernoulli`, one threefry evaluation per element;
-on a CPU that costs more than the attention it masks (9.5 ms for the [64, 4, 84, 84] attention
-probabilities of the benchmark's model, against 0.2 ms here). `Dropout` takes one 32-bit seed per
+on a CPU that costs more than the attention it masks (benchmarks/RESULTS.md has the timing).
+`Dropout` takes one 32-bit seed per
 call from the same nnx RNG stream and derives the mask from an integer hash of each element's
 index (`lowbias32`, two multiply-xorshift rounds, C. Wellons), kept where the hash is below
 keep·2^32: the same Bernoulli(keep) per element up to 2^-32 in the rate, a new mask every call,

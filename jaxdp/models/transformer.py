@@ -228,11 +228,12 @@ class Transformer(nnx.Module):
         if not isinstance(rngs, nnx.Rngs):
             raise ConfigError(f"Transformer: rngs must be an nnx.Rngs (e.g. nnx.Rngs(0)), got {type(rngs).__name__}")
         if "float64" in (config.dtype, config.param_dtype) and not jax.config.jax_enable_x64:
-            raise ConfigError("ModelConfig.dtype: float64 needs jax_enable_x64 "
-                              "(jax.config.update('jax_enable_x64', True) before building)")  # fmt: skip
+            raise ConfigError(
+                "ModelConfig.dtype: float64 needs jax_enable_x64 "
+                "(jax.config.update('jax_enable_x64', True) before building)"
+            )
         self.config = config
-        self.embed = nnx.Embed(config.vocab_size, config.dim, embedding_init=xavier, rngs=rngs,
-                               **_dtypes(config))  # fmt: skip
+        self.embed = nnx.Embed(config.vocab_size, config.dim, embedding_init=xavier, rngs=rngs, **_dtypes(config))
         self.embed_norm = _norm(config, rngs)
         self.dropout = Dropout(config.dropout, rngs=rngs)
         self.blocks = nnx.List([Block(layer, rngs=rngs) for layer in config.layers()])  # a hybrid's own mixers
@@ -259,7 +260,7 @@ class Transformer(nnx.Module):
     def lookup(self, tokens) -> Array:
         """Token embeddings, gathered from the table in its parameter dtype and cast after (the
         same values as `nnx.Embed`, which casts the table first): the gradient's scatter-add then
-        runs in float32. In bfloat16 it took 3.9 ms of a 7.0 ms training step on an H200, more
+        runs in float32. In bfloat16 the cast-first scatter-add cost more of a GPU training step
         than every matrix product together (benchmarks/RESULTS.md, "On a GPU")."""
         return jnp.take(self.embed.embedding[...], tokens, axis=0).astype(jnp.dtype(self.config.dtype))
 
@@ -293,8 +294,9 @@ class Transformer(nnx.Module):
 
     def init_decode_state(self, batch: int, max_len: int) -> DecodeState:
         if not 1 <= max_len <= self.config.max_len:
-            raise ConfigError(f"init_decode_state: max_len must be in [1, ModelConfig.max_len={self.config.max_len}], "
-                              f"got {max_len}")  # fmt: skip
+            raise ConfigError(
+                f"init_decode_state: max_len must be in [1, ModelConfig.max_len={self.config.max_len}], got {max_len}"
+            )
         layers = tuple(block.attn.init_state(batch, max_len) for block in self.blocks)
         table = jnp.asarray(sinusoids(max_len, self.config.dim), jnp.dtype(self.config.dtype))
         return DecodeState(layers, jnp.zeros((), jnp.int32), table)
@@ -303,8 +305,10 @@ class Transformer(nnx.Module):
         """`state` with room for positions up to `max_len` (static, >= its length), or None when a
         layer's mixer cannot grow its state (`Mixer.grow_state`)."""
         if not state.positions_TxD.shape[0] <= max_len <= self.config.max_len:
-            raise ConfigError(f"grow_decode_state: max_len must be in [{state.positions_TxD.shape[0]}, "
-                              f"ModelConfig.max_len={self.config.max_len}], got {max_len}")  # fmt: skip
+            raise ConfigError(
+                f"grow_decode_state: max_len must be in [{state.positions_TxD.shape[0]}, "
+                f"ModelConfig.max_len={self.config.max_len}], got {max_len}"
+            )
         layers = tuple(block.attn.grow_state(layer, max_len) for block, layer in zip(self.blocks, state.layers))
         if any(layer is None for layer in layers):
             return None
@@ -316,8 +320,10 @@ class Transformer(nnx.Module):
         self.check_tokens(tokens_BxP, 2, "prefill(tokens_BxP)")
         P = tokens_BxP.shape[1]
         if P > state.positions_TxD.shape[0]:
-            raise ConfigError(f"prefill: a prompt of {P} tokens does not fit the decode state's "
-                              f"{state.positions_TxD.shape[0]} positions")  # fmt: skip
+            raise ConfigError(
+                f"prefill: a prompt of {P} tokens does not fit the decode state's "
+                f"{state.positions_TxD.shape[0]} positions"
+            )
         x = self.embed_tokens(tokens_BxP, state.positions_TxD[:P], deterministic=True)
         layers = []
         for block, layer in zip(self.blocks, state.layers):
@@ -330,8 +336,10 @@ class Transformer(nnx.Module):
         self.check_tokens(tokens_B, 1, "decode_step(tokens_B)")
         pos = state.position
         if not isinstance(pos, jax.core.Tracer) and int(pos) >= state.positions_TxD.shape[0]:
-            raise ConfigError(f"decode_step: position {int(pos)} is past the decode state's "
-                              f"{state.positions_TxD.shape[0]} positions (init_decode_state's max_len)")  # fmt: skip
+            raise ConfigError(
+                f"decode_step: position {int(pos)} is past the decode state's "
+                f"{state.positions_TxD.shape[0]} positions (init_decode_state's max_len)"
+            )
         x = self.embed_tokens(tokens_B, state.positions_TxD[pos], deterministic=True)
         layers = []
         for block, layer in zip(self.blocks, state.layers):

@@ -57,7 +57,21 @@ def get(name: str, size: int, **options) -> Task:
 
 
 __all__ = [
-    "Arithmetic", "EOS", "EditDistance", "EditDistanceLocal", "EncodedBatch", "Example", "LIS",
-    "PAD", "PAPER_MAX_LENGTHS", "PAPER_SIZES", "SEP", "TASKS", "Task", "TaskBase", "get",
-    "locality", "locality_table",
+    "Arithmetic",
+    "EOS",
+    "EditDistance",
+    "EditDistanceLocal",
+    "EncodedBatch",
+    "Example",
+    "LIS",
+    "PAD",
+    "PAPER_MAX_LENGTHS",
+    "PAPER_SIZES",
+    "SEP",
+    "TASKS",
+    "Task",
+    "TaskBase",
+    "get",
+    "locality",
+    "locality_table",
 ]

@@ -26,7 +26,7 @@ Locality (§5.2): the content of each block e_{k+1} depends only on the precedin
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -113,9 +113,7 @@ class Arithmetic(TaskBase):
             a, op, b = self._split(expr[i], py)
             before = expr[i - 1] if i > 0 else None
             after = expr[i + 1] if i + 1 < len(expr) else None
-            bracket = before == "/" or (
-                op in ("+", "-") and (before in ("*", "-") or after in _TIGHT)
-            )
+            bracket = before == "/" or (op in ("+", "-") and (before in ("*", "-") or after in _TIGHT))
             expr[i : i + 1] = ["(", a, op, b, ")"] if bracket else [a, op, b]
             history.append([str(t) for t in expr])
         return history
@@ -148,8 +146,10 @@ class Arithmetic(TaskBase):
     # --- reference solver --------------------------------------------------------------
     def solve(self, prompt: Sequence[str]) -> list[str]:
         if self.order == "benchmark":
-            raise ValueError(f"{self}: a benchmark-order chain is the build history reversed, which the prompt "
-                             "alone does not fix; draw examples with sample()")  # fmt: skip
+            raise ValueError(
+                f"{self}: a benchmark-order chain is the build history reversed, which the prompt "
+                "alone does not fix; draw examples with sample()"
+            )
         if not prompt or prompt[-1] != "=":
             raise ValueError(f"{self}: a prompt ends with '=', got {list(prompt[-3:])}")
         expr = [int(t) if t.isdigit() else t for t in prompt[:-1]]

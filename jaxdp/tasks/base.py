@@ -11,7 +11,8 @@ Lengths: ``task.max_len`` is a tight upper bound of ``len(prompt + target)`` *in
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class Task(Protocol):
     def decode(self, ids: Sequence[int] | np.ndarray) -> list[str]: ...
     def dependencies(self, example: Example) -> dict[int, tuple[int, ...]]: ...
     def sample_arrays(self, rng: np.random.Generator, count: int) -> EncodedBatch: ...
-    def train_mixture(self) -> list[tuple["Task", float]]: ...
+    def train_mixture(self) -> list[tuple[Task, float]]: ...
     def options(self) -> dict: ...
 
 
@@ -79,9 +80,7 @@ class TaskBase:
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
             raise ValueError(f"{self.name}: size must be an integer, got {size!r}")
         if not self.MIN_SIZE <= size <= self.MAX_SIZE:
-            raise ValueError(
-                f"{self.name}: size must be in [{self.MIN_SIZE}, {self.MAX_SIZE}], got {size}"
-            )
+            raise ValueError(f"{self.name}: size must be in [{self.MIN_SIZE}, {self.MAX_SIZE}], got {size}")
         self.size = int(size)
 
     def _finish_init(self) -> None:
@@ -116,7 +115,7 @@ class TaskBase:
         """The named options besides `size` (recorded in dataset headers)."""
         return {}
 
-    def train_mixture(self) -> list[tuple["Task", float]]:
+    def train_mixture(self) -> list[tuple[Task, float]]:
         """Extra training components, drawn in proportion to their weights before the training
         set is topped up with this task (Arithmetic's ``--under``). Empty by default."""
         return []

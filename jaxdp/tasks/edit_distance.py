@@ -34,7 +34,7 @@ import dataclasses
 import functools
 import random
 import string
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -67,7 +67,11 @@ class _EditDistanceBase(TaskBase):
         border: str = "benchmark",
     ):
         super().__init__(size)
-        for field, value in (("insert_cost", insert_cost), ("delete_cost", delete_cost), ("replace_cost", replace_cost)):
+        for field, value in (
+            ("insert_cost", insert_cost),
+            ("delete_cost", delete_cost),
+            ("replace_cost", replace_cost),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
                 raise ValueError(f"{self.name}: {field} must be an integer in [0, 100], got {value!r}")
         if border not in BORDERS:

@@ -16,11 +16,12 @@ N > value_range, beyond the benchmark's sizes).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from jaxdp.tasks.base import EOS, PAD, SEP, TOKEN_DTYPE, EncodedBatch, Example, TaskBase
+
 
 class LIS(TaskBase):
     name = "lis"
@@ -77,8 +78,9 @@ class LIS(TaskBase):
         ends = np.cumsum(sizes, axis=1)
         run_of_k = (k >= ends[:, :1]).astype(np.int64) + (k >= ends[:, 1:2])
         offset = np.take_along_axis(np.concatenate([np.zeros((m, 1), np.int64), ends[:, :2]], 1), run_of_k, 1)
-        planted = np.take_along_axis(run_values.reshape(m, 3 * width),
-                                     run_of_k * width + np.minimum(k - offset, width - 1), 1)  # fmt: skip
+        planted = np.take_along_axis(
+            run_values.reshape(m, 3 * width), run_of_k * width + np.minimum(k - offset, width - 1), 1
+        )
         # Positions: `total` distinct positions in increasing order.
         places = np.argsort(rng.random((count, n))[kept], axis=-1)
         places = np.sort(np.where(k < total[:, None], places, n), axis=-1)

@@ -11,10 +11,10 @@ from constructions.checks import CHECKS, COPY_SPARSE_D, copy_sparse_targets
 from jaxdp.models import default_block_size
 
 pytestmark = pytest.mark.usefixtures("x64")
-LINEAR_FORMS = [dict(linear_form="quadratic"), dict(linear_form="chunked", chunk_size=8),
-                dict(linear_form="scan")]  # fmt: skip
+LINEAR_FORMS = [dict(linear_form="quadratic"), dict(linear_form="chunked", chunk_size=8), dict(linear_form="scan")]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("form", LINEAR_FORMS, ids=lambda f: f["linear_form"])
 def test_a8_recurrence_equals_every_linear_form(form):
     hs = att.random_linear_attention(8, 2, seed=3)
@@ -22,6 +22,7 @@ def test_a8_recurrence_equals_every_linear_form(form):
     np.testing.assert_allclose(hs(x, **form), att.linear_attention_reference(hs, x), rtol=0, atol=1e-12)
 
 
+@pytest.mark.integration
 def test_a8_recurrence_equals_decoding_token_by_token():
     hs = att.random_linear_attention(8, 2, seed=4)
     x = np.random.default_rng(1).normal(size=(2, 20, 8))
@@ -34,6 +35,7 @@ def test_a8_recurrence_equals_decoding_token_by_token():
     np.testing.assert_allclose(np.stack(steps, 1), att.linear_attention_reference(hs, x), atol=1e-12)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("form", LINEAR_FORMS, ids=lambda f: f["linear_form"])
 @pytest.mark.parametrize("m", [3, 5, 8])
 def test_a9_averages_the_right_block_for_every_query(m, form):
@@ -46,10 +48,11 @@ def test_a9_averages_the_right_block_for_every_query(m, form):
     xhat, query = hs.layout.read(x, "xhat"), hs.layout.read(x, "query").argmax(-1) + 1
     for r in range(x.shape[0]):
         for i in range(m * m):
-            means = [xhat[r, (b - 1) * m:min(b * m, i + 1)].mean(0) for b in range(1, i // m + 2)]
+            means = [xhat[r, (b - 1) * m : min(b * m, i + 1)].mean(0) for b in range(1, i // m + 2)]
             assert 1 + np.argmin([np.abs(out[r, i] - u).max() for u in means]) == query[r, i]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("form", ["masked", "blocked"])
 @pytest.mark.parametrize("L", [16, 50, 100, 200])
 def test_a12_copies_the_right_token_for_every_target(L, form):
@@ -64,7 +67,9 @@ def test_a12_copies_the_right_token_for_every_target(L, form):
     nearest = np.where(np.tril(np.ones((L, L), bool))[None], nearest, np.inf).argmin(-1) + 1
     np.testing.assert_array_equal(nearest, p)
     # every (i, p ≤ i) pair was asked for
-    assert {(i, t) for i in range(1, L + 1) for t in p[:, i - 1]} == {(i, t) for i in range(1, L + 1) for t in range(1, i + 1)}
+    assert {(i, t) for i in range(1, L + 1) for t in p[:, i - 1]} == {
+        (i, t) for i in range(1, L + 1) for t in range(1, i + 1)
+    }
 
 
 def test_a12_refuses_a_block_size_below_two():

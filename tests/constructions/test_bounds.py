@@ -35,8 +35,11 @@ def test_arithmetic_and_locality_bounds_by_hand():
 @pytest.mark.parametrize("N,M", [(2, 2), (3, 3), (3, 4), (4, 4), (4, 5)])
 def test_the_ed_family_has_distinct_tables(N, M):
     spec = edit_distance(N, M)
-    tables = {spec.table((1,) + a, b)[1:, 1:].tobytes()
-              for a in itertools.product((1, 2), repeat=N - 1) for b in itertools.product((1, 2), repeat=M)}  # fmt: skip
+    tables = {
+        spec.table((1,) + a, b)[1:, 1:].tobytes()
+        for a in itertools.product((1, 2), repeat=N - 1)
+        for b in itertools.product((1, 2), repeat=M)
+    }
     assert len(tables) == 2 ** bounds.ed_family_bits(N, M)
 
 
@@ -74,17 +77,39 @@ def test_trained_results_are_found_paper_preset_first(tmp_path, monkeypatch):
 
 
 def test_trained_min_dims_are_read_per_task(tmp_path):
-    from jaxdp import sweep
+    from jaxdp.sweeps import collect
 
     def row(task, size, L, model, dim, accuracy):
-        return dict(task=task, size=size, L=L, model=model, dim=dim, seed=0, accuracy=accuracy, cot_exact_match=0.0,
-                    token_accuracy=0.0, final_loss=1.0, steps=1, examples=10, paper_gflops=0.0, forward_gflops=0.0)
+        return dict(
+            task=task,
+            size=size,
+            L=L,
+            model=model,
+            dim=dim,
+            seed=0,
+            accuracy=accuracy,
+            cot_exact_match=0.0,
+            token_accuracy=0.0,
+            final_loss=1.0,
+            steps=1,
+            examples=10,
+            paper_gflops=0.0,
+            forward_gflops=0.0,
+        )
 
-    rows = [row("ed", 3, 30, "standard", 8, 0.5), row("ed", 3, 30, "standard", 16, 0.95),
-            row("ed", 4, 42, "standard", 16, 0.8), row("ed", 4, 42, "standard", 32, 0.92),
-            row("ed", 4, 42, "linear", 32, 0.2), row("lis", 4, 11, "standard", 8, 1.0)]  # fmt: skip
-    path = sweep.write_csv(rows, tmp_path / "results.csv")
-    assert scaling.empirical(path) == {"standard on ed": [(30, 16, ""), (42, 32, "")], "linear on ed": [(42, 32, "above")]}
+    rows = [
+        row("ed", 3, 30, "standard", 8, 0.5),
+        row("ed", 3, 30, "standard", 16, 0.95),
+        row("ed", 4, 42, "standard", 16, 0.8),
+        row("ed", 4, 42, "standard", 32, 0.92),
+        row("ed", 4, 42, "linear", 32, 0.2),
+        row("lis", 4, 11, "standard", 8, 1.0),
+    ]
+    path = collect.write_csv(rows, tmp_path / "results.csv")
+    assert scaling.empirical(path) == {
+        "standard on ed": [(30, 16, ""), (42, 32, "")],
+        "linear on ed": [(42, 32, "above")],
+    }
     assert scaling.empirical(path, task="lis") == {"standard on lis": [(11, 8, "below")]}  # the grid's smallest D
     assert scaling.empirical(tmp_path / "missing.csv") == {}
 
@@ -92,21 +117,41 @@ def test_trained_min_dims_are_read_per_task(tmp_path):
 def test_scaling_writes_under_runs_unless_told_and_reads_several_results(tmp_path, monkeypatch):
     """The default plot goes to runs/constructions/ (ignored by git), never over docs/scaling.png;
     trained points come from every --results file, labelled with their task."""
-    from jaxdp import sweep
+    from jaxdp.sweeps import collect
 
     monkeypatch.chdir(tmp_path)
     assert scaling.main(["--max-n", "20"]) == 0
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
-        "runs/constructions/scaling.png"]  # fmt: skip
-    row = dict(size=3, seed=0, accuracy=1.0, teacher_forced_exact=1.0, cot_exact_match=1.0, token_accuracy=1.0,
-               final_loss=0.1, steps=1, examples=10, paper_gflops=0.0, forward_gflops=0.0)  # fmt: skip
-    a = sweep.write_csv([dict(row, task="lis", L=9, model="standard", dim=16)], tmp_path / "a.csv")
-    b = sweep.write_csv([dict(row, task="ed_local", L=54, model="window", dim=32)], tmp_path / "b.csv")
-    assert scaling.empirical([a, b], task=None) == {"standard on lis": [(9, 16, "below")],
-                                                    "window on ed_local": [(54, 32, "below")]}
+        "runs/constructions/scaling.png"
+    ]
+    row = dict(
+        size=3,
+        seed=0,
+        accuracy=1.0,
+        teacher_forced_exact=1.0,
+        cot_exact_match=1.0,
+        token_accuracy=1.0,
+        final_loss=0.1,
+        steps=1,
+        examples=10,
+        paper_gflops=0.0,
+        forward_gflops=0.0,
+    )
+    a = collect.write_csv([dict(row, task="lis", L=9, model="standard", dim=16)], tmp_path / "a.csv")
+    b = collect.write_csv([dict(row, task="ed_local", L=54, model="window", dim=32)], tmp_path / "b.csv")
+    assert scaling.empirical([a, b], task=None) == {
+        "standard on lis": [(9, 16, "below")],
+        "window on ed_local": [(54, 32, "below")],
+    }
     assert scaling.main(["--max-n", "20", "--results", str(a), str(b), "--out", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").stat().st_size > 10_000
 
 
 def test_fitted_exponents_never_print_minus_zero():
-    assert [scaling.exponent_text(b) for b in (-0.001, -0.0, 0.0, 0.456, -0.51)] == ["0.00", "0.00", "0.00", "0.46", "-0.51"]
+    assert [scaling.exponent_text(b) for b in (-0.001, -0.0, 0.0, 0.456, -0.51)] == [
+        "0.00",
+        "0.00",
+        "0.00",
+        "0.46",
+        "-0.51",
+    ]

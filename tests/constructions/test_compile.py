@@ -13,7 +13,7 @@ import pytest
 from constructions.compile import COMPILERS, compile_dp, dims, generate_reference
 from constructions.dp import edit_distance, lcs
 
-pytestmark = pytest.mark.usefixtures("x64")
+pytestmark = [pytest.mark.usefixtures("x64"), pytest.mark.integration]
 FORMS = {
     "standard": [{}],
     "local": [dict(sparse_form="masked"), dict(sparse_form="blocked")],
@@ -105,6 +105,8 @@ def test_generate_refuses_an_unknown_mode():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("compiler,forms", CASES, ids=[f"{c}-{'-'.join(map(str, f.values())) or 'dense'}" for c, f in CASES])
+@pytest.mark.parametrize(
+    "compiler,forms", CASES, ids=[f"{c}-{'-'.join(map(str, f.values())) or 'dense'}" for c, f in CASES]
+)
 def test_every_next_token_is_exact_at_L_197_in_every_form(compiler, forms):
     assert _teacher_forced_mismatches(compiler, 13, 300, seed=13, **forms) == 0

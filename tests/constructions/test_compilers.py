@@ -1,10 +1,8 @@
 """The compilers as stages (`constructions.compilers`) on a DP that is not a grid (`LineDP`), the
-compilers for the newer mixers (window, gated, retention), and the import rule behind them.
-Each compiled chain is compared with the spec's textbook loop, token by token."""
+compilers for the newer mixers (window, gated, retention). Each compiled chain is compared with
+the spec's textbook loop, token by token (the import rules are tests/test_structure.py's)."""
 
-import ast
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +11,7 @@ from constructions.compile import ALL_COMPILERS, compile_dp, dims, generate_refe
 from constructions.dp import DPSpec, edit_distance
 from constructions.line import LineDP
 
-pytestmark = pytest.mark.usefixtures("x64")
-ROOT = Path(__file__).resolve().parents[2]
-OURS = ("jaxdp", "constructions", "experiments")
+pytestmark = [pytest.mark.usefixtures("x64"), pytest.mark.integration]
 
 
 def _mismatches(spec, compiler, count, seed, model=None, **forms):
@@ -59,8 +55,9 @@ def test_window_reproduces_the_local_ed_chain(form, n, count):
 def test_window_decodes_the_local_chain_with_constant_D():
     spec = edit_distance(13, local=True)
     a, b = spec.random_inputs(np.random.default_rng(3), 50)
-    np.testing.assert_array_equal(compile_dp(spec, "window").generate(a, b, mode="decode"),
-                                  generate_reference(spec, a, b))  # fmt: skip
+    np.testing.assert_array_equal(
+        compile_dp(spec, "window").generate(a, b, mode="decode"), generate_reference(spec, a, b)
+    )
     assert len({dims(edit_distance(n, local=True), "window") for n in range(3, 60, 7)}) == 1
     with pytest.raises(ValueError, match="m-local"):
         compile_dp(edit_distance(3), "window")
@@ -79,42 +76,3 @@ def test_the_decay_held_near_one_is_what_makes_retention_work():
     retnet = tuple(1 - 2.0 ** (-5 - h) for h in range(model.config.num_heads))
     handset = dataclasses.replace(model.handset, config=model.config.replace(gammas=retnet))
     assert _mismatches(spec, "retention", 100, seed=5, model=dataclasses.replace(model, handset=handset)) > 0
-
-
-def _private_imports(path: Path) -> list[str]:
-    """`from a.b import _x`, and `module._x` for modules imported from this repository."""
-    tree = ast.parse(path.read_text())
-    found, modules = [], set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_") and a.name != "__version__"]
-            if node.module.split(".")[0] in OURS:
-                modules |= {a.asname or a.name for a in node.names}
-        elif isinstance(node, ast.Import):
-            modules |= {a.asname or a.name for a in node.names if a.name.split(".")[0] in OURS}
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
-                and node.attr.startswith("_") and not node.attr.startswith("__")):  # fmt: skip
-            found.append(f"{node.value.id}.{node.attr}")
-    return found
-
-
-@pytest.mark.parametrize("package", ["jaxdp", "constructions", "experiments"])
-def test_no_module_imports_another_modules_private_names(package):
-    bad = {str(p.relative_to(ROOT)): _private_imports(p) for p in sorted((ROOT / package).rglob("*.py"))}
-    assert {p: names for p, names in bad.items() if names} == {}
-
-
-def test_the_rule_catches_a_private_import(tmp_path):
-    f = tmp_path / "m.py"
-    f.write_text("from constructions.attention import _x\nfrom constructions import mlp\nmlp._y\nimport os\nos._exit\n")
-    assert _private_imports(f) == ["constructions.attention._x", "mlp._y"]
-
-
-def test_no_function_in_constructions_is_over_60_lines():
-    long = []
-    for p in sorted((ROOT / "constructions").rglob("*.py")):
-        for node in ast.walk(ast.parse(p.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
-                long.append(f"{p.name}:{node.name}")
-    assert long == []

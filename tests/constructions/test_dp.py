@@ -27,7 +27,7 @@ def test_lcs_reference_is_the_recursion():
         def best(i, j):  # LCS of the prefixes a[:i], b[:j]
             if i == 0 or j == 0:
                 return 0
-            return max(best(i - 1, j), best(i, j - 1), best(i - 1, j - 1) + (x[i - 1] == y[j - 1]))
+            return max(best(i - 1, j), best(i, j - 1), best(i - 1, j - 1) + (x[i - 1] == y[j - 1]))  # noqa: B023
 
         assert spec.answer(x, y) == best(5, 7)
 

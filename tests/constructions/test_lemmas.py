@@ -5,7 +5,7 @@ scale parameter grows, and the parameters stay within the stated ℓ∞ bound.""
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -50,6 +50,7 @@ def test_the_table_covers_every_check():
     assert {c.lemma for c in CHECKS.values()} == {f"A.{i}" for i in range(1, 13) if i != 10}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("eps", EPS)
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_error_within_eps_and_norms_within_bound(name, eps):

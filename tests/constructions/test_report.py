@@ -7,6 +7,8 @@ import pytest
 from constructions import report
 from constructions.checks import Measurement
 
+pytestmark = pytest.mark.integration  # trains, runs commands or compiles whole models
+
 
 def _m(dtype, err, eps=1e-3, name="agg"):
     return Measurement(name, "A.9", 4, eps, dtype, err, eps, 1.0, 1.0, 1.0, "μ")

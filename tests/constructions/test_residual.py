@@ -25,8 +25,10 @@ def test_layout_places_names_in_order_and_refuses_bad_declarations():
 
 def test_mlps_side_by_side_compute_each_part_on_its_own_subspaces():
     rng = np.random.default_rng(0)
-    parts = [MLP(rng.normal(size=(2, 3)), rng.normal(size=3), rng.normal(size=(3, 1)), rng.normal(size=1)),
-             MLP(rng.normal(size=(1, 2)), rng.normal(size=2), rng.normal(size=(2, 2)), rng.normal(size=2))]
+    parts = [
+        MLP(rng.normal(size=(2, 3)), rng.normal(size=3), rng.normal(size=(3, 1)), rng.normal(size=1)),
+        MLP(rng.normal(size=(1, 2)), rng.normal(size=2), rng.normal(size=(2, 2)), rng.normal(size=2)),
+    ]
     relu = lambda m, x: np.maximum(x @ m.w1 + m.b1, 0) @ m.w2 + m.b2  # noqa: E731
     x = rng.normal(size=(5, 3))
     layout = Layout(u=2, w=1, out1=1, out2=2)

@@ -17,16 +17,45 @@ import numpy as np
 from flax import nnx
 
 from jaxdp import tasks
-from jaxdp.train import restore_model
+from jaxdp.training.run import restore_model
 
 logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # this process's own reads of damaged files
 
 ROOT = Path(__file__).resolve().parents[2]
 TASK = tasks.get("lis", 4, value_range=8)
 #: 16 steps an epoch, 64 in all; a metrics line every 4 steps, a checkpoint every 10 and at the end
-TRAIN = ["train", "--task", "lis", "--size", "4", "--option", "value_range=8", "--model", "sparse", "--dim", "16",
-         "--layers", "1", "--epochs", "4", "--warmup-epochs", "1", "--batch-size", "32", "--dropout", "0.1",
-         "--lr", "3e-3", "--eval-examples", "8", "--checkpoint-every", "10", "--set", "log_every=4", "--quiet"]  # fmt: skip
+TRAIN = [
+    "train",
+    "--task",
+    "lis",
+    "--size",
+    "4",
+    "--option",
+    "value_range=8",
+    "--model",
+    "sparse",
+    "--dim",
+    "16",
+    "--layers",
+    "1",
+    "--epochs",
+    "4",
+    "--warmup-epochs",
+    "1",
+    "--batch-size",
+    "32",
+    "--dropout",
+    "0.1",
+    "--lr",
+    "3e-3",
+    "--eval-examples",
+    "8",
+    "--checkpoint-every",
+    "10",
+    "--set",
+    "log_every=4",
+    "--quiet",
+]
 
 
 def jaxdp(*args, fault: str | None = None, compile_cache: bool = True, **kwargs) -> subprocess.Popen:
@@ -35,8 +64,15 @@ def jaxdp(*args, fault: str | None = None, compile_cache: bool = True, **kwargs)
     env = {**os.environ, "JAX_PLATFORMS": "cpu", **({"JAXDP_FAULT": fault} if fault else {})}
     env.pop("JAXDP_FAULT", None) if fault is None else None
     env.pop("JAX_COMPILATION_CACHE_DIR", None) if not compile_cache else None
-    return subprocess.Popen([sys.executable, "-m", "jaxdp", *args], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "jaxdp", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
 def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
@@ -77,7 +113,6 @@ def one_line(err: str) -> str:
 
 def steps(run: Path) -> list[int]:
     return sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
-
 
 
 # ---------------------------------------------------------------------- damage
@@ -130,7 +165,9 @@ def array_file(step_dir: Path, damage) -> Path:
 
 def mount_tmpfs(folder: Path, options: str) -> str | None:
     """Mount a tmpfs at `folder`; the reason it could not be mounted, or None."""
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True)
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True
+    )
     return None if mount.returncode == 0 else (mount.stderr.strip() or "mount failed")
 
 
@@ -146,14 +183,42 @@ def session_processes(sid: int) -> list[int]:
     return out
 
 
-
-SWEEP = ["-m", "experiments.fig1", "--preset", "tiny", "--tasks", "lis", "--sizes", "4", "--dims", "8", "--models",
-         "standard", "linear", "--set", "epochs=1", "--set", "train_examples=256", "--set", "test_examples=16",
-         "--set", "eval_examples=16", "--set", "batch_size=64", "--quiet"]  # fmt: skip
+SWEEP = [
+    "-m",
+    "experiments.fig1",
+    "--preset",
+    "tiny",
+    "--tasks",
+    "lis",
+    "--sizes",
+    "4",
+    "--dims",
+    "8",
+    "--models",
+    "standard",
+    "linear",
+    "--set",
+    "epochs=1",
+    "--set",
+    "train_examples=256",
+    "--set",
+    "test_examples=16",
+    "--set",
+    "eval_examples=16",
+    "--set",
+    "batch_size=64",
+    "--quiet",
+]
 
 
 def sweep(out: Path, *args, fault: str | None = None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "JAXDP_FAULT"}
     env.update({"JAX_PLATFORMS": "cpu", **({"JAXDP_FAULT": fault} if fault else {})})
-    return subprocess.Popen([sys.executable, *SWEEP, "--out", str(out), "--data-root", str(out / "data"), *args],
-                            cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, *SWEEP, "--out", str(out), "--data-root", str(out / "data"), *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )

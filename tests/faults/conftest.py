@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jaxdp.tasks.dataset import build, save
+from jaxdp.tasks.builder import build
+from jaxdp.tasks.dataset import save
 from tests.faults.common import TASK, train_run
 
 
@@ -23,7 +24,7 @@ def data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(data, tmp_path_factory) -> Path:
     """The uninterrupted run, in a subprocess like the runs it is compared with: `python -m jaxdp`
-    takes one jax device per core (`jaxdp.devices`), and a batch summed over two devices is not
+    takes one jax device per core (`jaxdp.runtime.devices`), and a batch summed over two devices is not
     bit-identical to one summed on one."""
     out = tmp_path_factory.mktemp("reference") / "run"
     rc, _, err = train_run(data, out)

@@ -10,14 +10,30 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxdp.train import restore_model
-from tests.faults.common import (TRAIN, array_file, assert_same_as_reference, finish, flip, jaxdp, one_line, overwrite,
-                                 result, steps, train_run, truncate)  # fmt: skip
+from jaxdp.training.run import restore_model
+from tests.faults.common import (
+    TRAIN,
+    array_file,
+    assert_same_as_reference,
+    finish,
+    flip,
+    jaxdp,
+    one_line,
+    overwrite,
+    result,
+    steps,
+    train_run,
+    truncate,
+)
+
+pytestmark = pytest.mark.integration  # trains, runs commands or compiles whole models
 
 
-@pytest.mark.parametrize("damage", [pytest.param(overwrite, marks=pytest.mark.slow), flip,
-                                    pytest.param(truncate, marks=pytest.mark.slow)],
-                         ids=["overwritten", "bit-flipped", "truncated"])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage",
+    [pytest.param(overwrite, marks=pytest.mark.slow), flip, pytest.param(truncate, marks=pytest.mark.slow)],
+    ids=["overwritten", "bit-flipped", "truncated"],
+)
 def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(damage, data, reference, tmp_path):
     run = tmp_path / "run"
     assert train_run(data, run, fault="train.step@25")[0] == -signal.SIGKILL  # checkpoints at 10 and 20
@@ -62,8 +78,6 @@ def test_non_finite_loss_names_a_checkpoint_that_exists_and_is_finite(data, tmp_
         assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
     else:
         assert "no checkpoint was saved before that" in message
-
-
 
 
 def test_a_torn_metrics_line_is_repaired(data, reference, tmp_path):

@@ -7,8 +7,20 @@ import time
 
 import pytest
 
-from tests.faults.common import (TRAIN, array_file, assert_same_as_reference, finish, flip, jaxdp, one_line, steps,
-                                 sweep, train_run)  # fmt: skip
+from tests.faults.common import (
+    TRAIN,
+    array_file,
+    assert_same_as_reference,
+    finish,
+    flip,
+    jaxdp,
+    one_line,
+    steps,
+    sweep,
+    train_run,
+)
+
+pytestmark = pytest.mark.integration  # trains, runs commands or compiles whole models
 
 
 def test_the_same_run_started_twice_trains_once(data, reference, tmp_path):
@@ -44,8 +56,9 @@ def test_a_shard_started_twice_trains_each_cell_once(tmp_path):
     first.send_signal(signal.SIGCONT)
     rc, out, err = finish(first)
     assert rc == 0 and "1 cells trained, 0 rescored, 1 already done" in out, (out, err)
-    assert (tmp_path / "twice" / "fig1/tiny/results.csv").read_text() == \
-        (tmp_path / "alone" / "fig1/tiny/results.csv").read_text()  # fmt: skip
+    assert (tmp_path / "twice" / "fig1/tiny/results.csv").read_text() == (
+        tmp_path / "alone" / "fig1/tiny/results.csv"
+    ).read_text()
 
 
 @pytest.mark.slow

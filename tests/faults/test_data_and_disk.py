@@ -11,14 +11,30 @@ import time
 import pytest
 
 from jaxdp.cli import main as cli
-from jaxdp.tasks.dataset import build, save
-from jaxdp.train import restore_model
+from jaxdp.tasks.builder import build
+from jaxdp.tasks.dataset import save
+from jaxdp.training.run import restore_model
 from tests.faults.common import TASK, TRAIN, finish, jaxdp, mount_tmpfs, one_line, session_processes, steps, train_run
+
+pytestmark = pytest.mark.integration  # trains, runs commands or compiles whole models
 
 
 def test_a_killed_dataset_build_leaves_no_process_behind(tmp_path):
-    cmd = ["data", "--task", "lis", "--size", "40", "--train", "60000", "--test", "100", "--workers", "2",
-           "--out", str(tmp_path / "d")]  # fmt: skip
+    cmd = [
+        "data",
+        "--task",
+        "lis",
+        "--size",
+        "40",
+        "--train",
+        "60000",
+        "--test",
+        "100",
+        "--workers",
+        "2",
+        "--out",
+        str(tmp_path / "d"),
+    ]
     proc = jaxdp(*cmd, fault="dataset.chunk@6", start_new_session=True)
     rc, _, _ = finish(proc)
     assert rc == -signal.SIGKILL
@@ -45,8 +61,6 @@ def test_a_test_set_of_another_seed_is_refused(data, tmp_path, capsys):
     save(build(TASK, 512, 32, seed=2, progress=False)[1], mixed / "test.npz")
     assert cli([*TRAIN, "--data", str(mixed), "--out", str(tmp_path / "run")]) == 2
     assert "may overlap the training set" in one_line(capsys.readouterr().err)
-
-
 
 
 def test_a_read_only_run_folder_is_one_line(data, tmp_path):

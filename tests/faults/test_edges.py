@@ -15,16 +15,41 @@ from pathlib import Path
 import pytest
 
 from experiments import fig1
-from jaxdp import cli, plots
+from jaxdp import cli
 from jaxdp.models import ModelConfig
-from jaxdp.protocol import TrainConfig
+from jaxdp.sweeps import figures
 from jaxdp.tasks.dataset import load
-from jaxdp.train import train
+from jaxdp.training.protocol import TrainConfig
+from jaxdp.training.run import train
 from tests.faults.common import ROOT, TASK, finish, jaxdp
 
-GRID = ["--preset", "tiny", "--tasks", "lis", "--sizes", "4", "--dims", "8", "--models", "standard", "--set",
-        "epochs=2", "--set", "warmup_epochs=0", "--set", "train_examples=256", "--set", "test_examples=16", "--set",
-        "eval_examples=16", "--set", "batch_size=64", "--quiet"]  # fmt: skip
+pytestmark = pytest.mark.integration  # trains, runs commands or compiles whole models
+
+GRID = [
+    "--preset",
+    "tiny",
+    "--tasks",
+    "lis",
+    "--sizes",
+    "4",
+    "--dims",
+    "8",
+    "--models",
+    "standard",
+    "--set",
+    "epochs=2",
+    "--set",
+    "warmup_epochs=0",
+    "--set",
+    "train_examples=256",
+    "--set",
+    "test_examples=16",
+    "--set",
+    "eval_examples=16",
+    "--set",
+    "batch_size=64",
+    "--quiet",
+]
 
 
 def test_a_sweep_whose_every_cell_fails_names_them_and_exits_1(tmp_path, capsys, monkeypatch):
@@ -34,14 +59,20 @@ def test_a_sweep_whose_every_cell_fails_names_them_and_exits_1(tmp_path, capsys,
     assert fig1.main([*GRID, *where, "--set", "lr=1e30"]) == 1
     out, err = capsys.readouterr()
     assert "failed: loss became nan" in err and "Number of rows" not in err + out, err
-    assert out.strip().splitlines()[-1].startswith("fig1: 0 cells trained, 0 rescored, 0 already done, 1 failed "
-                                                   "(lis/standard/size=4/d=8/seed=0); no results yet")  # fmt: skip
+    assert (
+        out.strip()
+        .splitlines()[-1]
+        .startswith(
+            "fig1: 0 cells trained, 0 rescored, 0 already done, 1 failed "
+            "(lis/standard/size=4/d=8/seed=0); no results yet"
+        )
+    )
     assert not list(tmp_path.glob("runs/fig1/tiny/*.*")), "no results.csv, table or figure for no results"
 
     def broken(*args, **kwargs):
         raise ValueError("the colour map is missing")
 
-    monkeypatch.setattr(plots, "heatmaps", broken)
+    monkeypatch.setattr(figures, "heatmaps", broken)
     assert fig1.main([*GRID, *where]) == 1
     out, err = capsys.readouterr()
     assert err.strip() == "error: drawing fig1's figures failed (ValueError: the colour map is missing)", err
@@ -62,8 +93,21 @@ def test_two_builds_of_different_seeds_into_one_folder_leave_one_dataset_and_tel
     """The first build stops (SIGSTOP) inside its build; the second waits for it, then refuses
     the first one's dataset (exit 2). Both used to print "built" over one another's files."""
     out = tmp_path / "lis4"
-    build = ["data", "--task", "lis", "--size", "4", "--option", "value_range=8", "--train", "300", "--test", "20",
-             "--out", str(out)]  # fmt: skip
+    build = [
+        "data",
+        "--task",
+        "lis",
+        "--size",
+        "4",
+        "--option",
+        "value_range=8",
+        "--train",
+        "300",
+        "--test",
+        "20",
+        "--out",
+        str(out),
+    ]
     first = jaxdp(*build, "--seed", "0", fault="dataset.chunk@1:SIGSTOP")
     deadline = time.monotonic() + 120
     while not _stopped(first.pid):
@@ -86,11 +130,11 @@ def test_two_builds_of_different_seeds_into_one_folder_leave_one_dataset_and_tel
 
 def test_a_kill_while_a_figure_is_written_leaves_the_old_figure_whole(tmp_path):
     """SIGKILL between writing a figure and renaming it over the old one (the failpoint of
-    `jaxdp.files`): the old PNG stays as it was, never a 0-byte or half file."""
+    `jaxdp.runtime.files`): the old PNG stays as it was, never a 0-byte or half file."""
     path = tmp_path / "fig1.png"
     path.write_bytes(b"an older figure")
     rows = [{"task": "lis", "size": 4, "L": 11, "model": "standard", "variant": "", "dim": 8, "accuracy": 0.5}]
-    script = f"from jaxdp import plots; plots.heatmaps({rows!r}, {str(path)!r})"
+    script = f"from jaxdp.sweeps import figures; figures.heatmaps({rows!r}, {str(path)!r})"
     env = {**os.environ, "JAXDP_FAULT": "files.replacing@1"}
     run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == -signal.SIGKILL, run.stderr
@@ -105,8 +149,9 @@ def test_eval_of_an_unfinished_run_says_so_and_names_the_step(data, tmp_path, ca
     model = ModelConfig(dim=8, num_layers=1, max_len=TASK.max_len, vocab_size=len(TASK.vocab), dropout=0.0)
     config = TrainConfig(epochs=2, batch_size=64, warmup_epochs=0, checkpoint_every=3)
     run = tmp_path / "run"
-    assert train(run, TASK, model, config, train_set, test_set, progress=False, stop_after=5,
-                 data_dir=str(data)) == {"stopped_at": 5}  # fmt: skip
+    assert train(run, TASK, model, config, train_set, test_set, progress=False, stop_after=5, data_dir=str(data)) == {
+        "stopped_at": 5
+    }
     assert cli.main(["eval", "--run", str(run), "--examples", "4"]) == 0
     assert "scored an UNFINISHED run: its checkpoint of step 5 of 16" in capsys.readouterr().out
     train(run, TASK, model, config, train_set, test_set, progress=False, data_dir=str(data))
@@ -115,13 +160,16 @@ def test_eval_of_an_unfinished_run_says_so_and_names_the_step(data, tmp_path, ca
 
 
 def test_an_out_of_memory_error_becomes_one_line_naming_what_to_lower():
-    """What XLA raises on a GPU (XLA:CPU aborts the process instead: `jaxdp.limits` refuses such
+    """What XLA raises on a GPU (XLA:CPU aborts the process instead: `jaxdp.training.limits` refuses such
     runs beforehand)."""
-    from jaxdp.errors import TrainingError
-    from jaxdp.train import stop_on_out_of_memory
+    from jaxdp.runtime.errors import TrainingError
+    from jaxdp.training.checks import stop_on_out_of_memory
 
-    with pytest.raises(TrainingError, match=r"^out of memory while training \(RESOURCE_EXHAUSTED: Out of memory "
-                                            r"allocating 1234 bytes\.\); lower batch_size or dim"):  # fmt: skip
+    with pytest.raises(
+        TrainingError,
+        match=r"^out of memory while training \(RESOURCE_EXHAUSTED: Out of memory "
+        r"allocating 1234 bytes\.\); lower batch_size or dim",
+    ):
         with stop_on_out_of_memory("training", "batch_size or dim"):
             raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 1234 bytes.\nmore detail")
     with pytest.raises(KeyError):  # anything else passes through

@@ -10,14 +10,20 @@ import pytest
 
 from tests.faults.common import TRAIN, assert_same_as_reference, finish, jaxdp, metrics, one_line, steps, train_run
 
+pytestmark = pytest.mark.integration  # trains, runs commands or compiles whole models
 
-@pytest.mark.parametrize("signal_name,step,code", [
-    ("SIGTERM", 62, 143),  # inside the last logging window: the final loss must not change
-    pytest.param("SIGTERM", 23, 143, marks=pytest.mark.slow),
-    pytest.param("SIGINT", 23, 130, marks=pytest.mark.slow),
-])  # fmt: skip
-def test_a_signal_mid_training_checkpoints_the_last_step_and_the_rerun_matches(signal_name, step, code, data,
-                                                                               reference, tmp_path):  # fmt: skip
+
+@pytest.mark.parametrize(
+    "signal_name,step,code",
+    [
+        ("SIGTERM", 62, 143),  # inside the last logging window: the final loss must not change
+        pytest.param("SIGTERM", 23, 143, marks=pytest.mark.slow),
+        pytest.param("SIGINT", 23, 130, marks=pytest.mark.slow),
+    ],
+)
+def test_a_signal_mid_training_checkpoints_the_last_step_and_the_rerun_matches(
+    signal_name, step, code, data, reference, tmp_path
+):
     rc, _, err = train_run(data, tmp_path / "run", fault=f"train.step@{step}:{signal_name}")
     assert rc == code and one_line(err).startswith(f"interrupted ({signal_name})")
     assert steps(tmp_path / "run")[-1] == step, "the last completed step is checkpointed"
@@ -48,9 +54,15 @@ def test_ctrl_c_during_the_first_compile_ends_cleanly(data, reference, tmp_path)
     assert_same_as_reference(tmp_path / "run", reference)
 
 
-@pytest.mark.parametrize("fault", ["checkpoint.writing@2", pytest.param("train.step@37", marks=pytest.mark.slow),
-                                   pytest.param("checkpoint.written@1", marks=pytest.mark.slow),
-                                   pytest.param("train.compile@1", marks=pytest.mark.slow)])  # fmt: skip
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "checkpoint.writing@2",
+        pytest.param("train.step@37", marks=pytest.mark.slow),
+        pytest.param("checkpoint.written@1", marks=pytest.mark.slow),
+        pytest.param("train.compile@1", marks=pytest.mark.slow),
+    ],
+)
 def test_sigkill_anywhere_resumes_bit_identically(fault, data, reference, tmp_path):
     rc, _, _ = train_run(data, tmp_path / "run", fault=fault)
     assert rc == -signal.SIGKILL

@@ -29,14 +29,24 @@ def sparse_args(B, k, c):
 
 
 SPARSE_CASES = [  # (L, B, k, c): partial last blocks, c = 0, c = B, k > 1, B = 1, B >= L
-    (37, 4, 1, 1), (64, 8, 1, 1), (64, 8, 2, 2), (100, 16, 1, 0), (33, 4, 3, 4), (50, 1, 1, 1),
-    (50, 3, 1, 1), (5, 8, 1, 1), (129, 8, 1, 3), (40, 8, 4, 1),
-]  # fmt: skip
+    (37, 4, 1, 1),
+    (64, 8, 1, 1),
+    (64, 8, 2, 2),
+    (100, 16, 1, 0),
+    (33, 4, 3, 4),
+    (50, 1, 1, 1),
+    (50, 3, 1, 1),
+    (5, 8, 1, 1),
+    (129, 8, 1, 3),
+    (40, 8, 4, 1),
+]
 
 
 def test_standard_matches_loop():
     q, k, v = qkv(11)
-    np.testing.assert_allclose(run(kernels.standard, q, k, v), softmax_attention(q, k, v, lambda i: range(1, i + 1)), **F32)
+    np.testing.assert_allclose(
+        run(kernels.standard, q, k, v), softmax_attention(q, k, v, lambda i: range(1, i + 1)), **F32
+    )
 
 
 @pytest.mark.parametrize("L,B,k,c", [(23, 4, 1, 1), (16, 2, 2, 1), (19, 4, 1, 0)])
@@ -46,11 +56,14 @@ def test_sparse_masked_matches_eq6_loop(L, B, k, c):
     np.testing.assert_allclose(kernels.sparse_masked(q, k_, v, **sparse_args(B, k, c)), expected, **F32)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("L,B,k,c", SPARSE_CASES)
 def test_blocked_sparse_equals_masked(L, B, k, c):
     q, k_, v = qkv(L, seed=L + B)
     args = sparse_args(B, k, c)
-    np.testing.assert_allclose(run(kernels.sparse_blocked, q, k_, v, **args), run(kernels.sparse_masked, q, k_, v, **args), **F32)
+    np.testing.assert_allclose(
+        run(kernels.sparse_blocked, q, k_, v, **args), run(kernels.sparse_masked, q, k_, v, **args), **F32
+    )
 
 
 @pytest.mark.parametrize("L,B,k,c", SPARSE_CASES[:5])
@@ -62,6 +75,7 @@ def test_blocked_sparse_equals_masked_float64(x64, L, B, k, c):
     np.testing.assert_allclose(out, run(kernels.sparse_masked, q, k_, v, **args), **F64)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("L,B", [(20, 20), (20, 32), (7, 8)])
 def test_sparse_window_covering_everything_is_standard(L, B):
     q, k, v = qkv(L)
@@ -75,6 +89,7 @@ def test_linear_quadratic_matches_eq8_loop():
     np.testing.assert_allclose(run(kernels.linear_quadratic, q, k, v), linear_attention(q, k, v), **F32)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("L", [1, 5, 37, 64, 100])
 @pytest.mark.parametrize("C", [1, 4, 7, 16, 64])
 def test_linear_chunked_and_scan_equal_quadratic(L, C):
@@ -117,6 +132,7 @@ def test_sparse_decode_cache_reads_B_plus_L_over_B_keys():
     assert cache.local_k.shape[1] == k * B and cache.summary_k.shape[1] == c * T // B
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("L,B,k,c", [(30, 4, 1, 1), (30, 4, 2, 2), (30, 4, 1, 0), (17, 1, 1, 1), (9, 16, 1, 1)])
 def test_sparse_step_equals_masked(L, B, k, c):
     q, k_, v = qkv(L)
@@ -139,18 +155,24 @@ def test_kv_step_equals_standard():
         np.testing.assert_allclose(o, ref[:, p], **F32)
 
 
-@pytest.mark.parametrize("name", ["standard", "sparse_masked", "sparse_blocked", "linear_quadratic",
-                                  "linear_chunked", "linear_scan"])  # fmt: skip
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "name", ["standard", "sparse_masked", "sparse_blocked", "linear_quadratic", "linear_chunked", "linear_scan"]
+)
 def test_gradients_are_finite_with_padding(name):
     """Lengths that are not a multiple of the block or chunk pad internally; padding must not
     leak NaN into the gradient."""
-    static = {"sparse_masked": sparse_args(4, 1, 1), "sparse_blocked": sparse_args(4, 1, 1),
-              "linear_chunked": dict(chunk_size=8)}.get(name, {})  # fmt: skip
+    static = {
+        "sparse_masked": sparse_args(4, 1, 1),
+        "sparse_blocked": sparse_args(4, 1, 1),
+        "linear_chunked": dict(chunk_size=8),
+    }.get(name, {})
     fn = functools.partial(getattr(kernels, name), **static)
     grads = jax.jit(jax.grad(lambda *a: fn(*a).sum(), argnums=(0, 1, 2)))(*qkv(21))
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in grads)
 
 
+@pytest.mark.integration
 def test_fused_attention_call_equals_standard_and_cudnn_is_skipped_off_gpu():
     """`standard.fused` (the cuDNN call) in its plain-XLA form equals the masked kernel, so the
     layout and scale handed to cuDNN are right; off a GPU, or with dropout or float32, the
@@ -159,8 +181,9 @@ def test_fused_attention_call_equals_standard_and_cudnn_is_skipped_off_gpu():
 
     rng = np.random.default_rng(0)
     q, k, v = (jnp.asarray(rng.normal(size=(2, 37, 4, 16)), jnp.float32) for _ in range(3))
-    np.testing.assert_allclose(standard.fused(q, k, v, implementation="xla"), standard.standard(q, k, v),
-                               rtol=2e-5, atol=2e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        standard.fused(q, k, v, implementation="xla"), standard.standard(q, k, v), rtol=2e-5, atol=2e-6
+    )
     half = q.astype(jnp.bfloat16)
     assert not standard.cudnn_applies(q) and not standard.cudnn_applies(half, probs_fn=lambda p: p)
     assert standard.cudnn_applies(half) == (jax.default_backend() == "gpu")

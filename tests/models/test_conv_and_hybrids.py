@@ -9,19 +9,23 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxdp import flops
-from jaxdp.models import ConfigError, ModelConfig, Transformer, mixers
+from jaxdp import tasks
+from jaxdp.models import ConfigError, ModelConfig, Transformer, flops, mixers
 from jaxdp.models.config import hybrid_name, hybrid_plan, model_fields
 from jaxdp.models.conv import ShortConv, conv_flops
-from jaxdp.protocol import TrainConfig, run_identity
-from jaxdp import tasks
+from jaxdp.training.protocol import TrainConfig, run_identity
+from tests.models.test_flops import xla_flops
 from tests.models.test_transformer import build, decode_all, jit_forward, tokens
-from tests.test_flops import xla_flops
+
+pytestmark = pytest.mark.integration  # trains, runs commands or compiles whole models
 
 F32 = dict(rtol=1e-5, atol=2e-5)
-MODELS = [dict(attention="standard", short_conv=3), dict(attention="gated_deltanet", short_conv=4),
-          dict(attention="linear", layer_mixers=("linear", "linear", "standard")),
-          dict(attention="mamba2", layer_mixers=("mamba2", "sparse", "mamba2"), short_conv=2)]  # fmt: skip
+MODELS = [
+    dict(attention="standard", short_conv=3),
+    dict(attention="gated_deltanet", short_conv=4),
+    dict(attention="linear", layer_mixers=("linear", "linear", "standard")),
+    dict(attention="mamba2", layer_mixers=("mamba2", "sparse", "mamba2"), short_conv=2),
+]
 IDS = ["standard-conv3", "gated_deltanet-conv4", "linear+standard", "mamba2-sparse-mamba2-conv2"]
 
 
@@ -32,8 +36,10 @@ def config(**changes) -> ModelConfig:
 
 #: the last case holds a convolution, a hybrid and both kinds of decode state at once: the first two,
 #: one convolution each, run with -m slow
-DECODE_CASES = [pytest.param(m, id=i, marks=[pytest.mark.slow] if "conv" in i and "sparse" not in i else [])
-                for m, i in zip(MODELS, IDS)]  # fmt: skip
+DECODE_CASES = [
+    pytest.param(m, id=i, marks=[pytest.mark.slow] if "conv" in i and "sparse" not in i else [])
+    for m, i in zip(MODELS, IDS)
+]
 
 
 @pytest.mark.parametrize("fields", DECODE_CASES)
@@ -110,14 +116,17 @@ def test_model_names_and_plans_round_trip():
         model_fields("mamba3+standard", 3)
 
 
-@pytest.mark.parametrize("fields,message", [
-    (dict(short_conv=-1), r"^ModelConfig\.short_conv: must be an integer in \[0, 64\]"),
-    (dict(short_conv=True), r"^ModelConfig\.short_conv:"),
-    (dict(layer_mixers=("standard", "linear")), r"^ModelConfig\.layer_mixers: 2 mixers for num_layers=3"),
-    (dict(layer_mixers=("standard", "linear", "mamba3")), r"^ModelConfig\.layer_mixers: 'mamba3' is not allowed"),
-    (dict(layer_mixers=("linear",) * 3), r"^ModelConfig\.layer_mixers: .* does not use attention='standard'"),
-    (dict(layer_mixers="linear"), r"^ModelConfig\.layer_mixers: must be a list"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        (dict(short_conv=-1), r"^ModelConfig\.short_conv: must be an integer in \[0, 64\]"),
+        (dict(short_conv=True), r"^ModelConfig\.short_conv:"),
+        (dict(layer_mixers=("standard", "linear")), r"^ModelConfig\.layer_mixers: 2 mixers for num_layers=3"),
+        (dict(layer_mixers=("standard", "linear", "mamba3")), r"^ModelConfig\.layer_mixers: 'mamba3' is not allowed"),
+        (dict(layer_mixers=("linear",) * 3), r"^ModelConfig\.layer_mixers: .* does not use attention='standard'"),
+        (dict(layer_mixers="linear"), r"^ModelConfig\.layer_mixers: must be a list"),
+    ],
+)
 def test_bad_options_are_refused_naming_the_field(fields, message):
     with pytest.raises(ConfigError, match=message):
         config(**fields)
@@ -129,23 +138,38 @@ def test_the_options_join_a_run_identity_only_when_set():
     plain = run_identity(task, config(max_len=task.max_len), tc, 100, 0)
     assert "short_conv" not in plain["model"] and "layer_mixers" not in plain["model"]
     conv = run_identity(task, config(max_len=task.max_len, short_conv=4), tc, 100, 0)
-    hybrid = run_identity(task, config(max_len=task.max_len, attention="linear", layer_mixers=("linear",) * 2 + ("standard",)),
-                          tc, 100, 0)  # fmt: skip
+    hybrid = run_identity(
+        task, config(max_len=task.max_len, attention="linear", layer_mixers=("linear",) * 2 + ("standard",)), tc, 100, 0
+    )
     assert conv["model"]["short_conv"] == 4 and hybrid["model"]["layer_mixers"] == ["linear", "linear", "standard"]
 
 
 @pytest.mark.slow  # a smoke run; the convolution's numbers are held by the decoding and identity tests
 def test_a_conv_model_trains(tmp_path):
     """Through `train`, with the parameters of the convolution among those that move."""
-    from jaxdp.tasks.dataset import build as build_data
-    from jaxdp.train import restore_model, train
+    from jaxdp.tasks.builder import build as build_data
+    from jaxdp.training.run import restore_model, train
 
     task = tasks.get("lis", 3, value_range=8)
     train_set, test_set = build_data(task, 256, 16, seed=0, progress=False)
-    cfg = ModelConfig(attention="mamba2", dim=16, num_layers=1, max_len=task.max_len, vocab_size=len(task.vocab),
-                      short_conv=4, layer_mixers=("mamba2",))  # fmt: skip
+    cfg = ModelConfig(
+        attention="mamba2",
+        dim=16,
+        num_layers=1,
+        max_len=task.max_len,
+        vocab_size=len(task.vocab),
+        short_conv=4,
+        layer_mixers=("mamba2",),
+    )
     before = Transformer(cfg, rngs=nnx.Rngs(0)).blocks[0].attn.conv.kernel[...]
-    train(tmp_path / "run", task, cfg, TrainConfig(epochs=1, batch_size=32, lr=3e-3, warmup_epochs=0, seed=0),
-          train_set, test_set, progress=False)  # fmt: skip
+    train(
+        tmp_path / "run",
+        task,
+        cfg,
+        TrainConfig(epochs=1, batch_size=32, lr=3e-3, warmup_epochs=0, seed=0),
+        train_set,
+        test_set,
+        progress=False,
+    )
     model, _ = restore_model(tmp_path / "run")
     assert model.config == cfg and not np.allclose(model.blocks[0].attn.conv.kernel[...], before)

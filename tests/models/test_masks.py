@@ -9,11 +9,14 @@ from jaxdp.models import causal_mask, default_block_size, sparse_mask
 from tests.models.reference import eq6_set
 
 
-@pytest.mark.parametrize("L,B,k,c", [
-    (L, B, k, c)
-    for L, B, k in itertools.product((1, 2, 7, 16, 33), (1, 2, 3, 4, 8), (1, 2, 3))
-    for c in sorted({0, 1, B // 2, B})
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "L,B,k,c",
+    [
+        (L, B, k, c)
+        for L, B, k in itertools.product((1, 2, 7, 16, 33), (1, 2, 3, 4, 8), (1, 2, 3))
+        for c in sorted({0, 1, B // 2, B})
+    ],
+)
 def test_sparse_mask_is_eq6(L, B, k, c):
     expected = np.zeros((L, L), bool)
     for i in range(1, L + 1):

@@ -28,7 +28,9 @@ FORMS = [(name, form) for name in mixers.available() for form in mixers.get(name
 def small_config(name: str, dtype=jnp.float32, **changes) -> ModelConfig:
     options = {k: v for k, v in SMALL.items() if name in mixers.owners(k)}
     dtypes = dict(dtype=jnp.dtype(dtype).name, param_dtype=jnp.dtype(dtype).name)
-    return ModelConfig(attention=name, dim=24, num_heads=3, max_len=64, vocab_size=11, **{**options, **dtypes, **changes})
+    return ModelConfig(
+        attention=name, dim=24, num_heads=3, max_len=64, vocab_size=11, **{**options, **dtypes, **changes}
+    )
 
 
 def inputs(cfg: ModelConfig, L: int, seed: int = 0):
@@ -43,6 +45,7 @@ def mix(cfg: ModelConfig, form: str, q, k, v, aux):
     return jax.jit(lambda q, k, v, aux: cfg.mixer.mix(q, k, v, aux, cfg))(q, k, v, aux)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name,form", FORMS, ids=[f"{n}-{f}" for n, f in FORMS])
 @pytest.mark.parametrize("L", [1, 13, 40])
 def test_every_form_equals_the_reference(name, form, L):
@@ -52,6 +55,7 @@ def test_every_form_equals_the_reference(name, form, L):
     np.testing.assert_allclose(mix(cfg, form, *args), mix(cfg, cfg.mixer.forms[0], *args), **tol)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name,form", FORMS, ids=[f"{n}-{f}" for n, f in FORMS])
 def test_every_form_equals_the_reference_float64(x64, name, form):
     cfg = small_config(name, jnp.float64)
@@ -73,8 +77,10 @@ def test_state_size_counts_the_decode_state(name):
 
 def test_state_sizes_are_the_documented_formulas():
     K, t = 8, 100
-    sizes = {name: small_config(name).replace(dim=24, num_heads=3).mixer.state_size(small_config(name), t)
-             for name in mixers.available()}  # fmt: skip
+    sizes = {
+        name: small_config(name).replace(dim=24, num_heads=3).mixer.state_size(small_config(name), t)
+        for name in mixers.available()
+    }
     assert sizes["standard"] == 2 * K * t and sizes["linear"] == sizes["retention"] == sizes["gated"] == K * K + K
     assert sizes["window"] == 2 * K * 7  # a ring of w = 7
     assert sizes["sparse"] == 2 * K * (4 + -(-t // 4))  # kB = 4 local slots, one summary slot per block
@@ -90,9 +96,12 @@ def test_a_window_covering_everything_is_standard_attention(form):
     q, k, v, _ = inputs(small_config("standard"), L)
     standard = mix(small_config("standard"), "masked", q, k, v, None)
     for w in (L, L + 9):
-        np.testing.assert_allclose(mix(small_config("window", window=w), form, q, k, v, None), standard, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            mix(small_config("window", window=w), form, q, k, v, None), standard, rtol=1e-5, atol=1e-6
+        )
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("form", ["quadratic", "chunked", "scan"])
 def test_retention_with_decay_one_is_linear_attention(form):
     q, k, v, _ = inputs(small_config("linear"), 37)
@@ -131,6 +140,7 @@ def _random(shape, seed, dtype=np.float64):
     return jnp.asarray(np.random.default_rng(seed).normal(size=shape), dtype)
 
 
+@pytest.mark.integration
 def test_delta_rule_matches_its_definition_as_a_numpy_loop(x64):
     """S_t = α_t (I - β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ, o_t = S_tᵀ q_t, with explicit matrices."""
     from jaxdp.models.mixers import delta
@@ -145,15 +155,20 @@ def test_delta_rule_matches_its_definition_as_a_numpy_loop(x64):
             S = np.zeros((K, K))
             for t in range(L):
                 kt, bt = np.asarray(k[b, t, h]), float(beta[b, t, h])
-                S = np.exp(float(log_alpha[b, t, h])) * (np.eye(K) - bt * np.outer(kt, kt)) @ S + bt * np.outer(kt, v[b, t, h])
+                S = np.exp(float(log_alpha[b, t, h])) * (np.eye(K) - bt * np.outer(kt, kt)) @ S + bt * np.outer(
+                    kt, v[b, t, h]
+                )
                 out[b, t, h] = S.T @ np.asarray(q[b, t, h])
     np.testing.assert_allclose(delta.delta_scan(q, k, v, beta, log_alpha), out, rtol=1e-12, atol=1e-12)
     for C in (1, 4, 16):  # chunks of one token, that do not divide L, and longer than L
-        np.testing.assert_allclose(delta.delta_chunked(q, k, v, beta, log_alpha, chunk_size=C), out, rtol=1e-11, atol=1e-11)
+        np.testing.assert_allclose(
+            delta.delta_chunked(q, k, v, beta, log_alpha, chunk_size=C), out, rtol=1e-11, atol=1e-11
+        )
     no_decay = delta.delta_chunked(q, k, v, beta, chunk_size=4)
     np.testing.assert_allclose(no_decay, delta.delta_scan(q, k, v, beta, jnp.zeros_like(beta)), rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.integration
 def test_the_chunked_delta_rule_is_stable_where_keys_repeat():
     """Identical keys and β = 1 (a token repeated): (I + A)⁻¹ has a power series of huge
     alternating terms, and the doubling inverse must still match the recurrence in float32."""
@@ -168,6 +183,7 @@ def test_the_chunked_delta_rule_is_stable_where_keys_repeat():
     np.testing.assert_allclose(expected[0, -1, 0], v[0, -1, 0], rtol=1e-5, atol=1e-6)  # the last write wins
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("form", ["scan", "chunked"])
 def test_the_delta_rule_copies_the_last_value_written_to_a_slot(x64, form):
     """One-hot keys and β = 1 make S a memory of K slots: q = e_s reads back exactly the value last
@@ -189,6 +205,7 @@ def test_the_delta_rule_copies_the_last_value_written_to_a_slot(x64, form):
         np.testing.assert_allclose(out[0, t, 0], expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.integration
 def test_ssd_matches_its_definition_as_a_numpy_loop(x64):
     """o_i = Σ_{j<=i} Π_{j<t<=i} a_t (q_i·k_j) v_j, every form."""
     from jaxdp.models.mixers import ssd
@@ -202,8 +219,14 @@ def test_ssd_matches_its_definition_as_a_numpy_loop(x64):
         for h in range(H):
             for i in range(L):
                 for j in range(i + 1):
-                    out[b, i, h] += np.prod(a[b, j + 1 : i + 1, h]) * float(q[b, i, h] @ k[b, j, h]) * np.asarray(v[b, j, h])
-    for form in (ssd.ssd_scan(q, k, v, log_a), ssd.ssd_quadratic(q, k, v, log_a), ssd.ssd_chunked(q, k, v, log_a, chunk_size=5)):
+                    out[b, i, h] += (
+                        np.prod(a[b, j + 1 : i + 1, h]) * float(q[b, i, h] @ k[b, j, h]) * np.asarray(v[b, j, h])
+                    )
+    for form in (
+        ssd.ssd_scan(q, k, v, log_a),
+        ssd.ssd_quadratic(q, k, v, log_a),
+        ssd.ssd_chunked(q, k, v, log_a, chunk_size=5),
+    ):
         np.testing.assert_allclose(form, out, rtol=1e-11, atol=1e-11)
 
 
@@ -217,8 +240,9 @@ def test_mamba2_scales_its_input_by_delta_and_adds_the_skip():
     aux = aux._replace(skip=jnp.full_like(aux.skip, 0.5))
     x = jax.nn.silu(v)
     y = ssd.ssd_scan(jax.nn.silu(q), jax.nn.silu(k), x * aux.dt[..., None], aux.log_a) + 0.5 * x
-    np.testing.assert_allclose(cfg.mixer.mix(q, k, v, aux, cfg), gated_rms_norm(y, aux.z, aux.scale, per_head=False),
-                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        cfg.mixer.mix(q, k, v, aux, cfg), gated_rms_norm(y, aux.z, aux.scale, per_head=False), rtol=1e-5, atol=1e-6
+    )
     assert bool(jnp.all(aux.log_a < 0)) and bool(jnp.all(aux.dt > 0))
 
 
@@ -226,8 +250,17 @@ def test_mamba2_scales_its_input_by_delta_and_adds_the_skip():
 
 
 def test_the_registry_lists_the_mixers_and_refuses_unknown_ones():
-    assert mixers.available()[:9] == ("standard", "sparse", "linear", "window", "retention", "gated", "mamba2",
-                                      "deltanet", "gated_deltanet")  # fmt: skip
+    assert mixers.available()[:9] == (
+        "standard",
+        "sparse",
+        "linear",
+        "window",
+        "retention",
+        "gated",
+        "mamba2",
+        "deltanet",
+        "gated_deltanet",
+    )
     with pytest.raises(mixers.ConfigError, match="choose one of standard, sparse, linear, window, retention, gated"):
         ModelConfig(attention="mamba", max_len=8, vocab_size=4)
     assert ModelConfig(mixer="window", max_len=8, vocab_size=4).attention == "window"
@@ -236,7 +269,9 @@ def test_the_registry_lists_the_mixers_and_refuses_unknown_ones():
 def test_no_dispatch_on_a_mixer_name_outside_the_mixers():
     """The mixer's name picks its module through the registry and nowhere else."""
     names = "|".join(mixers.available())
-    pattern = re.compile(rf"""(==|!=)\s*["']({names})["']|["']({names})["']\s*(==|!=)|\bif\b.* in \(["']({names})["']""")
+    pattern = re.compile(
+        rf"""(==|!=)\s*["']({names})["']|["']({names})["']\s*(==|!=)|\bif\b.* in \(["']({names})["']"""
+    )
     offenders = []
     for folder in ("jaxdp", "experiments"):
         for path in (ROOT / folder).rglob("*.py"):
@@ -258,14 +293,17 @@ def test_options_objects_round_trip_through_json():
 # ------------------------------------------------------------------ a mixer from outside
 
 
+@pytest.mark.integration
 def test_a_mixer_registered_by_a_test_module_trains_and_decodes(tmp_path):
     """Registered from tests/models/toy_mixer.py, nothing in jaxdp touched: the public API
     builds it, trains it, decodes it with its decode state (equal to full re-forwards), counts its
     FLOPs and checks its forms against each other."""
-    from jaxdp import decode, flops, tasks
-    from jaxdp.protocol import TrainConfig
-    from jaxdp.tasks.dataset import build
-    from jaxdp.train import restore_model, train
+    from jaxdp import tasks
+    from jaxdp.evaluation import decode
+    from jaxdp.models import flops
+    from jaxdp.tasks.builder import build
+    from jaxdp.training.protocol import TrainConfig
+    from jaxdp.training.run import restore_model, train
     from tests.models.toy_mixer import register_toy
 
     register_toy()
@@ -273,8 +311,15 @@ def test_a_mixer_registered_by_a_test_module_trains_and_decodes(tmp_path):
     task = tasks.get("lis", 4, value_range=8)
     train_set, test_set = build(task, 512, 32, seed=0, progress=False)
     cfg = ModelConfig(attention="toy_mean", dim=16, num_layers=2, max_len=task.max_len, vocab_size=len(task.vocab))
-    result = train(tmp_path / "run", task, cfg, TrainConfig(epochs=3, batch_size=32, lr=3e-3, warmup_epochs=0, log_every=8),
-                   train_set, test_set, progress=False)  # fmt: skip
+    result = train(
+        tmp_path / "run",
+        task,
+        cfg,
+        TrainConfig(epochs=3, batch_size=32, lr=3e-3, warmup_epochs=0, log_every=8),
+        train_set,
+        test_set,
+        progress=False,
+    )
     losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert losses[-1] < losses[0] and 0 <= result["accuracy"] <= 1 and result["examples"] == 32
     model, _ = restore_model(tmp_path / "run")

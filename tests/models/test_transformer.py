@@ -21,8 +21,10 @@ IDS = ["-".join(k.values()) for k in KERNELS]
 #: KERNELS with all but each mixer's reference form (its first) in `-m slow`, for checks the form does not change
 #: (decoding, the weights, causality, which keys a layer sees): every form equals the reference on random inputs
 #: (tests/models/test_mixers.py, test_forms_give_the_same_model), so what holds of the reference holds of it
-OTHER_FORMS_SLOW = [pytest.param(k, id=i, marks=[] if k["form"] == mixers.get(k["attention"]).forms[0] else [pytest.mark.slow])
-                    for k, i in zip(KERNELS, IDS)]  # fmt: skip
+OTHER_FORMS_SLOW = [
+    pytest.param(k, id=i, marks=[] if k["form"] == mixers.get(k["attention"]).forms[0] else [pytest.mark.slow])
+    for k, i in zip(KERNELS, IDS)
+]
 #: options that keep the test models small, each given to the mixers that have it
 SMALL = {"block_size": 4, "chunk_size": 8, "window": 6}
 
@@ -74,22 +76,45 @@ def decode_all(model, toks, prompt_len: int):
 # ------------------------------------------------------------------------------------ config
 
 
-@pytest.mark.parametrize("field,value", [
-    ("attention", "sprase"), ("norm", "post_ln"), ("activation", "relu"), ("dtype", "int8"), ("param_dtype", "float8"),
-    ("dim", 30), ("num_layers", 0), ("num_heads", -1), ("mlp_ratio", 1.5), ("max_len", 0), ("vocab_size", True),
-    ("dropout", 1.0), ("dropout", -0.1),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("attention", "sprase"),
+        ("norm", "post_ln"),
+        ("activation", "relu"),
+        ("dtype", "int8"),
+        ("param_dtype", "float8"),
+        ("dim", 30),
+        ("num_layers", 0),
+        ("num_heads", -1),
+        ("mlp_ratio", 1.5),
+        ("max_len", 0),
+        ("vocab_size", True),
+        ("dropout", 1.0),
+        ("dropout", -0.1),
+    ],
+)
 def test_bad_values_are_refused_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=rf"^ModelConfig\.{field}:"):
         config(**{field: value})
 
 
-@pytest.mark.parametrize("mixer,option,value", [
-    ("linear", "form", "fast"), ("sparse", "form", "dense"), ("sparse", "block_size", 49), ("sparse", "block_size", 0),
-    ("sparse", "local_blocks", 0), ("sparse", "global_tokens", 5), ("sparse", "global_tokens", -1),
-    ("linear", "chunk_size", 0), ("window", "window", 0), ("retention", "gammas", (0.9, 1.5, 0.9, 0.9)),
-    ("gated", "chunk_size", -3),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "mixer,option,value",
+    [
+        ("linear", "form", "fast"),
+        ("sparse", "form", "dense"),
+        ("sparse", "block_size", 49),
+        ("sparse", "block_size", 0),
+        ("sparse", "local_blocks", 0),
+        ("sparse", "global_tokens", 5),
+        ("sparse", "global_tokens", -1),
+        ("linear", "chunk_size", 0),
+        ("window", "window", 0),
+        ("retention", "gammas", (0.9, 1.5, 0.9, 0.9)),
+        ("gated", "chunk_size", -3),
+    ],
+)
 def test_bad_options_are_refused_naming_the_option(mixer, option, value):
     with pytest.raises(ConfigError, match=rf"^ModelConfig\.options\.{option}:"):
         config(attention=mixer, **{option: value})
@@ -114,9 +139,26 @@ def test_block_size_defaults_to_paper_rule_and_is_recorded():
 
 def test_a_config_json_of_jaxdp_0_1_is_converted():
     """Kernel options sat flat beside the fields: those of the config's own mixer are kept."""
-    old = dict(attention="sparse", num_layers=3, num_heads=4, dim=64, mlp_ratio=4, max_len=84, vocab_size=20,
-               dropout=0.1, block_size=8, local_blocks=2, global_tokens=1, linear_form="chunked", chunk_size=64,
-               sparse_form="masked", norm="pre_ln", activation="gelu_tanh", dtype="float32", param_dtype="float32")  # fmt: skip
+    old = dict(
+        attention="sparse",
+        num_layers=3,
+        num_heads=4,
+        dim=64,
+        mlp_ratio=4,
+        max_len=84,
+        vocab_size=20,
+        dropout=0.1,
+        block_size=8,
+        local_blocks=2,
+        global_tokens=1,
+        linear_form="chunked",
+        chunk_size=64,
+        sparse_form="masked",
+        norm="pre_ln",
+        activation="gelu_tanh",
+        dtype="float32",
+        param_dtype="float32",
+    )
     cfg = ModelConfig.from_dict(old)
     assert cfg.options == mixers.get("sparse").options(form="masked", block_size=8, local_blocks=2, global_tokens=1)
     linear = ModelConfig.from_dict({**old, "attention": "linear"})
@@ -170,6 +212,7 @@ def test_norm_none_has_no_layernorm():
 # ---------------------------------------------------------------------------- equal outputs
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kernel", OTHER_FORMS_SLOW)
 def test_prefill_then_decode_equals_full_forward(kernel):
     model = build(config(**kernel))
@@ -179,16 +222,25 @@ def test_prefill_then_decode_equals_full_forward(kernel):
     np.testing.assert_allclose(decode_all(model, toks, prompt_len=9), full, **{k: v * slack for k, v in F32.items()})
 
 
-@pytest.mark.parametrize("kernel", [dict(attention="sparse", local_blocks=2, global_tokens=2),
-                                    dict(attention="sparse", global_tokens=0), dict(attention="sparse", block_size=1),
-                                    dict(attention="window", window=1), dict(attention="window", window=13, block_size=8),
-                                    dict(attention="window", window=64)])  # fmt: skip
+@pytest.mark.parametrize(
+    "kernel",
+    [
+        dict(attention="sparse", local_blocks=2, global_tokens=2),
+        dict(attention="sparse", global_tokens=0),
+        dict(attention="sparse", block_size=1),
+        dict(attention="window", window=1),
+        dict(attention="window", window=13, block_size=8),
+        dict(attention="window", window=64),
+    ],
+)
+@pytest.mark.integration
 def test_sparse_decode_variants_equal_full_forward(kernel):
     model = build(config(**kernel))
     toks = tokens((2, 30))
     np.testing.assert_allclose(decode_all(model, toks, prompt_len=0), jit_forward(model)(toks), **F32)
 
 
+@pytest.mark.integration
 def test_grown_decode_state_equals_full_forward():
     """The standard KV cache grown between steps (as `decode.greedy` grows it by segments) gives
     the logits of a full forward at every position."""
@@ -216,6 +268,7 @@ def test_only_growable_states_grow():
         model.grow_decode_state(model.init_decode_state(2, 20), 10)
 
 
+@pytest.mark.integration
 def test_prefill_and_decode_float64(x64):
     for kernel in [dict(attention=name) for name in mixers.available()]:
         model = build(config(dtype="float64", param_dtype="float64", **kernel))
@@ -225,6 +278,7 @@ def test_prefill_and_decode_float64(x64):
         np.testing.assert_allclose(decode_all(model, toks, prompt_len=5), full, rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", mixers.available())
 def test_forms_give_the_same_model(name):
     toks = tokens((2, 45))
@@ -251,6 +305,7 @@ def _jacobian_norms(fn, L: int, D: int):
     return np.abs(np.asarray(jac)).sum(axis=(1, 2, 4))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kernel", OTHER_FORMS_SLOW)
 def test_model_is_causal(kernel):
     model = build(config(**kernel))
@@ -260,6 +315,7 @@ def test_model_is_causal(kernel):
     assert np.all(np.diag(jac) > 0)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kernel", OTHER_FORMS_SLOW)
 def test_one_attention_layer_sees_exactly_its_keys(kernel):
     """Zero gradient exactly outside I_i (eq. (6)) for sparse, outside j <= i otherwise."""
@@ -322,6 +378,7 @@ def test_blocks_work_on_raw_residual_vectors():
 # ------------------------------------------------------------------------------ trace counts
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kernel", OTHER_FORMS_SLOW)
 def test_train_step_forward_traces_once_per_shape(kernel):
     """The functional NNX pattern of a training step: parameters and the dropout RNG state go in

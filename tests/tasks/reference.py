@@ -20,8 +20,8 @@ PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
 class Node:
     op: str | None = None  # None for a number
     value: int = 0
-    left: "Node | None" = None
-    right: "Node | None" = None
+    left: Node | None = None
+    right: Node | None = None
 
 
 def parse(tokens: list[str]) -> Node:
@@ -114,7 +114,9 @@ def undo_steps(expression: list[str], p: int = P) -> set[tuple[str, ...]]:
         a, op, b = expression[i : i + 3]
         if not (a.isdigit() and op in PREC and b.isdigit()):
             continue
-        value = evaluate(Node(op, left=Node(value=int(a)), right=Node(value=int(b))), p) if op != "/" or int(b) else None
+        value = (
+            evaluate(Node(op, left=Node(value=int(a)), right=Node(value=int(b))), p) if op != "/" or int(b) else None
+        )
         if value is None:
             continue
         lo, hi = i, i + 3
@@ -160,7 +162,7 @@ def lis_target(prompt: list[str]) -> list[str]:
 
 # --- ED ------------------------------------------------------------------------------------
 def edit_distance_table(a, b, ins=2, dele=2, rep=3, border="benchmark"):
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def d(i: int, j: int) -> int:
         if i == 0:
             return j if border == "benchmark" else j * ins
@@ -196,8 +198,15 @@ def reference_target(name: str, prompt: list[str], **options) -> list[str]:
         return arithmetic_target(prompt, options.get("modulus", P))
     if name == "lis":
         return lis_target(prompt)
-    costs = {k: v for k, v in (("ins", options.get("insert_cost", 2)), ("dele", options.get("delete_cost", 2)),
-                               ("rep", options.get("replace_cost", 3)), ("border", options.get("border", "benchmark")))}  # fmt: skip
+    costs = {
+        k: v
+        for k, v in (
+            ("ins", options.get("insert_cost", 2)),
+            ("dele", options.get("delete_cost", 2)),
+            ("rep", options.get("replace_cost", 3)),
+            ("border", options.get("border", "benchmark")),
+        )
+    }
     return ed_target(prompt, local=name == "ed_local", **costs)
 
 
@@ -212,9 +221,14 @@ def lis_inputs_recursive(rng, count: int, n: int, v: int):
     runs, total = rng.integers(1, 4, count), rng.integers(3, n + 1, count)
     r, r1 = rng.integers(1, total // 2 + 2), rng.integers(1, total // 3 + 2)
     r2 = rng.integers(1, (total - r1) // 2 + 2)
-    sizes = np.stack([np.select([runs == 1, runs == 2], [total, r], r1),
-                      np.select([runs == 1, runs == 2], [0, total - r], r2),
-                      np.where(runs == 3, total - r1 - r2, 0)], axis=1)  # fmt: skip
+    sizes = np.stack(
+        [
+            np.select([runs == 1, runs == 2], [total, r], r1),
+            np.select([runs == 1, runs == 2], [0, total - r], r2),
+            np.where(runs == 3, total - r1 - r2, 0),
+        ],
+        axis=1,
+    )
     redraw = (sizes > v).any(axis=1)
     sizes[redraw] = 0
     perm = np.argsort(rng.random((count, 3, v)), axis=-1)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jaxdp import tasks
+from jaxdp.tasks import builder
 from jaxdp.tasks import dataset as ds
 from jaxdp.tasks.dataset import DatasetError
 
@@ -17,7 +18,7 @@ def prompts(d):
 
 @pytest.fixture(scope="module")
 def lis_sets():
-    return ds.build(tasks.get("lis", 6), 3000, 500, seed=5, progress=False)
+    return builder.build(tasks.get("lis", 6), 3000, 500, seed=5, progress=False)
 
 
 def test_counts_dedup_and_disjoint(lis_sets):
@@ -39,31 +40,32 @@ def test_rows_are_solved_examples_and_mask_covers_targets(lis_sets):
 
 
 def test_deterministic_and_independent_of_workers(lis_sets):
-    again = ds.build(tasks.get("lis", 6), 3000, 500, seed=5, workers=2, progress=False)
+    again = builder.build(tasks.get("lis", 6), 3000, 500, seed=5, workers=2, progress=False)
     for a, b in zip(lis_sets, again):
         assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.length, b.length)
-    other = ds.build(tasks.get("lis", 6), 3000, 500, seed=6, progress=False)
+    other = builder.build(tasks.get("lis", 6), 3000, 500, seed=6, progress=False)
     assert not np.array_equal(other[0].tokens, lis_sets[0].tokens)
 
 
 def test_arithmetic_mixture_in_train_only():
     task = tasks.get("arithmetic", 3)
-    train, test = ds.build(task, 4000, 400, seed=0, progress=False)
+    train, test = builder.build(task, 4000, 400, seed=0, progress=False)
     ops = lambda d: {sum(t in "+-*/" for t in d.example(i).prompt) for i in range(len(d))}  # noqa: E731
     assert ops(train) == {1, 2, 3} and ops(test) == {3}
     assert train.tokens.shape == (4000, task.max_len)
-    plain, _ = ds.build(tasks.get("arithmetic", 3, under=False), 4000, 0, seed=0, progress=False)
+    plain, _ = builder.build(tasks.get("arithmetic", 3, under=False), 4000, 0, seed=0, progress=False)
     assert ops(plain) == {3}
 
 
+@pytest.mark.integration
 def test_too_few_distinct_examples_is_an_error_not_a_hang():
     with pytest.raises(DatasetError, match=r"arithmetic\(1.*only \d+ distinct examples.*5000 asked for"):
-        ds.build(tasks.get("arithmetic", 1, under=False), 5000, 0, progress=False)
+        builder.build(tasks.get("arithmetic", 1, under=False), 5000, 0, progress=False)
 
 
 def test_bad_counts():
     with pytest.raises(DatasetError, match="train must be a non-negative integer, got -1"):
-        ds.build(tasks.get("lis", 5), -1, 10, progress=False)
+        builder.build(tasks.get("lis", 5), -1, 10, progress=False)
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -111,13 +113,16 @@ def _rewrite(path, header=None, tokens=None):
         np.savez(f, **arrays)
 
 
-@pytest.mark.parametrize("header,message", [
-    ({"version": 99}, "version 99, this jaxdp reads version 1"),
-    ({"format": "other"}, "not a jaxdp-dataset file"),
-    ({"task": "sorting"}, "cannot make"),
-    ({"vocab": ["<pad>"]}, "vocabulary or max_len differ"),
-    ({"count": 7}, r"tokens is uint16\[3000, 16\], expected uint16\[7, 16\]"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "header,message",
+    [
+        ({"version": 99}, "version 99, this jaxdp reads version 1"),
+        ({"format": "other"}, "not a jaxdp-dataset file"),
+        ({"task": "sorting"}, "cannot make"),
+        ({"vocab": ["<pad>"]}, "vocabulary or max_len differ"),
+        ({"count": 7}, r"tokens is uint16\[3000, 16\], expected uint16\[7, 16\]"),
+    ],
+)
 def test_header_problems(saved, header, message):
     _rewrite(saved, header=header)
     with pytest.raises(DatasetError, match=message):
@@ -142,19 +147,20 @@ def test_not_a_zip_and_missing(tmp_path):
 
 def test_build_to_dir_reuses_refuses_and_forces(tmp_path):
     task = tasks.get("ed", 3)
-    _, _, built = ds.build_to_dir(task, tmp_path, 200, 20, seed=1, progress=False)
-    _, _, again = ds.build_to_dir(task, tmp_path, 200, 20, seed=1, progress=False)
+    _, _, built = builder.build_to_dir(task, tmp_path, 200, 20, seed=1, progress=False)
+    _, _, again = builder.build_to_dir(task, tmp_path, 200, 20, seed=1, progress=False)
     assert built and not again
     with pytest.raises(DatasetError, match="already holds ed"):
-        ds.build_to_dir(task, tmp_path, 300, 20, seed=1, progress=False)
+        builder.build_to_dir(task, tmp_path, 300, 20, seed=1, progress=False)
     with zipfile.ZipFile(tmp_path / "test.npz", "a") as z:  # corrupt: an extra member
         z.writestr("junk.npy", b"x")
     with pytest.raises(DatasetError, match="not a jaxdp-dataset file"):
-        ds.build_to_dir(task, tmp_path, 200, 20, seed=1, progress=False)
-    train, _, built = ds.build_to_dir(task, tmp_path, 300, 20, seed=1, progress=False, force=True)
+        builder.build_to_dir(task, tmp_path, 200, 20, seed=1, progress=False)
+    train, _, built = builder.build_to_dir(task, tmp_path, 300, 20, seed=1, progress=False, force=True)
     assert built and len(ds.load(tmp_path / "train.npz")) == 300 and not list(tmp_path.glob("*.partial"))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", list(tasks.TASKS))
 def test_the_largest_size_a_task_accepts_builds_in_bounded_time_and_memory(name, tmp_path):
     """`python -m jaxdp data` at MAX_SIZE, a few examples, in 1 GiB of address space: one line,
@@ -165,11 +171,26 @@ def test_the_largest_size_a_task_accepts_builds_in_bounded_time_and_memory(name,
     import time
 
     size = tasks.TASKS[name].MAX_SIZE
-    command = [sys.executable, "-m", "jaxdp", "data", "--task", name, "--size", str(size), "--train", "4", "--test", "2",
-               "--out", str(tmp_path / "data")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "jaxdp",
+        "data",
+        "--task",
+        name,
+        "--size",
+        str(size),
+        "--train",
+        "4",
+        "--test",
+        "2",
+        "--out",
+        str(tmp_path / "data"),
+    ]
     started = time.monotonic()
-    run = subprocess.run(["bash", "-c", f"ulimit -v {2**20} && exec {shlex.join(command)}"], capture_output=True,
-                         text=True, timeout=300)  # 2**20 KiB: 1 GiB of address space  # fmt: skip
+    run = subprocess.run(
+        ["bash", "-c", f"ulimit -v {2**20} && exec {shlex.join(command)}"], capture_output=True, text=True, timeout=300
+    )  # 2**20 KiB: 1 GiB of address space
     assert run.returncode == 0 and len(run.stdout.strip().splitlines()) == 1, run.stderr[-2000:]
     assert time.monotonic() - started < 120
     train = ds.load(tmp_path / "data" / "train.npz")

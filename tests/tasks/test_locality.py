@@ -63,7 +63,7 @@ def ed_rule(prompt, seen, p, local):
     for (kind, i, k), q in char.items():
         if q == p:  # a restated letter: the copy one row up
             return seen[char[kind, i - 1, k]]
-    (i, j), = [ij for ij, q in cell.items() if q == p]
+    ((i, j),) = [ij for ij, q in cell.items() if q == p]
     row = i if local else 0
     a, b = seen[char["a", row, i]], seen[char["b", row, j]]
     value = lambda ii, jj: int(seen[cell[ii, jj]]) if ii and jj else (ii + jj)  # noqa: E731 (benchmark border)
@@ -115,11 +115,21 @@ def alternatives(name, token):
     return [str(x) for x in values if x != v]
 
 
-CASES = [("arithmetic", 3, {}), ("arithmetic", 6, {}), ("arithmetic", 3, {"order": "benchmark"}),
-         ("arithmetic", 6, {"order": "benchmark"}), ("lis", 5, {}), ("lis", 8, {}), ("ed", 3, {}), ("ed", 6, {}),
-         ("ed_local", 3, {}), ("ed_local", 6, {})]  # fmt: skip
+CASES = [
+    ("arithmetic", 3, {}),
+    ("arithmetic", 6, {}),
+    ("arithmetic", 3, {"order": "benchmark"}),
+    ("arithmetic", 6, {"order": "benchmark"}),
+    ("lis", 5, {}),
+    ("lis", 8, {}),
+    ("ed", 3, {}),
+    ("ed", 6, {}),
+    ("ed_local", 3, {}),
+    ("ed_local", 6, {}),
+]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name,size,options", CASES)
 def test_declared_dependencies_are_sufficient_and_the_farthest_is_genuine(name, size, options):
     task = tasks.get(name, size, **options)

@@ -23,6 +23,7 @@ def test_every_paper_size_is_covered():
         assert sum(k for task, _, k in CASES if task == name) >= 3000
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name,size,samples", CASES)
 def test_targets_match_independent_solver(name, size, samples):
     task = tasks.get(name, size)
@@ -38,8 +39,19 @@ def test_targets_match_independent_solver(name, size, samples):
         assert task.answer(ex.target) == ex.target[-2] == task.answer(task.encode(ex.target))
 
 
-@pytest.mark.parametrize("name,size", [("arithmetic", 3), ("arithmetic", 16), ("lis", 7), ("lis", 250),
-                                       ("ed", 3), ("ed", 20), ("ed_local", 3), ("ed_local", 20)])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,size",
+    [
+        ("arithmetic", 3),
+        ("arithmetic", 16),
+        ("lis", 7),
+        ("lis", 250),
+        ("ed", 3),
+        ("ed", 20),
+        ("ed_local", 3),
+        ("ed_local", 20),
+    ],
+)
 def test_fast_batches_equal_the_reference_solver(name, size):
     """sample_arrays (vectorised) row by row against solve (its slow twin)."""
     task = tasks.get(name, size)
@@ -52,8 +64,11 @@ def test_fast_batches_equal_the_reference_solver(name, size):
 
 
 def test_ed_options_change_the_dp_as_documented():
-    for options in ({"border": "costs"}, {"insert_cost": 1, "delete_cost": 1, "replace_cost": 1},
-                    {"insert_cost": 1, "delete_cost": 3, "replace_cost": 2, "border": "costs"}):  # fmt: skip
+    for options in (
+        {"border": "costs"},
+        {"insert_cost": 1, "delete_cost": 1, "replace_cost": 1},
+        {"insert_cost": 1, "delete_cost": 3, "replace_cost": 2, "border": "costs"},
+    ):
         for name in ("ed", "ed_local"):
             task = tasks.get(name, 5, **options)
             rng = np.random.default_rng(0)
@@ -205,17 +220,20 @@ def test_vocab_and_encoding():
     assert tasks.get("lis", 5).answer(["1", "2"]) == ""  # no <eos>: no answer
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda: tasks.get("sorting", 5), "unknown task 'sorting'; choose one of: arithmetic, lis, ed, ed_local"),
-    (lambda: tasks.get("lis", 0), r"lis: size must be in \[3, 4096\], got 0"),
-    (lambda: tasks.get("ed", -2), r"ed: size must be in \[1, 128\], got -2"),
-    (lambda: tasks.get("arithmetic", 10**6), r"arithmetic: size must be in \[1, 100\], got 1000000"),
-    (lambda: tasks.get("arithmetic", 2.5), "arithmetic: size must be an integer, got 2.5"),
-    (lambda: tasks.get("ed", True), "ed: size must be an integer, got True"),
-    (lambda: tasks.get("ed", 5, border="free"), "ed: border must be one of"),
-    (lambda: tasks.get("ed", 5, colour=3), "ed: unknown option 'colour'; options: insert_cost"),
-    (lambda: tasks.get("arithmetic", 5, modulus=12), "arithmetic: modulus must be a prime, got 12"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: tasks.get("sorting", 5), "unknown task 'sorting'; choose one of: arithmetic, lis, ed, ed_local"),
+        (lambda: tasks.get("lis", 0), r"lis: size must be in \[3, 4096\], got 0"),
+        (lambda: tasks.get("ed", -2), r"ed: size must be in \[1, 128\], got -2"),
+        (lambda: tasks.get("arithmetic", 10**6), r"arithmetic: size must be in \[1, 100\], got 1000000"),
+        (lambda: tasks.get("arithmetic", 2.5), "arithmetic: size must be an integer, got 2.5"),
+        (lambda: tasks.get("ed", True), "ed: size must be an integer, got True"),
+        (lambda: tasks.get("ed", 5, border="free"), "ed: border must be one of"),
+        (lambda: tasks.get("ed", 5, colour=3), "ed: unknown option 'colour'; options: insert_cost"),
+        (lambda: tasks.get("arithmetic", 5, modulus=12), "arithmetic: modulus must be a prime, got 12"),
+    ],
+)
 def test_bad_input_is_refused_with_a_message(call, message):
     with pytest.raises(ValueError, match=message):
         call()

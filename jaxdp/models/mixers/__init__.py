@@ -18,6 +18,9 @@ registry. Importing this package registers the built-in ones:
 
 from jaxdp.models.mixers.base import ConfigError, Mixer, MixerOptions, available, get, owners, register
 
-from jaxdp.models.mixers import standard, sparse, linear, window, retention, gated, mamba2, deltanet  # noqa: E402,F401  (registers)
+# isort: off
+# registers the built-in mixers, in the order `available` lists them (the paper's three first)
+from jaxdp.models.mixers import standard, sparse, linear, window, retention, gated, mamba2, deltanet  # noqa: F401
+# isort: on
 
 __all__ = ["ConfigError", "Mixer", "MixerOptions", "available", "get", "owners", "register"]

@@ -24,18 +24,15 @@ from the registry, so a registered mixer is tested without a line written for it
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import jax
 
-from jaxdp.errors import JaxdpError
+from jaxdp.runtime.errors import ConfigError
 
 Array = jax.Array
 ProbsFn = Callable[[Array], Array] | None
-
-
-class ConfigError(JaxdpError, ValueError):
-    """A config field holds a value the model cannot use; the message names the field."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +62,10 @@ class Mixer:
         """Check `options` for `config` and fill defaults that depend on it (e.g. a block size
         from max_len); raise ConfigError naming ``ModelConfig.options.<field>``."""
         if options.form not in self.forms:
-            raise ConfigError(f"ModelConfig.options.form: {options.form!r} is not a form of {self.name}; "
-                              f"choose one of {', '.join(self.forms)}")  # fmt: skip
+            raise ConfigError(
+                f"ModelConfig.options.form: {options.form!r} is not a form of {self.name}; "
+                f"choose one of {', '.join(self.forms)}"
+            )
         return options
 
     def make_params(self, config, rngs) -> Any:
@@ -125,7 +124,7 @@ class Mixer:
 
     def kept_per_token(self, config, L: int) -> float:
         """Numbers per token a training step keeps for its backward pass beyond the layer's
-        inputs and q, k, v (`jaxdp.limits.training_bytes` adds them), e.g. per-chunk C x C
+        inputs and q, k, v (`jaxdp.training.limits.training_bytes` adds them), e.g. per-chunk C x C
         matrices; 0 by default."""
         return 0.0
 
@@ -153,8 +152,10 @@ def available() -> tuple[str, ...]:
 
 def get(name: str) -> Mixer:
     if name not in _REGISTRY:
-        raise ConfigError(f"ModelConfig.attention: {name!r} is not allowed (not a registered mixer); choose one of "
-                          f"{', '.join(_REGISTRY)}")  # fmt: skip
+        raise ConfigError(
+            f"ModelConfig.attention: {name!r} is not allowed (not a registered mixer); choose one of "
+            f"{', '.join(_REGISTRY)}"
+        )
     return _REGISTRY[name]
 
 

@@ -77,8 +77,11 @@ def decay_chunked(q, k, v, log_gates_BxLxH, *, chunk_size: int) -> Array:
     ell = jnp.cumsum(lg, axis=2)  # within the chunk, through position i
     total = ell[:, :, -1]  # [Bt, n, H]
     to_end = jnp.exp(total[:, :, None] - ell)  # decay from position j to the chunk's end
-    s_in, z_in = chunk_states(jnp.exp(total), jnp.einsum("bnch,bnchk,bnchv->bnhkv", to_end, fk, vc),
-                               jnp.einsum("bnch,bnchk->bnhk", to_end, fk))  # fmt: skip
+    s_in, z_in = chunk_states(
+        jnp.exp(total),
+        jnp.einsum("bnch,bnchk,bnchv->bnhkv", to_end, fk, vc),
+        jnp.einsum("bnch,bnchk->bnhk", to_end, fk),
+    )
     diff = jnp.moveaxis(ell[:, :, :, None] - ell[:, :, None, :], -1, 2)  # [Bt, n, H, C, C]
     mask = causal_mask(C)
     a = jnp.einsum("bnchk,bndhk->bnhcd", fq, fk) * masked_exp(diff, mask)
@@ -90,8 +93,10 @@ def decay_chunked(q, k, v, log_gates_BxLxH, *, chunk_size: int) -> Array:
 
 def decay_update(state: LinearState, fk_BxHxK, v_BxHxK, log_gate_BxH) -> LinearState:
     a = jnp.exp(log_gate_BxH)
-    return LinearState(a[..., None, None] * state.S_BxHxKxK + jnp.einsum("bhk,bhv->bhkv", fk_BxHxK, v_BxHxK),
-                       a[..., None] * state.z_BxHxK + fk_BxHxK)  # fmt: skip
+    return LinearState(
+        a[..., None, None] * state.S_BxHxKxK + jnp.einsum("bhk,bhv->bhkv", fk_BxHxK, v_BxHxK),
+        a[..., None] * state.z_BxHxK + fk_BxHxK,
+    )
 
 
 def decay_scan(q, k, v, log_gates_BxLxH) -> Array:
@@ -114,8 +119,10 @@ def decay_prefill(state: LinearState, k, v, log_gates_BxLxH) -> LinearState:
     w = jnp.exp(c[:, -1:] - c)  # [B, P, H]
     fk = feature_map(k)
     a = jnp.exp(c[:, -1])
-    return LinearState(a[..., None, None] * state.S_BxHxKxK + jnp.einsum("blh,blhk,blhv->bhkv", w, fk, v),
-                       a[..., None] * state.z_BxHxK + jnp.einsum("blh,blhk->bhk", w, fk))  # fmt: skip
+    return LinearState(
+        a[..., None, None] * state.S_BxHxKxK + jnp.einsum("blh,blhk,blhv->bhkv", w, fk, v),
+        a[..., None] * state.z_BxHxK + jnp.einsum("blh,blhk->bhk", w, fk),
+    )
 
 
 def decay_step(state: LinearState, q_BxHxK, k_BxHxK, v_BxHxK, log_gate_BxH) -> tuple[Array, LinearState]:

@@ -101,8 +101,11 @@ def delta_inverse(k: Array, beta: Array, g: Array) -> Array:
         pairs = P // (2 * b)
         X = X.reshape(*lead, pairs, 2, b, b)
         kb, bb, gb = k.reshape(*lead, pairs, 2, b, K), beta.reshape(*lead, pairs, 2, b), g.reshape(*lead, pairs, 2, b)
-        a21 = bb[..., 1, :, None] * jnp.exp(gb[..., 1, :, None] - gb[..., 0, None, :]) * jnp.einsum(
-            "...ck,...dk->...cd", kb[..., 1, :, :], kb[..., 0, :, :])
+        a21 = (
+            bb[..., 1, :, None]
+            * jnp.exp(gb[..., 1, :, None] - gb[..., 0, None, :])
+            * jnp.einsum("...ck,...dk->...cd", kb[..., 1, :, :], kb[..., 0, :, :])
+        )
         x21 = -(X[..., 1, :, :] @ (a21 @ X[..., 0, :, :]))
         top = jnp.concatenate([X[..., 0, :, :], jnp.zeros_like(x21)], axis=-1)
         X = jnp.concatenate([top, jnp.concatenate([x21, X[..., 1, :, :]], axis=-1)], axis=-2)
@@ -132,7 +135,7 @@ def delta_chunked(q, k, v, beta_BxLxH, log_alpha_BxLxH=None, *, chunk_size: int)
     causal, diff = causal_mask(C), g[..., :, None] - g[..., None, :]
     rhs = beta[..., None] * jnp.concatenate([vc, jnp.exp(g)[..., None] * kc], axis=-1)
     solved = delta_inverse(kc, beta, g) @ rhs
-    u0, w = solved[..., : v.shape[-1]], solved[..., v.shape[-1]:]
+    u0, w = solved[..., : v.shape[-1]], solved[..., v.shape[-1] :]
     p = jnp.einsum("...ck,...dk->...cd", qc, kc) * masked_exp(diff, causal)
     qg, k_end = jnp.exp(g)[..., None] * qc, jnp.exp(g[..., -1:] - g)[..., None] * kc
     gamma_c = jnp.exp(g[..., -1])[..., None, None]
@@ -152,8 +155,11 @@ def delta_items(config, L: int, form: str, chunk_size: int, gated: bool) -> dict
     """Forward FLOPs of a delta-rule kernel (one layer and sequence; V = K)."""
     D, H, K = config.dim, config.num_heads, config.head_dim
     if form == "scan":  # per token: decay, Sᵀk, the write, Sᵀq
-        return {"scores": 2.0 * L * D * K, "mix": 6.0 * L * D * K,
-                "elementwise": (2.0 * L * D * K if gated else 0.0) + 3.0 * L * D}  # fmt: skip
+        return {
+            "scores": 2.0 * L * D * K,
+            "mix": 6.0 * L * D * K,
+            "elementwise": (2.0 * L * D * K if gated else 0.0) + 3.0 * L * D,
+        }
     C = min(chunk_size, L)
     n = -(-L // C)
     Lp = n * C

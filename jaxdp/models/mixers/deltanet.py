@@ -37,8 +37,14 @@ class DeltaParams(nnx.Module):
 
     def __init__(self, config, gated: bool, rngs: nnx.Rngs):
         dtypes = dict(dtype=jnp.dtype(config.dtype), param_dtype=jnp.dtype(config.param_dtype))
-        self.beta = nnx.Linear(config.dim, config.num_heads, kernel_init=nnx.initializers.xavier_uniform(),
-                               bias_init=nnx.initializers.zeros, rngs=rngs, **dtypes)  # fmt: skip
+        self.beta = nnx.Linear(
+            config.dim,
+            config.num_heads,
+            kernel_init=nnx.initializers.xavier_uniform(),
+            bias_init=nnx.initializers.zeros,
+            rngs=rngs,
+            **dtypes,
+        )
         self.decay = SelectiveDecay(config, rngs) if gated else None
         self.output = OutputGate(config, config.head_dim, rngs) if gated else None
         self.scale = None if gated else nnx.Param(jnp.ones((config.head_dim,), dtypes["param_dtype"]))

@@ -32,8 +32,14 @@ class Gate(nnx.Module):
 
     def __init__(self, config, rngs: nnx.Rngs):
         dtypes = dict(dtype=jnp.dtype(config.dtype), param_dtype=jnp.dtype(config.param_dtype))
-        self.gate = nnx.Linear(config.dim, config.num_heads, kernel_init=nnx.initializers.xavier_uniform(),
-                               bias_init=nnx.initializers.constant(GATE_BIAS), rngs=rngs, **dtypes)  # fmt: skip
+        self.gate = nnx.Linear(
+            config.dim,
+            config.num_heads,
+            kernel_init=nnx.initializers.xavier_uniform(),
+            bias_init=nnx.initializers.constant(GATE_BIAS),
+            rngs=rngs,
+            **dtypes,
+        )
 
     def __call__(self, x_BxLxD):
         logits = self.gate(x_BxLxD)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jaxdp.models.masks import causal_mask
 from jaxdp.models.mixers.base import Array, ConfigError, Mixer, MixerOptions, register
 from jaxdp.models.mixers.softmax import pad_length
-from jaxdp.validate import integer
+from jaxdp.runtime.validate import integer
 
 FEATURE_MAP = 3  # elementwise FLOPs per element of φ (compare, add or exp, select)
 
@@ -89,13 +89,13 @@ def readout(fq_BxHxK, S_BxHxKxK, z_BxHxK) -> Array:
 
 
 def _linear_update(state: LinearState, fk_BxHxK, v_BxHxK) -> LinearState:
-    return LinearState(state.S_BxHxKxK + jnp.einsum("bhk,bhv->bhkv", fk_BxHxK, v_BxHxK),
-                       state.z_BxHxK + fk_BxHxK)  # fmt: skip
+    return LinearState(state.S_BxHxKxK + jnp.einsum("bhk,bhv->bhkv", fk_BxHxK, v_BxHxK), state.z_BxHxK + fk_BxHxK)
 
 
 def linear_init(batch: int, num_heads: int, head_dim: int, dtype) -> LinearState:
-    return LinearState(jnp.zeros((batch, num_heads, head_dim, head_dim), dtype),
-                       jnp.zeros((batch, num_heads, head_dim), dtype))  # fmt: skip
+    return LinearState(
+        jnp.zeros((batch, num_heads, head_dim, head_dim), dtype), jnp.zeros((batch, num_heads, head_dim), dtype)
+    )
 
 
 def linear_scan(q, k, v, state: LinearState | None = None) -> Array:
@@ -122,8 +122,9 @@ def linear_scan_with_state(q, k, v, state: LinearState | None = None) -> tuple[A
 def linear_prefill(state: LinearState, k, v) -> LinearState:
     """State after a prompt: the sums of Lemma A.8 over all its positions."""
     fk = feature_map(k)
-    return LinearState(state.S_BxHxKxK + jnp.einsum("blhk,blhv->bhkv", fk, v),
-                       state.z_BxHxK + jnp.einsum("blhk->bhk", fk))  # fmt: skip
+    return LinearState(
+        state.S_BxHxKxK + jnp.einsum("blhk,blhv->bhkv", fk, v), state.z_BxHxK + jnp.einsum("blhk->bhk", fk)
+    )
 
 
 def linear_step(state: LinearState, q_BxHxK, k_BxHxK, v_BxHxK) -> tuple[Array, LinearState]:
@@ -143,8 +144,11 @@ def recurrent_items(config, L: int, form: str, chunk_size: int, decay: str | Non
     fmap = 2 * L * D * FEATURE_MAP
     if form == "quadratic":
         extra = {"fixed": 1.0, "gated": 4.0}.get(decay, 0.0) * H * L * L  # c_i - c_j, exp, mask, multiply
-        return {"scores": 2.0 * L * L * D, "mix": 2.0 * L * L * D,
-                "elementwise": fmap + 2.0 * H * L * L + L * D + extra}  # mask, row sums; divide  # fmt: skip
+        return {
+            "scores": 2.0 * L * L * D,
+            "mix": 2.0 * L * L * D,
+            "elementwise": fmap + 2.0 * H * L * L + L * D + extra,
+        }  # mask, row sums; divide
     if form == "scan":
         # per position: S += phi(k) v^T and z += phi(k); read phi(q)^T S and phi(q)^T z
         extra = 2.0 * L * D * K + 2.0 * L * D if decay else 0.0  # a_i S, a_i z
@@ -155,8 +159,11 @@ def recurrent_items(config, L: int, form: str, chunk_size: int, decay: str | Non
     state = 2.0 * Lp * D * K + 2.0 * Lp * D  # chunk sums of phi(k) v^T and phi(k)
     inter = 2.0 * Lp * D * K + 2.0 * Lp * D  # phi(q) against the state entering the chunk
     extra = 4.0 * H * Lp * C + 6.0 * Lp * D if decay else 0.0
-    return {"scores": intra, "mix": intra + state + inter,
-            "elementwise": fmap + 2.0 * H * Lp * C + 2.0 * Lp * D + extra}  # fmt: skip
+    return {
+        "scores": intra,
+        "mix": intra + state + inter,
+        "elementwise": fmap + 2.0 * H * Lp * C + 2.0 * Lp * D + extra,
+    }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -120,8 +120,7 @@ def ssd_items(config, L: int, form: str, chunk_size: int) -> dict[str, float]:
     C = min(chunk_size, L)
     Lp = ceil_to(L, C)
     intra = 2.0 * Lp * C * D
-    return {"scores": intra, "mix": intra + 4.0 * Lp * D * K,
-            "elementwise": inputs + 5.0 * H * Lp * C + 3.0 * Lp * D}  # fmt: skip
+    return {"scores": intra, "mix": intra + 4.0 * Lp * D * K, "elementwise": inputs + 5.0 * H * Lp * C + 3.0 * Lp * D}
 
 
 register(Mamba2())

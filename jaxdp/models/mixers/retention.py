@@ -77,8 +77,10 @@ class Retention(DecayMixer):
         options = super().resolve(options, config)
         gammas = retnet_gammas(config.num_heads) if options.gammas is None else tuple(float(g) for g in options.gammas)
         if len(gammas) != config.num_heads or not all(0.0 < g <= 1.0 for g in gammas):
-            raise ConfigError(f"ModelConfig.options.gammas: need {config.num_heads} decays in (0, 1] (one per head), "
-                              f"got {options.gammas!r}")  # fmt: skip
+            raise ConfigError(
+                f"ModelConfig.options.gammas: need {config.num_heads} decays in (0, 1] (one per head), "
+                f"got {options.gammas!r}"
+            )
         return dataclasses.replace(options, gammas=gammas)
 
     def log_gates(self, aux, config, shape):

@@ -42,8 +42,15 @@ class SelectiveDecay(nnx.Module):
 
     def __init__(self, config, rngs: nnx.Rngs):
         H, pdtype = config.num_heads, jnp.dtype(config.param_dtype)
-        self.dt = nnx.Linear(config.dim, H, kernel_init=nnx.initializers.xavier_uniform(), bias_init=_dt_bias,
-                             dtype=_compute_dtype(config), param_dtype=pdtype, rngs=rngs)  # fmt: skip
+        self.dt = nnx.Linear(
+            config.dim,
+            H,
+            kernel_init=nnx.initializers.xavier_uniform(),
+            bias_init=_dt_bias,
+            dtype=_compute_dtype(config),
+            param_dtype=pdtype,
+            rngs=rngs,
+        )
         self.A_log = nnx.Param(jnp.log(jax.random.uniform(rngs.params(), (H,), jnp.float32, *A_RANGE)).astype(pdtype))
 
     def __call__(self, x_BxLxD) -> tuple[Array, Array]:
@@ -56,8 +63,9 @@ class OutputGate(nnx.Module):
 
     def __init__(self, config, scale_size: int, rngs: nnx.Rngs):
         dtypes = dict(dtype=jnp.dtype(config.dtype), param_dtype=jnp.dtype(config.param_dtype))
-        self.gate = nnx.Linear(config.dim, config.dim, use_bias=False, kernel_init=nnx.initializers.xavier_uniform(),
-                               rngs=rngs, **dtypes)  # fmt: skip
+        self.gate = nnx.Linear(
+            config.dim, config.dim, use_bias=False, kernel_init=nnx.initializers.xavier_uniform(), rngs=rngs, **dtypes
+        )
         self.scale = nnx.Param(jnp.ones((scale_size,), dtypes["param_dtype"]))
 
     def __call__(self, x_BxLxD, num_heads: int) -> tuple[Array, Array]:

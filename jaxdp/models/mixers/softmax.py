@@ -26,7 +26,7 @@ def masked_softmax(scores: Array, mask, probs_fn: ProbsFn, out_dtype) -> Array:
 
 def heads_first(x_BxLxHxK: Array) -> Array:
     """[B, H, L, K]: the layout XLA's batched matmuls run fastest in (heads as a batch axis next
-    to the batch; on a CPU 4x faster than contracting the [B, L, H, K] layout directly)."""
+    to the batch; on a CPU faster than contracting the [B, L, H, K] layout directly)."""
     return jnp.swapaxes(x_BxLxHxK, 1, 2)
 
 
@@ -63,8 +63,8 @@ def local_blocks(q, k, v, B: int, before: int):
     qb = pad_length(q, nb * B).reshape(Bt, nb, B, H, K) * (1.0 / np.sqrt(K))
     kp = pad_length(k, (nb + before) * B, front=before * B).reshape(Bt, nb + before, B, H, K)
     vp = pad_length(v, (nb + before) * B, front=before * B).reshape(Bt, nb + before, B, H, v.shape[-1])
-    k_local = jnp.concatenate([kp[:, j:j + nb] for j in range(before + 1)], axis=2)
-    v_local = jnp.concatenate([vp[:, j:j + nb] for j in range(before + 1)], axis=2)
+    k_local = jnp.concatenate([kp[:, j : j + nb] for j in range(before + 1)], axis=2)
+    v_local = jnp.concatenate([vp[:, j : j + nb] for j in range(before + 1)], axis=2)
     qpos = np.arange(nb)[:, None] * B + np.arange(B)[None, :]
     kpos = (np.arange(nb)[:, None] - before) * B + np.arange((before + 1) * B)[None, :]
     return qb, kp, vp, k_local, v_local, kpos, qpos

@@ -21,7 +21,7 @@ from jaxdp.models.masks import is_summary, sparse_mask
 from jaxdp.models.mixers import softmax
 from jaxdp.models.mixers.base import Array, ConfigError, Mixer, MixerOptions, ProbsFn, register
 from jaxdp.models.mixers.standard import softmax_items
-from jaxdp.validate import integer
+from jaxdp.runtime.validate import integer
 
 
 def default_block_size(max_len: int) -> int:
@@ -29,8 +29,9 @@ def default_block_size(max_len: int) -> int:
     return 2 ** int(math.floor(math.log2(math.sqrt(max_len))))
 
 
-def sparse_masked(q, k, v, *, block_size: int, local_blocks: int, global_tokens: int,
-                  probs_fn: ProbsFn = None) -> Array:  # fmt: skip
+def sparse_masked(
+    q, k, v, *, block_size: int, local_blocks: int, global_tokens: int, probs_fn: ProbsFn = None
+) -> Array:
     """Reference sparse attention: full L x L scores under the eq. (6) mask."""
     mask = sparse_mask(q.shape[1], block_size, local_blocks, global_tokens)
     return softmax.masked_softmax_attention(q, k, v, mask, probs_fn)
@@ -51,8 +52,9 @@ def _blocked_masks(L: int, B: int, k: int, c: int) -> tuple[np.ndarray, np.ndarr
     return local, glob
 
 
-def sparse_blocked(q, k, v, *, block_size: int, local_blocks: int, global_tokens: int,
-                   probs_fn: ProbsFn = None) -> Array:  # fmt: skip
+def sparse_blocked(
+    q, k, v, *, block_size: int, local_blocks: int, global_tokens: int, probs_fn: ProbsFn = None
+) -> Array:
     """Sparse attention computing only the kept blocks.
 
     Query block b (positions bB .. bB+B-1) scores against (i) its k+1 local key blocks b-k .. b,
@@ -71,12 +73,11 @@ def sparse_blocked(q, k, v, *, block_size: int, local_blocks: int, global_tokens
     scores = [s_local]
     if global_mask is not None:
         # the last c slots of the original blocks 0 .. nb-1 (padded blocks kb .. kb+nb-1)
-        k_glob = kp[:, kb:, B - c:].reshape(Bt, nb * c, H, K)
-        v_glob = vp[:, kb:, B - c:].reshape(Bt, nb * c, H, v.shape[-1])
+        k_glob = kp[:, kb:, B - c :].reshape(Bt, nb * c, H, K)
+        v_glob = vp[:, kb:, B - c :].reshape(Bt, nb * c, H, v.shape[-1])
         scores.append(jnp.einsum("bnqhk,bghk->bnhqg", qb, k_glob))
         gmask = np.broadcast_to(global_mask[:, None, None, :], (nb, 1, B, nb * c))
-        mask = np.concatenate([np.broadcast_to(mask, (1, nb, 1, B, (kb + 1) * B)),
-                               gmask[None]], axis=-1)  # fmt: skip
+        mask = np.concatenate([np.broadcast_to(mask, (1, nb, 1, B, (kb + 1) * B)), gmask[None]], axis=-1)
     probs = softmax.masked_softmax(jnp.concatenate(scores, axis=-1), mask, probs_fn, v.dtype)
     n_local = (kb + 1) * B
     out = jnp.einsum("bnhqs,bnshk->bnqhk", probs[..., :n_local], v_local)
@@ -96,8 +97,17 @@ class SparseCache(NamedTuple):
     summary_v: Array
 
 
-def sparse_init(batch: int, max_len: int, num_heads: int, head_dim: int, dtype, *,
-                block_size: int, local_blocks: int, global_tokens: int) -> SparseCache:  # fmt: skip
+def sparse_init(
+    batch: int,
+    max_len: int,
+    num_heads: int,
+    head_dim: int,
+    dtype,
+    *,
+    block_size: int,
+    local_blocks: int,
+    global_tokens: int,
+) -> SparseCache:
     window = min(block_size * local_blocks, max_len)
     n_summary = -(-max_len // block_size) * global_tokens
     ring = jnp.zeros((batch, window, num_heads, head_dim), dtype)
@@ -114,18 +124,22 @@ def _summary_positions(n_summary: int, B: int, c: int) -> np.ndarray:
     return (s // max(c, 1)) * B + B - c + s % max(c, 1)
 
 
-def sparse_prefill(cache: SparseCache, k, v, *, block_size: int, local_blocks: int,
-                   global_tokens: int) -> SparseCache:  # fmt: skip
+def sparse_prefill(cache: SparseCache, k, v, *, block_size: int, local_blocks: int, global_tokens: int) -> SparseCache:
     B, c = block_size, global_tokens
     local_k, local_v = softmax.ring_prefill(cache.local_k, cache.local_v, k, v)
     summary = np.flatnonzero(is_summary(np.arange(k.shape[1]), B, c))
     slots = _summary_slot(summary, B, c)
-    return SparseCache(local_k, local_v, cache.summary_k.at[:, slots].set(k[:, summary]),
-                       cache.summary_v.at[:, slots].set(v[:, summary]))  # fmt: skip
+    return SparseCache(
+        local_k,
+        local_v,
+        cache.summary_k.at[:, slots].set(k[:, summary]),
+        cache.summary_v.at[:, slots].set(v[:, summary]),
+    )
 
 
-def sparse_step(cache: SparseCache, q_BxHxK, k_BxHxK, v_BxHxK, pos, *, block_size: int,
-                local_blocks: int, global_tokens: int) -> tuple[Array, SparseCache]:  # fmt: skip
+def sparse_step(
+    cache: SparseCache, q_BxHxK, k_BxHxK, v_BxHxK, pos, *, block_size: int, local_blocks: int, global_tokens: int
+) -> tuple[Array, SparseCache]:
     """Attend position `pos` to I_pos (eq. (6)) from the ring and the summary slots."""
     B, c, window = block_size, global_tokens, block_size * local_blocks
     n_summary = cache.summary_k.shape[1]
@@ -185,7 +199,9 @@ class Sparse(Mixer):
         return softmax.softmax_weights(q, k, self.support(config, q.shape[1]))
 
     def init_state(self, batch, max_len, config):
-        return sparse_init(batch, max_len, config.num_heads, config.head_dim, jnp.dtype(config.dtype), **self._args(config))
+        return sparse_init(
+            batch, max_len, config.num_heads, config.head_dim, jnp.dtype(config.dtype), **self._args(config)
+        )
 
     def prefill(self, state, q, k, v, aux, config):
         return sparse_prefill(state, k, v, **self._args(config))

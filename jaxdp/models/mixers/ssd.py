@@ -74,7 +74,9 @@ def ssd_chunked(q, k, v, log_a_BxLxH, *, chunk_size: int) -> Array:
     qc, kc, vc = (pad_length(x, n * C).reshape(Bt, n, C, H, x.shape[-1]) for x in (q, k, v))
     ell = jnp.cumsum(jnp.pad(log_a_BxLxH, ((0, 0), (0, n * C - L), (0, 0))).reshape(Bt, n, C, H), axis=2)
     total = ell[:, :, -1]
-    (s_in,) = chunk_states(jnp.exp(total), jnp.einsum("bnch,bnchk,bnchv->bnhkv", jnp.exp(total[:, :, None] - ell), kc, vc))
+    (s_in,) = chunk_states(
+        jnp.exp(total), jnp.einsum("bnch,bnchk,bnchv->bnhkv", jnp.exp(total[:, :, None] - ell), kc, vc)
+    )
     mask = causal_mask(C)
     diff = jnp.moveaxis(ell[:, :, :, None] - ell[:, :, None, :], -1, 2)  # [Bt, n, H, C, C]
     a = jnp.einsum("bnchk,bndhk->bnhcd", qc, kc) * masked_exp(diff, mask)

@@ -29,8 +29,13 @@ def cudnn_applies(q, probs_fn: ProbsFn = None) -> bool:
     """Whether `standard` may run as cuDNN's fused attention: on a GPU, in 16-bit floats, head
     size a multiple of 8 up to 128, and no dropout on the probabilities (cuDNN's kernel through
     `jax.nn.dot_product_attention` takes none)."""
-    return (jax.default_backend() == "gpu" and probs_fn is None and q.dtype in (jnp.bfloat16, jnp.float16)
-            and q.shape[-1] % 8 == 0 and q.shape[-1] <= 128)  # fmt: skip
+    return (
+        jax.default_backend() == "gpu"
+        and probs_fn is None
+        and q.dtype in (jnp.bfloat16, jnp.float16)
+        and q.shape[-1] % 8 == 0
+        and q.shape[-1] <= 128
+    )
 
 
 def fused(q, k, v, implementation: str | None = "cudnn") -> Array:
@@ -55,8 +60,10 @@ def kv_init(batch: int, max_len: int, num_heads: int, head_dim: int, dtype) -> K
 
 def kv_prefill(cache: KVCache, k_BxPxHxK, v_BxPxHxK) -> KVCache:
     at = (0, 0, 0, 0)
-    return KVCache(jax.lax.dynamic_update_slice(cache.k_BxHxTxK, softmax.heads_first(k_BxPxHxK), at),
-                   jax.lax.dynamic_update_slice(cache.v_BxHxTxK, softmax.heads_first(v_BxPxHxK), at))
+    return KVCache(
+        jax.lax.dynamic_update_slice(cache.k_BxHxTxK, softmax.heads_first(k_BxPxHxK), at),
+        jax.lax.dynamic_update_slice(cache.v_BxHxTxK, softmax.heads_first(v_BxPxHxK), at),
+    )
 
 
 def kv_grow(cache: KVCache, max_len: int) -> KVCache:
@@ -70,8 +77,10 @@ def kv_step(cache: KVCache, q_BxHxK, k_BxHxK, v_BxHxK, pos) -> tuple[Array, KVCa
     """Attend position `pos` to positions 0 .. pos of the cache (written in place)."""
     zero = jnp.int32(0)
     at = (zero, zero, jnp.asarray(pos, jnp.int32), zero)  # one index type, also under jax_enable_x64
-    cache = KVCache(jax.lax.dynamic_update_slice(cache.k_BxHxTxK, k_BxHxK[:, :, None], at),
-                    jax.lax.dynamic_update_slice(cache.v_BxHxTxK, v_BxHxK[:, :, None], at))
+    cache = KVCache(
+        jax.lax.dynamic_update_slice(cache.k_BxHxTxK, k_BxHxK[:, :, None], at),
+        jax.lax.dynamic_update_slice(cache.v_BxHxTxK, v_BxHxK[:, :, None], at),
+    )
     keep = jnp.arange(cache.k_BxHxTxK.shape[2]) <= pos
     return softmax.attend_one_heads_first(q_BxHxK, *cache, keep), cache
 
@@ -79,8 +88,11 @@ def kv_step(cache: KVCache, q_BxHxK, k_BxHxK, v_BxHxK, pos) -> tuple[Array, KVCa
 def softmax_items(n_scores: float, config, L: int) -> dict[str, float]:
     """FLOPs of softmax attention that computes `n_scores` scores (all heads)."""
     K = config.head_dim
-    return {"scores": 2.0 * n_scores * K, "mix": 2.0 * n_scores * K,
-            "elementwise": SOFTMAX * n_scores + L * config.dim}  # softmax; query scaling  # fmt: skip
+    return {
+        "scores": 2.0 * n_scores * K,
+        "mix": 2.0 * n_scores * K,
+        "elementwise": SOFTMAX * n_scores + L * config.dim,
+    }  # softmax; query scaling
 
 
 @dataclasses.dataclass(frozen=True)

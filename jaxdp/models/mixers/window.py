@@ -24,7 +24,7 @@ from jaxdp.models.mixers import softmax
 from jaxdp.models.mixers.base import Array, ConfigError, Mixer, MixerOptions, ProbsFn, register
 from jaxdp.models.mixers.sparse import default_block_size
 from jaxdp.models.mixers.standard import softmax_items
-from jaxdp.validate import integer
+from jaxdp.runtime.validate import integer
 
 
 def band_mask(L: int, w: int) -> np.ndarray:
@@ -115,7 +115,6 @@ class Window(Mixer):
 
     def state_size(self, config, t):
         return 2 * config.head_dim * min(config.options.window, t)
-
 
 
 register(Window())

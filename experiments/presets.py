@@ -35,8 +35,10 @@ ALL_DIMS = (32, 64, 128, 256, 512, 1024)
 #: the study's D grid: geometric with ratio at most 1.5, so a min D is known within a factor 1.5
 STUDY_DIMS = (8, 12, 16, 24, 32, 48, 64, 96, 128)
 GPU_DIMS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-#: the study's step budget at batch 64 (`experiments.calibrate` measured where it stops paying)
-STUDY_STEPS, STUDY_BATCH = 8_000, 64
+#: the study's step budget at batch 64: `experiments.calibrate` found 8,000 steps too few (twice
+#: the steps took linear at D 32 from 0.775 to 0.886 and sparse at D 64 from 0.860 to 0.892 on
+#: LIS(17); benchmarks/RESULTS.md, "Calibration")
+STUDY_STEPS, STUDY_BATCH = 16_000, 64
 STUDY_MIXERS = ("standard", "sparse", "linear", "mamba2", "gated_deltanet")
 #: each mixer's learning rate: the best by validation score in `experiments.calibrate` for
 #: standard, sparse and linear (benchmarks/RESULTS.md, "The study"); mamba2 and gated_deltanet

@@ -24,8 +24,8 @@ import dataclasses
 import functools
 from typing import Any
 
+from jaxdp.models.masks import default_block_size  # the sparse block rule of §6.1, re-exported
 from jaxdp.models.mixers.base import ConfigError, MixerOptions
-from jaxdp.models.mixers.sparse import default_block_size  # the sparse block rule of §6.1, re-exported
 from jaxdp.runtime.validate import choice, integer
 
 NORMS = ("pre_ln", "none")

@@ -22,7 +22,14 @@ array([[1, 0, 0, 0, 0, 0],
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+
+def default_block_size(max_len: int) -> int:
+    """B = 2^floor(log2 sqrt(L)) (§6.1), with L = `max_len`: eq. (6)'s block size unless set."""
+    return 2 ** int(math.floor(math.log2(math.sqrt(max_len))))
 
 
 def causal_mask(L: int) -> np.ndarray:

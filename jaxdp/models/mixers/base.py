@@ -23,13 +23,17 @@ from the registry, so a registered mixer is tested without a line written for it
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 
 from jaxdp.runtime.errors import ConfigError
+
+if TYPE_CHECKING:  # config.py imports this module
+    from jaxdp.models.config import ModelConfig
 
 Array = jax.Array
 ProbsFn = Callable[[Array], Array] | None
@@ -43,9 +47,9 @@ class MixerOptions:
     form: str = ""
 
 
-class Mixer:
+class Mixer(abc.ABC):
     """One way of mixing values (module docstring). Subclasses set the class attributes and
-    implement the methods that raise NotImplementedError."""
+    implement the abstract methods."""
 
     name: ClassVar[str]
     options: ClassVar[type[MixerOptions]] = MixerOptions
@@ -58,7 +62,7 @@ class Mixer:
     float32_slack: ClassVar[float] = 1.0
 
     # --- configuration ------------------------------------------------------------------
-    def resolve(self, options: MixerOptions, config) -> MixerOptions:
+    def resolve(self, options: MixerOptions, config: ModelConfig) -> MixerOptions:
         """Check `options` for `config` and fill defaults that depend on it (e.g. a block size
         from max_len); raise ConfigError naming ``ModelConfig.options.<field>``."""
         if options.form not in self.forms:
@@ -68,25 +72,25 @@ class Mixer:
             )
         return options
 
-    def make_params(self, config, rngs) -> Any:
+    def make_params(self, config: ModelConfig, rngs) -> Any:
         """Parameters of the mixer's own (an nnx.Module), or None."""
         return None
 
-    def aux(self, params, x_BxLxD: Array, config) -> Array | None:
+    def aux(self, params, x_BxLxD: Array, config: ModelConfig) -> Array | None:
         """Per-token inputs the mixer computes from the layer's input (None if it needs none)."""
         return None
 
     # --- the mix ------------------------------------------------------------------------
-    def mix(self, q: Array, k: Array, v: Array, aux, config, probs_fn: ProbsFn = None) -> Array:
+    @abc.abstractmethod
+    def mix(self, q: Array, k: Array, v: Array, aux, config: ModelConfig, probs_fn: ProbsFn = None) -> Array:
         """o_BxLxHxK in the configured form; `probs_fn` is applied to attention probabilities
         where the mixer has them (the model's attention dropout)."""
-        raise NotImplementedError
 
-    def weights(self, q: Array, k: Array, aux, config) -> Array | None:
+    def weights(self, q: Array, k: Array, aux, config: ModelConfig) -> Array | None:
         """w_BxHxLxL with o = w @ v, where the mixer has such a matrix (for drawing)."""
         return None
 
-    def support(self, config, L: int):
+    def support(self, config: ModelConfig, L: int):
         """bool[L, L]: which keys query i reads (causal by default); the tests hold the layer's
         Jacobian to exactly this pattern."""
         import numpy as np
@@ -94,18 +98,20 @@ class Mixer:
         return np.tril(np.ones((L, L), dtype=bool))
 
     # --- decoding -----------------------------------------------------------------------
-    def init_state(self, batch: int, max_len: int, config) -> Any:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def init_state(self, batch: int, max_len: int, config: ModelConfig) -> Any: ...
 
-    def prefill(self, state, q: Array, k: Array, v: Array, aux, config) -> Any:
+    @abc.abstractmethod
+    def prefill(self, state, q: Array, k: Array, v: Array, aux, config: ModelConfig) -> Any:
         """The state after a prompt starting at position 0 (whose output `mix` computes)."""
-        raise NotImplementedError
 
-    def step(self, state, q_BxHxK: Array, k_BxHxK: Array, v_BxHxK: Array, aux, pos, config) -> tuple[Array, Any]:
+    @abc.abstractmethod
+    def step(
+        self, state, q_BxHxK: Array, k_BxHxK: Array, v_BxHxK: Array, aux, pos, config: ModelConfig
+    ) -> tuple[Array, Any]:
         """Mix one new token at position `pos` (may be traced); returns (o_BxHxK, state)."""
-        raise NotImplementedError
 
-    def grow_state(self, state, max_len: int, config) -> Any | None:
+    def grow_state(self, state, max_len: int, config: ModelConfig) -> Any | None:
         """The state made room for positions up to `max_len` (a larger, static length) with the
         same contents, or None where the mixer cannot (the default). A mixer whose per-step cost
         grows with its state's length implements it, and decoding then starts with a short state
@@ -113,25 +119,25 @@ class Mixer:
         return None
 
     # --- what it costs ------------------------------------------------------------------
-    def flops(self, config, L: int) -> dict[str, float]:
+    @abc.abstractmethod
+    def flops(self, config: ModelConfig, L: int) -> dict[str, float]:
         """Forward FLOPs of one layer on one sequence of length L, configured form:
         {"scores", "mix", "elementwise"}."""
-        raise NotImplementedError
 
-    def step_flops(self, config, pos: int) -> float:
+    @abc.abstractmethod
+    def step_flops(self, config: ModelConfig, pos: int) -> float:
         """Mixing FLOPs of one layer's decode step at position `pos` (one sequence)."""
-        raise NotImplementedError
 
-    def kept_per_token(self, config, L: int) -> float:
+    def kept_per_token(self, config: ModelConfig, L: int) -> float:
         """Numbers per token a training step keeps for its backward pass beyond the layer's
         inputs and q, k, v (`jaxdp.training.limits.training_bytes` adds them), e.g. per-chunk C x C
         matrices; 0 by default."""
         return 0.0
 
-    def state_size(self, config, t: int) -> int:
+    @abc.abstractmethod
+    def state_size(self, config: ModelConfig, t: int) -> int:
         """Numbers per layer and head the decode state holds after t tokens (= the elements of
         ``init_state(1, t, config)`` per head)."""
-        raise NotImplementedError
 
 
 _REGISTRY: dict[str, Mixer] = {}

@@ -16,12 +16,14 @@ recurrence, `lax.scan` over positions). The decode state is (S, z), as for `line
 
 from __future__ import annotations
 
+import abc
+
 import jax
 import jax.numpy as jnp
 
 from jaxdp.models.masks import causal_mask
 from jaxdp.models.mixers.base import Array
-from jaxdp.models.mixers.linear import LinearState, feature_map, readout
+from jaxdp.models.mixers.linear import Linear, LinearState, feature_map, readout, recurrent_items
 from jaxdp.models.mixers.softmax import pad_length
 
 
@@ -128,3 +130,38 @@ def decay_prefill(state: LinearState, k, v, log_gates_BxLxH) -> LinearState:
 def decay_step(state: LinearState, q_BxHxK, k_BxHxK, v_BxHxK, log_gate_BxH) -> tuple[Array, LinearState]:
     state = decay_update(state, feature_map(k_BxHxK), v_BxHxK, log_gate_BxH)
     return readout(feature_map(q_BxHxK), *state), state
+
+
+class DecayMixer(Linear):
+    """Linear attention with a decay: the kernels of `jaxdp.models.mixers.decay`, `linear`'s
+    options, state and checks; subclasses say where the log-gates come from (`log_gates`)."""
+
+    @abc.abstractmethod
+    def log_gates(self, aux, config, shape) -> jnp.ndarray:
+        """log a, of `shape` ([B, L, H], or [B, H] for one token)."""
+
+    def mix(self, q, k, v, aux, config, probs_fn=None):
+        lg = self.log_gates(aux, config, q.shape[:3])
+        form = config.options.form
+        if form == "quadratic":
+            return decay_quadratic(q, k, v, lg)
+        if form == "scan":
+            return decay_scan(q, k, v, lg)
+        return decay_chunked(q, k, v, lg, chunk_size=config.options.chunk_size)
+
+    def weights(self, q, k, aux, config):
+        return decay_weights(q, k, self.log_gates(aux, config, q.shape[:3]))
+
+    def prefill(self, state, q, k, v, aux, config):
+        return decay_prefill(state, k, v, self.log_gates(aux, config, k.shape[:3]))
+
+    def step(self, state, q, k, v, aux, pos, config):
+        return decay_step(state, q, k, v, self.log_gates(aux, config, q.shape[:2]))  # one token: [B, H]
+
+    decay_kind = "gated"  # what the decay costs (`recurrent_items`)
+
+    def flops(self, config, L):
+        return recurrent_items(config, L, config.options.form, config.options.chunk_size, decay=self.decay_kind)
+
+    def step_flops(self, config, pos):
+        return 4.0 * config.dim * config.head_dim + 8.0 * config.dim

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxdp.models.mixers.base import register
+from jaxdp.models.mixers.decay import DecayMixer
 from jaxdp.models.mixers.linear import LinearOptions
-from jaxdp.models.mixers.retention import DecayMixer
 
 GATE_BIAS = math.log(63.0)  # σ(b) = 63/64 at initialisation
 

@@ -17,49 +17,14 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdp.models.mixers import decay
 from jaxdp.models.mixers.base import ConfigError, register
-from jaxdp.models.mixers.linear import Linear, LinearOptions, recurrent_items
+from jaxdp.models.mixers.decay import DecayMixer
+from jaxdp.models.mixers.linear import LinearOptions
 
 
 def retnet_gammas(num_heads: int) -> tuple[float, ...]:
     """γ_h = 1 - 2^{-5-h} (Sun et al. 2023)."""
     return tuple(float(1 - 2.0 ** (-5 - h)) for h in range(num_heads))
-
-
-class DecayMixer(Linear):
-    """Linear attention with a decay: the kernels of `jaxdp.models.mixers.decay`, `linear`'s
-    options, state and checks; subclasses say where the log-gates come from (`log_gates`)."""
-
-    def log_gates(self, aux, config, shape) -> jnp.ndarray:
-        """log a, of `shape` ([B, L, H], or [B, H] for one token)."""
-        raise NotImplementedError
-
-    def mix(self, q, k, v, aux, config, probs_fn=None):
-        lg = self.log_gates(aux, config, q.shape[:3])
-        form = config.options.form
-        if form == "quadratic":
-            return decay.decay_quadratic(q, k, v, lg)
-        if form == "scan":
-            return decay.decay_scan(q, k, v, lg)
-        return decay.decay_chunked(q, k, v, lg, chunk_size=config.options.chunk_size)
-
-    def weights(self, q, k, aux, config):
-        return decay.decay_weights(q, k, self.log_gates(aux, config, q.shape[:3]))
-
-    def prefill(self, state, q, k, v, aux, config):
-        return decay.decay_prefill(state, k, v, self.log_gates(aux, config, k.shape[:3]))
-
-    def step(self, state, q, k, v, aux, pos, config):
-        return decay.decay_step(state, q, k, v, self.log_gates(aux, config, q.shape[:2]))  # one token: [B, H]
-
-    decay_kind = "gated"  # what the decay costs (`recurrent_items`)
-
-    def flops(self, config, L):
-        return recurrent_items(config, L, config.options.form, config.options.chunk_size, decay=self.decay_kind)
-
-    def step_flops(self, config, pos):
-        return 4.0 * config.dim * config.head_dim + 8.0 * config.dim
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,22 +11,16 @@ local_blocks k (1), global_tokens c (1).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdp.models.masks import is_summary, sparse_mask
+from jaxdp.models.masks import default_block_size, is_summary, sparse_mask
 from jaxdp.models.mixers import softmax
 from jaxdp.models.mixers.base import Array, ConfigError, Mixer, MixerOptions, ProbsFn, register
 from jaxdp.models.mixers.standard import softmax_items
 from jaxdp.runtime.validate import integer
-
-
-def default_block_size(max_len: int) -> int:
-    """B = 2^floor(log2 sqrt(L)) (§6.1), with L = `max_len`."""
-    return 2 ** int(math.floor(math.log2(math.sqrt(max_len))))
 
 
 def sparse_masked(

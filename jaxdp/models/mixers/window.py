@@ -20,9 +20,9 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdp.models.masks import default_block_size
 from jaxdp.models.mixers import softmax
 from jaxdp.models.mixers.base import Array, ConfigError, Mixer, MixerOptions, ProbsFn, register
-from jaxdp.models.mixers.sparse import default_block_size
 from jaxdp.models.mixers.standard import softmax_items
 from jaxdp.runtime.validate import integer
 

@@ -41,8 +41,8 @@ GPU_DIMS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 STUDY_STEPS, STUDY_BATCH = 16_000, 64
 STUDY_MIXERS = ("standard", "sparse", "linear", "mamba2", "gated_deltanet")
 #: each mixer's learning rate: the best by validation score in `experiments.calibrate` for
-#: standard, sparse and linear (benchmarks/RESULTS.md, "The study"); mamba2 and gated_deltanet
-#: take the same until their own calibration runs report
+#: standard, sparse, linear and mamba2 (benchmarks/RESULTS.md, "Calibration"); gated_deltanet
+#: takes the same until its own calibration runs report
 STUDY_LRS = {name: (1e-2,) for name in STUDY_MIXERS}
 
 

@@ -200,6 +200,7 @@ def test_demo_trains_three_models_and_draws_the_heatmap(tmp_path):
     assert len((tmp_path / "runs" / "results.csv").read_text().splitlines()) == 7
 
 
+@pytest.mark.slow  # kept out of the default run's 15 minutes; run with -m slow
 def test_submitit_job_array_gives_the_plain_runs_results_csv(tmp_path, monkeypatch):
     """`--launcher submitit` through submitit's local executor (one process per array task, as
     SLURM would run them): a 2-cell sweep in 2 tasks writes the same results.csv as one process,

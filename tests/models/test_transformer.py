@@ -268,6 +268,7 @@ def test_only_growable_states_grow():
         model.grow_decode_state(model.init_decode_state(2, 20), 10)
 
 
+@pytest.mark.slow  # kept out of the default run's 15 minutes; run with -m slow
 @pytest.mark.integration
 def test_prefill_and_decode_float64(x64):
     for kernel in [dict(attention=name) for name in mixers.available()]:

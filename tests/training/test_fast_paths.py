@@ -81,6 +81,7 @@ def test_bucketed_training_runs_and_is_its_own_protocol(arithmetic_data, tmp_pat
     assert "bucket_by_length" not in run_identity(ARITH, cfg, plain, 512, 0)["train"]  # older digests unchanged
 
 
+@pytest.mark.slow  # kept out of the default run's 15 minutes; run with -m slow
 def test_mixed_precision_learns_lis_as_well_as_float32(tmp_path):
     """bfloat16 compute with float32 parameters (ModelConfig dtype/param_dtype) under the
     protocol of tests/training/test_train.py's float32 standard run, which reaches 0.9 there: the same

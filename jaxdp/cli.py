@@ -20,6 +20,7 @@ from jaxdp.args import Parser, add_reporting, add_version, field_type, int_at_le
 from jaxdp.models import mixers
 from jaxdp.runtime import interrupts
 from jaxdp.runtime.errors import JaxdpError
+from jaxdp.runtime.registry import Registry
 from jaxdp.tasks.builder import build_to_dir, validation_to_dir
 from jaxdp.tasks.dataset import DatasetError
 from jaxdp.training.protocol import Protocol, parse_settings, run_identity, run_path, settable
@@ -140,6 +141,11 @@ def _show(task: tasks.Task, example: tasks.Example) -> None:
     print(f"  answer: {task.answer(example.target)}")
 
 
+#: the subcommands of ``python -m jaxdp``, by name
+COMMANDS: Registry = Registry("command")
+
+
+@COMMANDS.register("data")
 def cmd_data(args) -> str:
     task = _make_task(args)
     start = time.perf_counter()
@@ -152,6 +158,7 @@ def cmd_data(args) -> str:
     )
 
 
+@COMMANDS.register("show")
 def cmd_show(args) -> str:
     task = _make_task(args)
     rng = np.random.default_rng(args.seed)
@@ -164,6 +171,7 @@ def cmd_show(args) -> str:
     return f"{task}: {args.count} example(s) shown"
 
 
+@COMMANDS.register("locality")
 def cmd_locality(args) -> str:
     print(tasks.locality_table(args.samples, args.seed))
     return f"locality measured on {args.samples} samples per cell (seed {args.seed})"
@@ -189,6 +197,7 @@ def _summary(result: dict) -> str:
     )
 
 
+@COMMANDS.register("train")
 def cmd_train(args) -> str:
     from jaxdp.training.run import train
 
@@ -244,6 +253,7 @@ def _apply_config(args) -> dict:
     return {**cfg.settings, **own}
 
 
+@COMMANDS.register("eval")
 def cmd_eval(args) -> str:
     from jaxdp.evaluation.evaluate import evaluate
     from jaxdp.training.run import restore_checkpoint, total_steps
@@ -262,9 +272,6 @@ def cmd_eval(args) -> str:
     )
     model = f"{config['model']['attention']} D={config['model']['dim']}"
     return f"{args.run}: {task} {model}: {_summary(result)}; scored {scored}"
-
-
-COMMANDS = {"data": cmd_data, "show": cmd_show, "locality": cmd_locality, "train": cmd_train, "eval": cmd_eval}
 
 
 def quiet_libraries() -> None:

@@ -15,6 +15,7 @@ MODULES = [
     "jaxdp.models.config",
     "jaxdp.models.masks",
     "jaxdp.models.flops",
+    "jaxdp.runtime.registry",
     "constructions.residual",
     "constructions.program",
 ]

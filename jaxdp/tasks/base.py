@@ -16,6 +16,8 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from jaxdp.runtime.registry import Registry
+
 PAD, EOS, SEP = "<pad>", "<eos>", "<sep>"
 TOKEN_DTYPE = np.uint16  # every vocabulary stays below 2**16 (checked at construction)
 
@@ -64,17 +66,28 @@ class Task(Protocol):
     def options(self) -> dict: ...
 
 
+#: the tasks `jaxdp.tasks.get` knows, by name: a task is one module whose class is registered
+#: with ``@TASKS.register("name")``, imported by ``jaxdp/tasks/__init__.py``
+TASKS: Registry[type[TaskBase]] = Registry("task")
+
+
 class TaskBase:
     """Vocabulary, encoding, answers and batching shared by the concrete tasks.
 
-    Subclasses set `name`, `MIN_SIZE`, `MAX_SIZE` and implement `_vocab`, `_max_len`,
-    `random_prompt`, `solve` and `dependencies`; they may override `sample_arrays` with a
-    vectorised fast path, which tests compare row by row with `solve` (its slow twin).
+    Subclasses set `name`, `MIN_SIZE`, `MAX_SIZE` and, where the paper runs the task, its sizes
+    and the lengths it quotes for them (`PAPER_SIZES`, `PAPER_MAX_LENGTHS`), and implement
+    `_vocab`, `_max_len`, `random_prompt`, `solve` and `dependencies`; they may override
+    `sample_arrays` with a vectorised fast path, which tests compare row by row with `solve`
+    (its slow twin).
     """
 
     name: ClassVar[str]
     MIN_SIZE: ClassVar[int] = 1
     MAX_SIZE: ClassVar[int]
+    #: the problem sizes of the paper's experiments (§6.1), and the maximum sequence lengths L it
+    #: quotes for them (without <eos>); empty for a task the paper does not run
+    PAPER_SIZES: ClassVar[tuple[int, ...]] = ()
+    PAPER_MAX_LENGTHS: ClassVar[tuple[int, ...]] = ()
 
     def __init__(self, size: int):
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)):

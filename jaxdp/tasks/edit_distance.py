@@ -38,7 +38,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxdp.tasks.base import EOS, PAD, SEP, TOKEN_DTYPE, EncodedBatch, Example, TaskBase
+from jaxdp.tasks.base import EOS, PAD, SEP, TASKS, TOKEN_DTYPE, EncodedBatch, Example, TaskBase
 
 LETTERS = string.ascii_lowercase
 BORDERS = ("benchmark", "costs")
@@ -281,16 +281,21 @@ def _layout_arrays(local: bool, n: int, m: int):
     )
 
 
+@TASKS.register("ed")
 class EditDistance(_EditDistanceBase):
     """ED(n): the benchmark's format."""
 
     name = "ed"
     local = False
+    PAPER_SIZES, PAPER_MAX_LENGTHS = (6, 12, 16, 20), (72, 210, 342, 506)  # L: our bound exactly
 
 
+@TASKS.register("ed_local")
 class EditDistanceLocal(_EditDistanceBase):
     """ED_local(n): the same problem in a format with locality m = O(n) (module docstring)."""
 
     name = "ed_local"
     local = True
     MAX_SIZE = 96
+    # L read off Figure 2's axis: they belong to the paper's unpublished format, not ours
+    PAPER_SIZES, PAPER_MAX_LENGTHS = (6, 12, 16, 20), (66, 198, 326, 486)

@@ -20,12 +20,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxdp.tasks.base import EOS, PAD, SEP, TOKEN_DTYPE, EncodedBatch, Example, TaskBase
+from jaxdp.tasks.base import EOS, PAD, SEP, TASKS, TOKEN_DTYPE, EncodedBatch, Example, TaskBase
 
 
+@TASKS.register("lis")
 class LIS(TaskBase):
     name = "lis"
     MIN_SIZE, MAX_SIZE = 3, 4096
+    PAPER_SIZES, PAPER_MAX_LENGTHS = (40, 110, 175, 250), (83, 223, 353, 503)  # L: our bound exactly
 
     def __init__(self, size: int, value_range: int = 149):
         super().__init__(size)

@@ -22,9 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jaxdp.runtime.errors import ProtocolError
+from jaxdp.runtime.registry import Registry
 
-#: name -> (module it needs, the pip extra that installs it)
-LOGGERS = {"tensorboard": ("tensorboardX", "tracking"), "wandb": ("wandb", "tracking")}
+#: the writers `open_all` opens, by name; each says the module it needs and the pip extra that
+#: installs it
+LOGGERS: Registry[type] = Registry("logger")
 
 
 def parse(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -34,9 +36,8 @@ def parse(text: str | Sequence[str] | None) -> tuple[str, ...]:
         return ()
     names = [n.strip() for part in ([text] if isinstance(text, str) else text) for n in part.split(",") if n.strip()]
     for name in names:
-        if name not in LOGGERS:
-            raise ProtocolError(f"--log: unknown logger {name!r}; choose from {', '.join(LOGGERS)}")
-        module, extra = LOGGERS[name]
+        writer = LOGGERS.lookup(name, ProtocolError, where="--log: ")
+        module, extra = writer.module, writer.extra
         if importlib.util.find_spec(module) is None:
             raise ProtocolError(f'--log {name}: {module} is not installed; pip install -e ".[{extra}]"')
     return tuple(dict.fromkeys(names))
@@ -53,7 +54,10 @@ def scalars(record: dict) -> dict[str, float]:
     return out
 
 
+@LOGGERS.register("tensorboard")
 class TensorBoard:
+    module, extra = "tensorboardX", "tracking"
+
     def __init__(self, run_dir: Path, config: dict):
         from tensorboardX import SummaryWriter
 
@@ -69,7 +73,10 @@ class TensorBoard:
         self.writer.close()
 
 
+@LOGGERS.register("wandb")
 class WandB:
+    module, extra = "wandb", "tracking"
+
     def __init__(self, run_dir: Path, config: dict):
         import wandb
 
@@ -91,17 +98,13 @@ class WandB:
         self.run.finish()
 
 
-#: name -> the writer class `open_all` opens for it
-WRITERS = {"tensorboard": TensorBoard, "wandb": WandB}
-
-
 def open_all(names: Sequence[str], run_dir: Path, config: dict) -> list:
     """One open writer per name (`LOGGERS`), each with ``write(record)`` and ``close()``. If one
     fails to open, those already open are closed before the error propagates."""
     writers = []
     try:
         for name in names:
-            writers.append(WRITERS[name](run_dir, config))
+            writers.append(LOGGERS[name](run_dir, config))
     except BaseException:
         close_all(writers)
         raise

@@ -129,8 +129,8 @@ def wandb_history(path: Path) -> list[dict]:
 
 def test_unknown_or_missing_logger_is_refused_before_training(data, tmp_path, capsys, monkeypatch):
     assert cli.main(TRAIN + ["--data", str(data), "--out", str(tmp_path / "a"), "--log", "mlflow"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --log: unknown logger 'mlflow'; choose from tensorboard, wandb"
-    monkeypatch.setitem(loggers.LOGGERS, "tensorboard", ("no_such_module_here", "tracking"))
+    assert capsys.readouterr().err.strip() == "error: --log: unknown logger 'mlflow'; choose one of: tensorboard, wandb"
+    monkeypatch.setattr(loggers.TensorBoard, "module", "no_such_module_here")
     assert cli.main(TRAIN + ["--data", str(data), "--out", str(tmp_path / "b"), "--log", "tensorboard"]) == 2
     assert 'pip install -e ".[tracking]"' in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
@@ -166,8 +166,8 @@ class _Writer:
 
 def test_open_all_closes_what_it_opened_when_a_later_writer_fails(tmp_path, monkeypatch):
     _Writer.opened = []
-    monkeypatch.setitem(loggers.WRITERS, "tensorboard", _Writer)
-    monkeypatch.setitem(loggers.WRITERS, "wandb", lambda run_dir, config: _Writer(run_dir, config, fail_open=True))
+    monkeypatch.setitem(loggers.LOGGERS, "tensorboard", _Writer)
+    monkeypatch.setitem(loggers.LOGGERS, "wandb", lambda run_dir, config: _Writer(run_dir, config, fail_open=True))
     with pytest.raises(OSError, match="cannot open"):
         loggers.open_all(["tensorboard", "wandb"], tmp_path, {})
     assert len(_Writer.opened) == 1 and _Writer.opened[0].closed

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import jax
 
 from jaxdp.runtime.errors import ConfigError
+from jaxdp.runtime.registry import Registry
 
 if TYPE_CHECKING:  # config.py imports this module
     from jaxdp.models.config import ModelConfig
@@ -140,31 +141,31 @@ class Mixer(abc.ABC):
         ``init_state(1, t, config)`` per head)."""
 
 
-_REGISTRY: dict[str, Mixer] = {}
+#: the registered mixers, by name (`register`)
+REGISTRY: Registry[Mixer] = Registry("mixer")
 
 
 def register(mixer: Mixer) -> Mixer:
     """Add `mixer` under its name (a test module may register its own)."""
     if not getattr(mixer, "name", None) or not mixer.forms:
         raise ConfigError(f"a mixer needs a name and at least one form, got {mixer!r}")
-    _REGISTRY[mixer.name] = mixer
-    return mixer
+    return REGISTRY.add(mixer.name, mixer)
 
 
 def available() -> tuple[str, ...]:
     """The registered mixers, in registration order."""
-    return tuple(_REGISTRY)
+    return tuple(REGISTRY)
 
 
 def get(name: str) -> Mixer:
-    if name not in _REGISTRY:
+    if name not in REGISTRY:
         raise ConfigError(
             f"ModelConfig.attention: {name!r} is not allowed (not a registered mixer); choose one of "
-            f"{', '.join(_REGISTRY)}"
+            f"{', '.join(REGISTRY)}"
         )
-    return _REGISTRY[name]
+    return REGISTRY[name]
 
 
 def owners(option: str) -> list[str]:
     """The mixers that have an option of this name."""
-    return [name for name, m in _REGISTRY.items() if option in {f.name for f in dataclasses.fields(m.options)}]
+    return [name for name, m in REGISTRY.items() if option in {f.name for f in dataclasses.fields(m.options)}]

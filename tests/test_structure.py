@@ -132,3 +132,23 @@ def test_no_function_is_over_60_lines(package):
 def test_no_jaxdp_module_is_over_400_lines():
     long = {module: n for path, module in jaxdp_modules() if (n := len(path.read_text().splitlines())) > 400}
     assert long == {}
+
+
+def test_the_readmes_code_map_lists_every_module():
+    """Every jaxdp module (the mixers aside: one per mixer, under ``mixers/``) has its line in the
+    README's code map, under its package."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("## Code map") :].split("```")[1]
+    package, listed = "", set()
+    for line in block.splitlines():
+        name = line.strip().split(" ")[0]
+        if line.startswith("  ") and not line.startswith("    ") and name.endswith("/"):
+            package = name
+        elif name.endswith(".py"):
+            listed.add(f"{package}{name}" if line.startswith("    ") else name)
+    wanted = {
+        str(p.relative_to(ROOT / "jaxdp"))
+        for p in (ROOT / "jaxdp").rglob("*.py")
+        if p.name not in ("__init__.py", "__main__.py") and "mixers" not in p.parts
+    }
+    assert sorted(wanted - listed) == []

@@ -157,3 +157,22 @@ def test_the_committed_calibration_is_what_calibrate_reports():
         assert Path(plan.path).name == r["digest"], (cell, steps)
     assert (folder / "calibration.md").read_text() == calibrate.report(rows) + "\n"
     assert (folder / "calibration.png").stat().st_size > 10_000
+
+
+def test_the_committed_gpu_preset_checks_are_cells_of_its_protocol():
+    """benchmarks/results/study/gpu-check/ (the `gpu` preset's protocol trained on this CPU at its
+    smallest sizes): the columns `collect` writes, every row a cell of that protocol under its
+    current digest, at one of the paper's smallest sizes."""
+    from experiments import presets
+    from jaxdp import tasks as task_registry
+
+    folder = SEARCHED / "gpu-check"
+    with open(folder / "results.csv", newline="") as handle:
+        assert tuple(next(csv.reader(handle))) == collect.CSV_FIELDS
+    rows = collect.read_csv(folder / "results.csv")
+    assert rows
+    protocol = presets.PRESETS["gpu"].protocol
+    for r in rows:
+        assert r["size"] == task_registry.PAPER_SIZES[r["task"]][0], "a check is at the preset's smallest size"
+        plan = grids.plan(grids.Cell(r["task"], r["size"], r["model"], r["dim"], r["seed"]), protocol)
+        assert Path(plan.path).name == r["digest"], r

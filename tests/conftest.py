@@ -4,9 +4,16 @@ pyproject's addopts; `-n 0` runs in one process)."""
 
 import os
 import shutil
+import signal
 import tempfile
 
 import pytest
+
+# A test run started in the background (`&` in a script, nohup) inherits SIGINT ignored, and so
+# would every command a test starts: the Ctrl-C tests would then see the signal ignored. Restore
+# Python's handler here (in the controller and in each worker), so that the commands start with it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The default run has two pytest workers (-n 2): on a GPU, neither may grab most of its memory.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")

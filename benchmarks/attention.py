@@ -50,13 +50,13 @@ def table(name: str, lengths, dim: int, heads: int, batch: int, repeats: int) ->
     print(f"\n{name}:\n\n| L | " + " | ".join(forms) + "".join(f" | {f}/{forms[0]}" for f in forms[1:]) + " |")
     print("|---" * (2 * len(forms)) + "|")
     for L in lengths:
-        cfg = ModelConfig(attention=name, dim=dim, num_heads=heads, max_len=L, vocab_size=2)
+        cfg = ModelConfig(mixer=name, dim=dim, num_heads=heads, max_len=L, vocab_size=2)
         args = inputs(cfg, batch, L)
         ms = {}
         for form in forms:
-            c = cfg.replace(form=form)
+            c = cfg.replace(options={"form": form})
             ms[form] = 1e3 * time_forward_backward(
-                lambda q, k, v, aux, c=c: c.mixer.mix(q, k, v, aux, c), args, repeats
+                lambda q, k, v, aux, c=c: c.mixer_impl.mix(q, k, v, aux, c), args, repeats
             )
         ratios = "".join(f" | {ms[f] / ms[forms[0]]:.2f}" for f in forms[1:])
         print(f"| {L} | " + " | ".join(f"{ms[f]:.2f}" for f in forms) + ratios + " |", flush=True)

@@ -42,7 +42,7 @@ def main() -> None:
     args = p.parse_args()
     task = tasks.get("arithmetic", args.size)
     train_set, _ = build(task, args.examples, 16, seed=0, progress=False)
-    cfg = ModelConfig(attention="standard", dim=args.dim, max_len=task.max_len, vocab_size=len(task.vocab))
+    cfg = ModelConfig(mixer="standard", dim=args.dim, max_len=task.max_len, vocab_size=len(task.vocab))
     tc = TrainConfig(epochs=2, batch_size=args.batch_size, warmup_epochs=0, schedule="constant")
     modes = {}
     for bucketed in (False, True):

@@ -22,7 +22,7 @@ def scaling(dim: int = 256, lengths=(128, 512, 2048, 8192, 32768)) -> str:
     ]
     for L in lengths:
         g = {
-            k: flops.forward_flops(ModelConfig(attention=k, dim=dim, max_len=L, vocab_size=20), L) / 1e9
+            k: flops.forward_flops(ModelConfig(mixer=k, dim=dim, max_len=L, vocab_size=20), L) / 1e9
             for k in ("standard", "sparse", "linear")
         }
         rows.append(

@@ -85,7 +85,7 @@ def train_rows(report: Report, names, shapes, steps: int) -> None:
     report.add("", "| mixer | D, L, batch | dtype | dropout | tokens/s | MFU |", "|---|---|---|---|---|---|")
     for D, L, B in shapes:
         for name, dropout, dtype in train_runs(names):
-            cfg = ModelConfig(attention=name, dim=D, max_len=L, vocab_size=32, dtype=dtype, dropout=dropout)
+            cfg = ModelConfig(mixer=name, dim=D, max_len=L, vocab_size=32, dtype=dtype, dropout=dropout)
             rate = train_rate(cfg, B, L, steps)
             p = peak(dtype)
             mfu = f"{flops.train_flops(cfg, L) / L * rate / p:.1%}" if p else "–"
@@ -101,7 +101,7 @@ def decode_rows(report: Report, names, settings) -> None:
         _, test = build(task, 16, B, seed=0, progress=False)
         for name in names:
             model = Transformer(
-                ModelConfig(attention=name, dim=128, max_len=task.max_len, vocab_size=len(task.vocab)), rngs=nnx.Rngs(0)
+                ModelConfig(mixer=name, dim=128, max_len=task.max_len, vocab_size=len(task.vocab)), rngs=nnx.Rngs(0)
             )
             rates = [decode_rate(model, test, B, full, eos_id=len(task.vocab)) for full in (False, True)]
             report.add(f"| {name} | {task_name.upper()}({size}), {B} | {rates[0]:,.1f} | {rates[1]:,.1f} |")

@@ -26,7 +26,7 @@ timeout 90 python3 -m pytest -q -n 0 -m "not slow" -k "cudnn or mixed_precision 
 timeout 240 python3 benchmarks/gpu_check.py --no-decode --out "$out/gpu_check.md" 2>&1 | tail -n 40
 timeout 120 python3 benchmarks/gpu_check.py --no-train --out "$out/gpu_decode.md" 2>&1 | tail -n 12
 runs="$(mktemp -d)"  # the cell's checkpoints stay out of $OUT; its table, csv and heatmap are copied
-timeout 150 python3 -m experiments.fig1 --preset gpu --yes --quiet --tasks lis --models standard --sizes 40 --dims 64 \
+timeout 150 python3 -m experiments.fig1 --preset gpu --yes --quiet --tasks lis --mixers standard --sizes 40 --dims 64 \
     --out "$runs" 2>&1 | tail -n 20 | tee "$out/fig1_cell.txt"
 for f in results.csv min_d.md fig1.png; do cp "$runs/fig1/gpu/$f" "$out/fig1_$f" 2>/dev/null; done
 exit 0

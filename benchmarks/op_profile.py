@@ -109,7 +109,7 @@ def main() -> None:
     D, L, B = args.shape
     results = {}
     for dtype in args.dtypes:
-        cfg = ModelConfig(attention=args.mixer, dim=D, max_len=L, vocab_size=32, dtype=dtype, dropout=args.dropout)
+        cfg = ModelConfig(mixer=args.mixer, dim=D, max_len=L, vocab_size=32, dtype=dtype, dropout=args.dropout)
         results[dtype] = profile(cfg, B, L, args.steps)
     device = jax.devices()[0]
     print(

@@ -38,7 +38,7 @@ def timed(step, state, args, steps: int) -> float:
 
 def measure(dim: int, size: int, replicas: int, batch: int, steps: int, model: str) -> dict:
     task = tasks.get("lis", size)
-    config = ModelConfig(attention=model, dim=dim, max_len=task.max_len, vocab_size=len(task.vocab))
+    config = ModelConfig(mixer=model, dim=dim, max_len=task.max_len, vocab_size=len(task.vocab))
     train_config = TrainConfig(epochs=1, batch_size=batch, warmup_epochs=0, lr=1e-3)
     T = task.max_len
     rng = np.random.default_rng(0)
@@ -76,18 +76,18 @@ def main() -> None:
     p.add_argument("--replicas", type=int, default=8)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--model", default="standard")
+    p.add_argument("--mixer", default="standard")
     args = p.parse_args()
     device = jax.devices()[0]
     print(
         f"jax {jax.__version__} on {device.platform} ({device.device_kind}); batch {args.batch}, "
-        f"{args.steps} timed steps each, {args.model}\n"
+        f"{args.steps} timed steps each, {args.mixer}\n"
     )
     print("| model | D | L | K | tokens/s one by one | tokens/s packed | packed / one by one |")
     print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for dim in args.dims:
-            r = measure(dim, size, args.replicas, args.batch, args.steps, args.model)
+            r = measure(dim, size, args.replicas, args.batch, args.steps, args.mixer)
             print(
                 f"| {r['model']} | {r['D']} | {r['L']} | {r['K']} | {r['alone']:,.0f} | {r['packed']:,.0f} | "
                 f"{r['ratio']:.2f}× |",

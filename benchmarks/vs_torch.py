@@ -171,7 +171,7 @@ def check_twin(cfg: ModelConfig) -> None:
 
 def train_model(D: int, L: int) -> ModelConfig:
     """The model every training comparison times: standard attention, dropout 0.1."""
-    return ModelConfig(attention="standard", dim=D, max_len=L, vocab_size=24, dropout=0.1)
+    return ModelConfig(mixer="standard", dim=D, max_len=L, vocab_size=24, dropout=0.1)
 
 
 def shape(text: str) -> tuple[int, int, int]:
@@ -322,7 +322,7 @@ def decode_table(settings, rounds: int, full_rounds: int) -> str:
     for name, size, B in settings:
         task = tasks.get(name, size)
         _, test = build(task, 16, B, seed=0, progress=False)
-        cfg = ModelConfig(attention="standard", dim=128, max_len=task.max_len, vocab_size=len(task.vocab))
+        cfg = ModelConfig(mixer="standard", dim=128, max_len=task.max_len, vocab_size=len(task.vocab))
         model = Transformer(cfg, rngs=nnx.Rngs(0))
         model.eval()
         twin = torch_twin()(cfg).eval()

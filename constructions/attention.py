@@ -67,7 +67,7 @@ def random_linear_attention(D: int, num_heads: int, seed: int = 0) -> HandSet:
     layout = Layout(x=D)
     attn = {f"{m}.kernel": rng.normal(0, D**-0.5, (D, D)) for m in ("query", "key", "value", "out")}
     attn.update({f"{m}.bias": rng.normal(0, 0.1, D) for m in ("query", "key", "value", "out")})
-    cfg = construction_config(layout, 1, attention="linear", num_heads=num_heads, max_len=4096)
+    cfg = construction_config(layout, 1, mixer="linear", num_heads=num_heads, max_len=4096)
     params = block_params(attn, zero_ffn(layout, cfg.hidden_dim))
     return HandSet("A.8", cfg, layout, (params,), 1.0, "-", 0.0, float(max(np.abs(a).max() for a in attn.values())))
 
@@ -110,7 +110,7 @@ def agg(d: int, m: int, M: float, eps: float | None = None, *, mu: float | None 
     layout = Layout(xhat=d, block=m, query=m, out=d).padded(K)
     H = layout.dim // K
     head = agg_head(layout, mu, K, query="query", key="block", values=layout.indices("xhat"), out="out")
-    cfg = construction_config(layout, 1, attention="linear", num_heads=H, max_len=m * m)
+    cfg = construction_config(layout, 1, mixer="linear", num_heads=H, max_len=m * m)
     params = block_params(attention_params(layout, H, {0: head}), zero_ffn(layout, cfg.hidden_dim))
     bound = 2.0 * M * m * m * K * math.exp(-mu)
     return HandSet("A.9", cfg, layout, (params,), mu, "μ", bound, max(mu, 1.0))
@@ -254,7 +254,7 @@ def copy_softmax(
         eps=eps,
         lam=lam,
     )
-    cfg = construction_config(layout, 1, attention="standard", max_len=n)
+    cfg = construction_config(layout, 1, mixer="standard", max_len=n)
     params = block_params(attention_params(layout, 1, {0: head}), zero_ffn(layout, cfg.hidden_dim))
     return HandSet("A.11", cfg, layout, (params,), lam, "λ", bound, norm)
 
@@ -389,7 +389,12 @@ def copy_sparse(L: int, d: int, M: float, eps: float, B: int | None = None) -> H
         select.mlp.hidden,
     )
     cfg = construction_config(
-        layout, hidden, attention="sparse", max_len=L, block_size=B, local_blocks=1, global_tokens=1, num_layers=3
+        layout,
+        hidden,
+        mixer="sparse",
+        max_len=L,
+        num_layers=3,
+        options={"block_size": B, "local_blocks": 1, "global_tokens": 1},
     )
 
     attn2, lam2, err2 = _window_attention(layout, M, C, eps, eta)

@@ -113,7 +113,7 @@ def min_dim_state(
 
     def enough(dim: int) -> bool:
         cfg = ModelConfig(
-            attention=mixer, dim=dim, num_heads=heads, num_layers=depth, max_len=max_len, vocab_size=2, **options
+            mixer=mixer, dim=dim, num_heads=heads, num_layers=depth, max_len=max_len, vocab_size=2, options=options
         )
         return state_bits(cfg, prompt_len, bits) >= family_bits
 

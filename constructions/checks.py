@@ -272,7 +272,7 @@ def copy_sparse_targets(L: int) -> np.ndarray:
 
 
 def _copy_sparse_sample(hs, L, rng):
-    B = hs.config.block_size
+    B = hs.config.options.block_size
     p = copy_sparse_targets(L)
     v = rng.uniform(-COPY_SPARSE_M, COPY_SPARSE_M, (L, L, COPY_SPARSE_D))
     v[:, 0] = COPY_SPARSE_M  # the domain's edge

@@ -191,7 +191,7 @@ def _assemble(spec: DPSpec, c: Compiler, layout: Layout, head_size: int, stages:
     """The blocks' parameters, the config, the token map and the positional features."""
     H, L = layout.dim // head_size, spec.length
     hidden = max(sum(p[0].mlp.hidden for p in stage.parts) for stage in stages)
-    cfg = construction_config(layout, hidden, attention=c.mixer, num_heads=H, max_len=L, **c.options(spec, H, eps))
+    cfg = construction_config(layout, hidden, mixer=c.mixer, num_heads=H, max_len=L, options=c.options(spec, H, eps))
     mixer = c.mixer_params(spec, layout.dim, H, eps)
     blocks = tuple(
         {

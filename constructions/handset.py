@@ -25,7 +25,7 @@ def construction_config(layout: Layout, hidden: int, **fields) -> ModelConfig:
     FFN width the smallest multiple of D that holds `hidden` units."""
     D = layout.dim
     base = dict(
-        attention="standard",
+        mixer="standard",
         num_layers=1,
         num_heads=1,
         dim=D,

@@ -59,7 +59,7 @@ def rows(ns: list[int]) -> list[dict]:
         for name in mixers.available():  # every registered mixer's state count, the family of B.5
             row[f"state: {name}"] = bounds.min_dim_state(name, L, spec.prompt_len, L, DEPTH, HEADS, bits)
         row["window reach"] = bounds.window_reach(
-            DEPTH, ModelConfig(attention="window", max_len=L, vocab_size=2).window
+            DEPTH, ModelConfig(mixer="window", max_len=L, vocab_size=2).options.window
         )
         out.append(row)
     return out
@@ -92,7 +92,7 @@ def find_results(*roots: Path, exp: str = "fig1") -> Path | None:
 
 
 def empirical(results: Path | Sequence[Path] | None, task: str | None = "ed") -> dict[str, list[tuple[int, int, str]]]:
-    """ "<model> on <task>" -> [(L, smallest D reaching the threshold, censoring)] per size
+    """ "<mixer> on <task>" -> [(L, smallest D reaching the threshold, censoring)] per size
     (`jaxdp.sweeps.tables.min_d_points`) from one or more sweeps' results.csv, for one task (None: every
     task). The constructions drawn beside them are ED's; B.5 and B.6 hold for any DP with
     2^Θ(L) inputs."""

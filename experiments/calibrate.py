@@ -112,14 +112,14 @@ def parts(args) -> list[tuple[object, list[grids.Cell]]]:
 def report(rows: list[dict]) -> str:
     """One line per run, grouped by probe: how the validation score moves with data and steps."""
     head = (
-        "| model | D | train examples | steps asked | lr | seed | valid acc | test acc | final loss | "
+        "| mixer | D | train examples | steps asked | lr | seed | valid acc | test acc | final loss | "
         "steps run | stop |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    key = lambda r: (r["model"], r["dim"], planned_steps(r), r["train_examples"], r["lr"], r["seed"])  # noqa: E731
+    key = lambda r: (r["mixer"], r["dim"], planned_steps(r), r["train_examples"], r["lr"], r["seed"])  # noqa: E731
     for r in sorted(rows, key=key):
         lines.append(
-            f"| {r['model']} | {r['dim']} | {r['train_examples']:,} | {planned_steps(r):,} "
+            f"| {r['mixer']} | {r['dim']} | {r['train_examples']:,} | {planned_steps(r):,} "
             f"| {r['lr']:g} | {r['seed']} | "
             f"{r['valid_accuracy']:.3f} | {r['accuracy']:.3f} | {r['final_loss']:.4f} | {r['steps']:,} | "
             f"{r['stop_reason']} |"

@@ -20,7 +20,7 @@ from jaxdp.args import Parser, add_reporting, add_version, int_at_least, number_
 from jaxdp.cli import run_command
 from jaxdp.evaluation.evaluate import METRICS
 from jaxdp.models import mixers
-from jaxdp.models.config import check_model_name
+from jaxdp.models.config import check_mixer_name
 from jaxdp.runtime import files
 from jaxdp.runtime.errors import JaxdpError, first_line
 from jaxdp.sweeps import collect, costs, grids, runner, search, tables
@@ -38,10 +38,10 @@ def gpu_present() -> bool:
     return jax.default_backend() == "gpu"
 
 
-def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[str, ...]) -> Parser:
+def parser(name: str, description: str, tasks: tuple[str, ...], mixer_names: tuple[str, ...]) -> Parser:
     p = Parser(prog=f"python -m experiments.{name}", description=description)
     add_version(p)
-    add_grid_arguments(p, name, tasks, models)
+    add_grid_arguments(p, name, tasks, mixer_names)
     add_run_arguments(p)
     add_search_arguments(p)
     add_reporting(p)
@@ -49,31 +49,20 @@ def parser(name: str, description: str, tasks: tuple[str, ...], models: tuple[st
     return p
 
 
-def add_grid_arguments(p: argparse.ArgumentParser, name: str, tasks: tuple[str, ...], models: tuple[str, ...]) -> None:
-    """The grid: preset, tasks, models, sizes, D, seeds, learning rates, data sizes, protocol fields."""
+def add_mixer_arguments(p: argparse.ArgumentParser, mixer_names: tuple[str, ...], cpu_mixers: str) -> None:
+    """``--mixers`` (and its first name ``--models``) and ``--hybrid``."""
     p.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        default=None,
-        help="protocol and grid (default: gpu on a GPU, tiny otherwise)",
-    )
-    cpu_tasks, cpu_models = (
-        " ".join(preset_choice(PRESETS["cpu"], field, name, default))
-        for field, default in (("tasks", tasks), ("models", models))
-    )
-    p.add_argument(
-        "--tasks", nargs="+", default=None, help=f"default: {' '.join(tasks)}, or the preset's own (cpu: {cpu_tasks})"
-    )
-    p.add_argument(
-        "--models",
+        "--mixers",
         nargs="+",
         default=None,
-        type=model_name,
-        metavar="MODEL",
+        type=mixer_name,
+        metavar="MIXER",
         help=f"mixers ({', '.join(mixers.available())}) or hybrids: a+b is a stack of a whose last "
-        f"layer is b, a,b,c one mixer per layer (default: {' '.join(models)}, or the preset's own; "
-        f"cpu: {cpu_models})",
+        f"layer is b, a,b,c one mixer per layer (default: {' '.join(mixer_names)}, or the preset's own; "
+        f"cpu: {cpu_mixers})",
     )
+    # the flag's first name, kept for the commands saved beside committed results
+    p.add_argument("--models", dest="mixers", nargs="+", type=mixer_name, help=argparse.SUPPRESS)
     p.add_argument(
         "--hybrid",
         default=None,
@@ -82,6 +71,26 @@ def add_grid_arguments(p: argparse.ArgumentParser, name: str, tasks: tuple[str, 
         help="add, for every other model, its stack with the last layer MIXER (e.g. --hybrid standard: "
         "one attention layer in a recurrent stack, Wen et al. 2024)",
     )
+
+
+def add_grid_arguments(
+    p: argparse.ArgumentParser, name: str, tasks: tuple[str, ...], mixer_names: tuple[str, ...]
+) -> None:
+    """The grid: preset, tasks, mixers, sizes, D, seeds, learning rates, data sizes, protocol fields."""
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="protocol and grid (default: gpu on a GPU, tiny otherwise)",
+    )
+    cpu_tasks, cpu_mixers = (
+        " ".join(preset_choice(PRESETS["cpu"], field, name, default))
+        for field, default in (("tasks", tasks), ("mixers", mixer_names))
+    )
+    p.add_argument(
+        "--tasks", nargs="+", default=None, help=f"default: {' '.join(tasks)}, or the preset's own (cpu: {cpu_tasks})"
+    )
+    add_mixer_arguments(p, mixer_names, cpu_mixers)
     p.add_argument("--sizes", nargs="+", type=int_at_least(1), default=None, help="override every task's sizes")
     p.add_argument("--dims", nargs="+", type=int_at_least(1), default=None, help="override every task's D grid")
     p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=[0], help="training seeds (default: 0)")
@@ -185,10 +194,10 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def model_name(text: str) -> str:
-    """``--models``: a registered mixer or a hybrid (`jaxdp.models.config.hybrid_plan`)."""
+def mixer_name(text: str) -> str:
+    """``--mixers``: a registered mixer or a hybrid (`jaxdp.models.config.hybrid_plan`)."""
     try:
-        check_model_name(text)
+        check_mixer_name(text)
     except JaxdpError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text
@@ -205,7 +214,7 @@ def pack_size(text: str) -> str | int:
 
 
 def preset_choice(preset: Preset, field: str, script: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    """The tasks or models (`field`) `preset` runs in `script`: its own choice, else `default`."""
+    """The tasks or mixers (`field`) `preset` runs in `script`: its own choice, else `default`."""
     return tuple(getattr(preset, field).get(script, default))
 
 
@@ -223,24 +232,24 @@ def grid_from_args(args, preset: Preset) -> list[grids.Cell]:
         raise JaxdpError(f"--tasks: unknown task {unknown[0]!r}; choose from {', '.join(preset.sizes)}")
     sizes = {t: tuple(args.sizes) if args.sizes else preset.sizes[t] for t in args.tasks}
     dims = {t: tuple(args.dims) if args.dims else preset.dims[t] for t in args.tasks}
-    # each model's learning rates: --lrs for all, else the preset's own (None: the protocol's)
-    lrs = {m: tuple(args.lrs) if args.lrs else preset.lrs.get(m, (None,)) for m in args.models}
+    # each mixer's learning rates: --lrs for all, else the preset's own (None: the protocol's)
+    lrs = {m: tuple(args.lrs) if args.lrs else preset.lrs.get(m, (None,)) for m in args.mixers}
     cells = grids.grid(
         sizes,
-        args.models,
+        args.mixers,
         dims,
         args.seeds,
         tuple(dict.fromkeys(sum(lrs.values(), ()))),
         args.train_examples or (None,),
     )
-    return [c for c in cells if c.lr in lrs[c.model]]
+    return [c for c in cells if c.lr in lrs[c.mixer]]
 
 
 def main(
     name: str,
     description: str,
     tasks: tuple[str, ...],
-    models: tuple[str, ...],
+    mixer_names: tuple[str, ...],
     report: Report,
     argv: list[str] | None = None,
     *,
@@ -251,24 +260,24 @@ def main(
     """Parse, check, estimate, run the sweep (skipping finished cells), collect results.csv,
     then `report`. Results go to ``<out>/<exp or name>/<preset>/``. Exit 2 on bad input (one
     line, nothing built), 1 if some cells failed, 130/143 when interrupted."""
-    args = parser(name, description, tasks, models).parse_args(argv)
-    return run_command(lambda: _sweep(name, args, report, exp, dry_run, make_cells, tasks, models))
+    args = parser(name, description, tasks, mixer_names).parse_args(argv)
+    return run_command(lambda: _sweep(name, args, report, exp, dry_run, make_cells, tasks, mixer_names))
 
 
 def resolve(
     name: str,
     args,
     tasks: tuple[str, ...],
-    models: tuple[str, ...],
+    mixer_names: tuple[str, ...],
     make_cells: Callable[[argparse.Namespace, Preset], list[grids.Cell]] = grid_from_args,
 ) -> tuple[Preset, list[grids.Cell]]:
     """The preset and the cells (this shard's) that script `name`'s parsed `args` ask for;
-    `--tasks`/`--models` left out take the preset's own choice for `name`, else `tasks`/`models`."""
+    `--tasks`/`--mixers` left out take the preset's own choice for `name`, else `tasks`/`mixer_names`."""
     preset = preset_from_args(args)
     args.tasks = args.tasks or list(preset_choice(preset, "tasks", name, tasks))
-    args.models = args.models or list(preset_choice(preset, "models", name, models))
+    args.mixers = args.mixers or list(preset_choice(preset, "mixers", name, mixer_names))
     if getattr(args, "hybrid", None):
-        args.models += [f"{m}+{args.hybrid}" for m in args.models if m != args.hybrid and "+" not in m and "," not in m]
+        args.mixers += [f"{m}+{args.hybrid}" for m in args.mixers if m != args.hybrid and "+" not in m and "," not in m]
     cells = make_cells(args, preset)
     if args.search:
         search.check(cells)
@@ -276,8 +285,8 @@ def resolve(
     return preset, grids.shard(cells, args.shard)
 
 
-def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, models) -> tuple[str, int] | None:
-    preset, cells = resolve(name, args, tasks, models, make_cells)
+def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, mixer_names) -> tuple[str, int] | None:
+    preset, cells = resolve(name, args, tasks, mixer_names, make_cells)
     logging = reporting(args)
     launch.check(args)
     plans = grids.validate(cells, preset.protocol)
@@ -333,7 +342,7 @@ def check_cost(preset: Preset, args, rate: dict, seconds: float) -> None:
     if seconds > LONG_GRID_SECONDS:
         raise JaxdpError(
             f"this grid is estimated at {seconds / 86400:.0f} days on this {rate['backend']}; pass --yes "
-            "to start it anyway, or shrink it (--sizes, --dims, --models, --shard, --set epochs=...)"
+            "to start it anyway, or shrink it (--sizes, --dims, --mixers, --shard, --set epochs=...)"
         )
 
 

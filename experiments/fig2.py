@@ -9,7 +9,7 @@ could not test the proposition. The sparse model therefore runs twice per cell:
   that size. ED runs with the same window as a control: its own m is close to L, far outside it.
 * ``k=1``: the paper's setting, for comparison.
 
-A ``window`` model (``--models window``) gets w = m (``w=m_local``). The table printed (and
+A ``window`` model (``--mixers window``) gets w = m (``w=m_local``). The table printed (and
 ``--dry-run``) states m, B, k and the window for every such cell.
 
     python -m experiments.fig2                   # the tiny grid on a CPU
@@ -68,11 +68,11 @@ def cells(args, preset) -> list[grids.Cell]:
 
 def windows_table(plans, protocol) -> str:
     """m, B, k and kB (or w) of every windowed cell (one line per task, size, mixer and variant)."""
-    lines = ["| task | size | L | m | model | variant | B | k | window | window ≥ m |", "|---" * 10 + "|"]
+    lines = ["| task | size | L | m | mixer | variant | B | k | window | window ≥ m |", "|---" * 10 + "|"]
     seen = set()
     for p in plans:
         c, o = p.cell, p.model_config.options
-        key = (c.task, c.size, c.model, c.variant)
+        key = (c.task, c.size, c.mixer, c.variant)
         if not (hasattr(o, "local_blocks") or hasattr(o, "window")) or key in seen:
             continue
         seen.add(key)
@@ -80,7 +80,7 @@ def windows_table(plans, protocol) -> str:
         B, k = (o.block_size, o.local_blocks) if hasattr(o, "local_blocks") else ("", "")
         width = o.local_blocks * o.block_size if hasattr(o, "local_blocks") else o.window
         lines.append(
-            f"| {c.task} | {c.size} | {p.model_config.max_len - 1} | {m} | {c.model} | {c.variant} | {B} | "
+            f"| {c.task} | {c.size} | {p.model_config.max_len - 1} | {m} | {c.mixer} | {c.variant} | {B} | "
             f"{k} | {width} | {'yes' if width >= m else 'no'} |"
         )
     return "\n".join(lines)

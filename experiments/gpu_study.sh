@@ -23,7 +23,7 @@ mkdir -p "$out"
 runs="$(mktemp -d)" # checkpoints stay out of $OUT
 start=$(date +%s)
 # shellcheck disable=SC2086  # the lists are meant to split
-flags=(--preset "$preset" --yes --quiet --search --tasks lis --seeds 0 1 --models $models --out "$runs"
+flags=(--preset "$preset" --yes --quiet --search --tasks lis --seeds 0 1 --mixers $models --out "$runs"
   --data-root "$runs/data" ${dims:+--dims $dims})
 for size in $sizes; do
   left=$((budget - ($(date +%s) - start) - 60))

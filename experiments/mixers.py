@@ -3,10 +3,10 @@ ED_local, with accuracy against the hidden size D and against the state size (th
 decode state holds after L tokens, all layers and heads: what the pigeonhole bounds count).
 
     python -m experiments.mixers --preset tiny                     # every mixer, on a CPU
-    python -m experiments.mixers --models linear retention gated --preset gpu
-    python -m experiments.mixers --preset tiny --models standard linear mamba2 deltanet gated_deltanet
-    python -m experiments.mixers --preset tiny --models linear mamba2 --hybrid standard   # + one softmax layer
-    python -m experiments.mixers --preset tiny --models mamba2 --set short_conv=4        # Mamba's short conv
+    python -m experiments.mixers --mixers linear retention gated --preset gpu
+    python -m experiments.mixers --preset tiny --mixers standard linear mamba2 deltanet gated_deltanet
+    python -m experiments.mixers --preset tiny --mixers linear mamba2 --hybrid standard   # + one softmax layer
+    python -m experiments.mixers --preset tiny --mixers mamba2 --set short_conv=4        # Mamba's short conv
 """
 
 import sys

@@ -77,10 +77,10 @@ class Preset:
     sizes: Mapping[str, tuple[int, ...]]
     dims: Mapping[str, tuple[int, ...]]
     gpu_scale: bool = False  # on a CPU: print the estimated cost and start only with --yes
-    # script name (fig1, fig2, ...) -> the tasks / mixers it runs when --tasks / --models is not
+    # script name (fig1, fig2, ...) -> the tasks / mixers it runs when --tasks / --mixers is not
     # given; a script the preset does not name runs its own defaults
     tasks: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-    models: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    mixers: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     # mixer -> the learning rates its cells train at when --lrs is not given (a calibration's
     # best per mixer); a mixer not named trains at the protocol's lr
     lrs: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
@@ -105,7 +105,7 @@ PRESETS = {
         dims={name: GPU_DIMS for name in PAPER_SIZES},
         gpu_scale=True,
         tasks={"fig2": ("ed_local", "ed"), "scaling": ("lis",), "mixers": ("lis",)},
-        models={"fig1": STUDY_MIXERS[:3], "fig2": ("standard", "sparse", "linear"), "mixers": STUDY_MIXERS},
+        mixers={"fig1": STUDY_MIXERS[:3], "fig2": ("standard", "sparse", "linear"), "mixers": STUDY_MIXERS},
         lrs=STUDY_LRS,
         search_first="middle",
     ),
@@ -130,7 +130,7 @@ PRESETS = {
         sizes={"lis": (3, 6, 10, 17, 25, 40), "arithmetic": (3, 4, 5, 6), "ed": (2, 3, 4), "ed_local": (2, 3, 4)},
         dims={name: STUDY_DIMS for name in PAPER_SIZES},
         tasks={"fig1": ("lis",), "fig2": ("ed_local", "ed"), "scaling": ("lis",), "mixers": ("lis",)},
-        models={
+        mixers={
             "fig1": STUDY_MIXERS,
             "scaling": STUDY_MIXERS,
             "mixers": STUDY_MIXERS,
@@ -152,6 +152,6 @@ PRESETS = {
         sizes={"lis": (3, 6, 10, 17), "ed": (2, 3), "ed_local": (2, 3)},
         dims={"lis": (16, 32, 64), "ed": (16, 32), "ed_local": (16, 32)},  # 2 h: Figure 2 stops at 32
         tasks={"fig1": ("lis",), "fig2": ("ed_local", "ed")},
-        models={"fig1": ("standard", "sparse", "linear", "window", "retention"), "fig2": ("sparse", "linear")},
+        mixers={"fig1": ("standard", "sparse", "linear", "window", "retention"), "fig2": ("sparse", "linear")},
     ),
 }

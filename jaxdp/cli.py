@@ -18,6 +18,7 @@ import numpy as np
 from jaxdp import tasks
 from jaxdp.args import Parser, add_reporting, add_version, field_type, int_at_least, reporting, task_option
 from jaxdp.models import mixers
+from jaxdp.models.config import SAVED_MIXER_KEY
 from jaxdp.runtime import interrupts
 from jaxdp.runtime.errors import JaxdpError
 from jaxdp.runtime.registry import Registry
@@ -63,7 +64,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         help="a whole run from one file, e.g. a run folder's config.json (jaxdp.training.run_config); "
         "the flags given here win over it",
     )
-    p.add_argument("--model", choices=mixers.available(), help="the mixer (default: the --config file's)")
+    p.add_argument("--mixer", choices=mixers.available(), help="the mixer (default: the --config file's)")
+    p.add_argument("--model", dest="mixer", choices=mixers.available(), help=argparse.SUPPRESS)  # saved commands
     p.add_argument("--dim", type=int_at_least(1), help="hidden size D (default: the --config file's)")
     p.add_argument(
         "--seed", type=int_at_least(0), default=None, help="training seed (default: the --config file's, else 0)"
@@ -86,7 +88,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--data", default=None, help="dataset folder (default data/<task>-<size>)")
     p.add_argument(
-        "--out", default=None, help="run folder (default runs/train/<task>/<model>/size=<n>/d=<D>/seed=<s>/<digest>)"
+        "--out", default=None, help="run folder (default runs/train/<task>/<mixer>/size=<n>/d=<D>/seed=<s>/<digest>)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_reporting(p)
@@ -206,7 +208,7 @@ def cmd_train(args) -> str:
     task = _make_task(args)
     given = {field: getattr(args, field) for field in TRAIN_FLAGS if getattr(args, field) is not None}
     protocol = Protocol().set(**from_file).set(**given, **parse_settings(args.set))
-    model_config = protocol.model_config(task, args.model, args.dim)
+    model_config = protocol.model_config(task, args.mixer, args.dim)
     train_config = dataclasses.replace(protocol.train, seed=args.seed)
     data = Path(args.data or f"data/{task.name}-{task.size}")
     train_set, test_set = _load_split(data, task, "train"), _load_split(data, task, "test")
@@ -228,7 +230,7 @@ def cmd_train(args) -> str:
         **report,
     )
     return (
-        f"{task} {args.model} D={args.dim}: {_summary(result)}; final loss {result['final_loss']:.4f}, "
+        f"{task} {args.mixer} D={args.dim}: {_summary(result)}; final loss {result['final_loss']:.4f}, "
         f"{result['steps']} steps -> {out}"
     )
 
@@ -236,20 +238,20 @@ def cmd_train(args) -> str:
 def _apply_config(args) -> dict:
     """Fill the flags left out from ``--config`` (`jaxdp.training.run_config`) and return the protocol
     settings it makes (its mixer options only if the run keeps its mixer); refuse a run that
-    still lacks its task, size, model or D."""
+    still lacks its task, size, mixer or D."""
     from jaxdp.training import run_config
 
     cfg = run_config.load(args.config) if args.config else run_config.RunConfig()
-    for field in ("task", "size", "model", "dim", "seed", "data"):
+    for field in ("task", "size", "mixer", "dim", "seed", "data"):
         if getattr(args, field) is None:
             setattr(args, field, getattr(cfg, field))
     args.seed = 0 if args.seed is None else args.seed
-    for field in ("task", "size", "model", "dim"):
+    for field in ("task", "size", "mixer", "dim"):
         if getattr(args, field) is None:
             raise JaxdpError(f"--{field} is required (or a --config file that names it)")
     if args.task == cfg.task:
         args.option = list(cfg.task_options.items()) + list(args.option)
-    own = {f"{args.model}.{k}": v for k, v in cfg.mixer_options.items()} if args.model == cfg.model else {}
+    own = {f"{args.mixer}.{k}": v for k, v in cfg.mixer_options.items()} if args.mixer == cfg.mixer else {}
     return {**cfg.settings, **own}
 
 
@@ -270,7 +272,7 @@ def cmd_eval(args) -> str:
         if step >= total and (Path(args.run) / "result.json").exists()
         else f"an UNFINISHED run: its checkpoint of step {step} of {total} (still training, or interrupted)"
     )
-    model = f"{config['model']['attention']} D={config['model']['dim']}"
+    model = f"{config['model'][SAVED_MIXER_KEY]} D={config['model']['dim']}"
     return f"{args.run}: {task} {model}: {_summary(result)}; scored {scored}"
 
 

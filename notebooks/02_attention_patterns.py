@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 2 · Attention patterns and their cost
 #
-# jaxdp has one decoder and three ways of mixing values (`jaxdp.models.attention`): causal softmax
+# jaxdp has one decoder and three ways of mixing values (`jaxdp.models.mixers`): causal softmax
 # (eq. (3)–(4)), sparse softmax over the set I_i of eq. (6), and linear attention (eq. (7)–(8)).
 # This notebook draws the sparse pattern, checks that the linear kernel's three forms agree, and
 # compares the kernels' cost as L grows, counted (`jaxdp.models.flops`) and timed.
@@ -35,7 +35,10 @@ import numpy as np
 from IPython.display import Markdown
 
 from jaxdp.models import ModelConfig, causal_mask, default_block_size, flops, sparse_mask
-from jaxdp.models import attention as kernels
+from jaxdp.models.mixers.linear import linear_chunked, linear_quadratic, linear_scan, linear_weights
+from jaxdp.models.mixers.softmax import softmax_weights
+from jaxdp.models.mixers.sparse import sparse_blocked
+from jaxdp.models.mixers.standard import standard
 
 SMOKE = os.environ.get("JAXDP_SMOKE") == "1"  # the test suite's quick mode: shorter sequences
 
@@ -73,9 +76,9 @@ rng = np.random.default_rng(0)
 batch, L, H, K = 2, 96 if SMOKE else 512, 4, 16
 q, k, v = (jnp.asarray(rng.normal(size=(batch, L, H, K)), jnp.float32) for _ in range(3))
 forms = {
-    "quadratic": kernels.linear_quadratic(q, k, v),
-    "chunked (C = 32)": kernels.linear_chunked(q, k, v, chunk_size=32),
-    "scan": kernels.linear_scan(q, k, v),
+    "quadratic": linear_quadratic(q, k, v),
+    "chunked (C = 32)": linear_chunked(q, k, v, chunk_size=32),
+    "scan": linear_scan(q, k, v),
 }
 reference = np.asarray(forms["quadratic"])
 Markdown(
@@ -93,8 +96,8 @@ n = 32
 for ax, (title, w) in zip(
     axes,
     [
-        ("softmax (standard)", kernels.softmax_weights(q[:, :n], k[:, :n], causal_mask(n))),
-        ("linear, eq. (8)", kernels.linear_weights(q[:, :n], k[:, :n])),
+        ("softmax (standard)", softmax_weights(q[:, :n], k[:, :n], causal_mask(n))),
+        ("linear, eq. (8)", linear_weights(q[:, :n], k[:, :n])),
     ],
 ):
     ax.imshow(np.asarray(w[0, 0]), cmap="magma", interpolation="nearest")
@@ -110,9 +113,9 @@ fig.tight_layout()
 
 # %%
 CONFIGS = {
-    "standard": dict(attention="standard"),
-    "sparse (blocked)": dict(attention="sparse", sparse_form="blocked"),
-    "linear (chunked)": dict(attention="linear", linear_form="chunked", chunk_size=64),
+    "standard": dict(mixer="standard"),
+    "sparse (blocked)": dict(mixer="sparse", options={"form": "blocked"}),
+    "linear (chunked)": dict(mixer="linear", options={"form": "chunked", "chunk_size": 64}),
 }
 lengths = [2**p for p in range(6, 15)]
 counted = {
@@ -126,11 +129,11 @@ counted = {
 
 # %%
 KERNELS = {
-    "standard": kernels.standard,
-    "sparse (blocked)": lambda q, k, v: kernels.sparse_blocked(
+    "standard": standard,
+    "sparse (blocked)": lambda q, k, v: sparse_blocked(
         q, k, v, block_size=default_block_size(q.shape[1]), local_blocks=1, global_tokens=1
     ),
-    "linear (chunked)": lambda q, k, v: kernels.linear_chunked(q, k, v, chunk_size=64),
+    "linear (chunked)": lambda q, k, v: linear_chunked(q, k, v, chunk_size=64),
 }
 
 

@@ -77,7 +77,7 @@ for cell in cells:
     folder = RUNS / grids.plan(cell, protocol).path
     log = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     log = [r for r in log if "loss" in r]  # not the eval_* lines of --eval-every
-    ax.plot([r["step"] for r in log], [r["loss"] for r in log], label=f"{cell.model}, D = {cell.dim}")
+    ax.plot([r["step"] for r in log], [r["loss"] for r in log], label=f"{cell.mixer}, D = {cell.dim}")
 ax.set(xlabel="step", ylabel="next-token NLL", yscale="log", title=f"{task_name}({size}): training loss")
 ax.legend(fontsize=8)
 

@@ -2,10 +2,13 @@
 when jax sees no GPU. The default run spreads test files over two workers (pytest-xdist, see
 pyproject's addopts; `-n 0` runs in one process)."""
 
+import collections
+import json
 import os
 import shutil
 import signal
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -30,21 +33,34 @@ def pytest_unconfigure(config):
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
-#: the longest files, handed to the two workers first (xdist's loadfile follows the collection
-#: order): last in the alphabet, they used to leave one worker running alone for minutes
-LONG_FIRST = (
-    "tests/training/test_train.py",
-    "tests/test_notebooks.py",
-    "tests/training/test_fast_paths.py",
-    "tests/sweeps/test_study.py",
-    "tests/training/test_pack.py",
-    "tests/models/test_transformer.py",
-    "tests/models/test_mixers.py",
-)
+#: each test file's measured seconds in the default run, longest first: xdist's loadfile hands files
+#: to the workers in collection order, so the long ones go first and no worker is left running alone
+#: at the end. Rewritten by ``python -m pytest --record-file-seconds``; files it lacks go last.
+FILE_SECONDS = Path(__file__).with_name("file_seconds.json")
+_measured: collections.Counter = collections.Counter()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--record-file-seconds",
+        action="store_true",
+        help=f"write each test file's measured seconds to {FILE_SECONDS.name} (the order files start in)",
+    )
+
+
+def pytest_runtest_logreport(report):  # in the controller, for every worker's reports too
+    _measured[report.nodeid.split("::")[0]] += report.duration
+
+
+def pytest_sessionfinish(session):
+    if session.config.getoption("record_file_seconds") and "PYTEST_XDIST_WORKER" not in os.environ:
+        seconds = {name: round(s, 1) for name, s in _measured.most_common()}
+        FILE_SECONDS.write_text(json.dumps(seconds, indent=1) + "\n")
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONG_FIRST)  # stable: the rest keep their order
+    seconds = json.loads(FILE_SECONDS.read_text()) if FILE_SECONDS.exists() else {}
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], 0.0))  # stable within a file
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return

@@ -132,7 +132,7 @@ def test_a_run_folders_config_trains_the_same_run_again(tmp_path):
                 "4",
                 "--option",
                 "value_range=16",
-                "--model",
+                "--mixer",
                 "sparse",
                 "--dim",
                 "16",

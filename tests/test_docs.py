@@ -64,6 +64,6 @@ def test_decode_example_works_for_every_mixer():
     from jaxdp.models import mixers
 
     block = next(b for b in python_blocks(ROOT / "docs" / "models.md") if "init_decode_state" in b)
-    assert 'attention="sparse"' in block
+    assert 'mixer="sparse"' in block
     for name in mixers.available():
-        exec(compile(block.replace('attention="sparse"', f'attention="{name}"'), f"models.md ({name})", "exec"), {})
+        exec(compile(block.replace('mixer="sparse"', f'mixer="{name}"'), f"models.md ({name})", "exec"), {})

@@ -1,21 +1,20 @@
 """`ModelConfig`: every choice that shapes a model, checked when the config is made (docs/paper.md §1).
 
-The mixer (`attention`, also accepted as ``mixer=``) names one of `jaxdp.models.mixers`; its
-options live in ``options``, a dataclass of that mixer, which checks them and fills the
-defaults that depend on the config (e.g. the sparse block size from max_len). For brevity the
-options may also be given as keywords; an option of another mixer is refused, naming it.
+`mixer` names one of `jaxdp.models.mixers`; its options live in ``options``, a dataclass of that
+mixer (or a dict of its fields), which checks them and fills the defaults that depend on the
+config (e.g. the sparse block size from max_len). An option of another mixer is refused, naming it.
 
->>> cfg = ModelConfig(attention="sparse", dim=64, max_len=505, vocab_size=20)
+>>> cfg = ModelConfig(mixer="sparse", dim=64, max_len=505, vocab_size=20)
 >>> cfg.options.block_size, cfg.head_dim
 (16, 16)
->>> ModelConfig(attention="linear", dim=64, max_len=505, vocab_size=20, block_size=8)
+>>> ModelConfig(mixer="linear", dim=64, max_len=505, vocab_size=20, options={"block_size": 8})
 Traceback (most recent call last):
 ...
-jaxdp.runtime.errors.ConfigError: ModelConfig: block_size is an option of sparse, window, not of linear
->>> ModelConfig(attention="sprase", dim=64, max_len=8, vocab_size=4)
+jaxdp.runtime.errors.ConfigError: ModelConfig.options: block_size is an option of sparse, window, not of linear
+>>> ModelConfig(mixer="sprase", dim=64, max_len=8, vocab_size=4)
 Traceback (most recent call last):
 ...
-jaxdp.runtime.errors.ConfigError: ModelConfig.attention: 'sprase' is not allowed (not a registered mixer)...
+jaxdp.runtime.errors.ConfigError: ModelConfig.mixer: 'sprase' is not allowed; choose one of standard, sparse, ...
 """
 
 from __future__ import annotations
@@ -25,13 +24,17 @@ import functools
 from typing import Any
 
 from jaxdp.models.masks import default_block_size  # the sparse block rule of §6.1, re-exported
+from jaxdp.models.mixers import base as mixer_base
 from jaxdp.models.mixers.base import ConfigError, MixerOptions
 from jaxdp.runtime.validate import choice, integer
 
 NORMS = ("pre_ln", "none")
 ACTIVATIONS = ("gelu_tanh", "gelu")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
-#: the names the kernel options had when they sat flat in ModelConfig (config.json of jaxdp 0.1)
+#: the key that names the mixer in a saved run's identity (protocol.json, config.json): kept so
+#: that every saved run keeps its digest
+SAVED_MIXER_KEY = "attention"
+#: the names the mixer options had when they sat flat in ModelConfig (config.json of jaxdp 0.1)
 LEGACY_OPTIONS = {"sparse_form": ("sparse", "form"), "linear_form": ("linear", "form")}
 MAX_SHORT_CONV = 64
 LEGACY_FLAT = ("block_size", "local_blocks", "global_tokens", "chunk_size", "sparse_form", "linear_form")
@@ -43,9 +46,9 @@ __all__ = [
     "ModelConfig",
     "NORMS",
     "default_block_size",
-    "check_model_name",
+    "check_mixer_name",
     "hybrid_plan",
-    "model_fields",
+    "mixer_fields",
 ]
 
 
@@ -62,45 +65,38 @@ def _dtype_name(value: Any) -> Any:
         return value
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, init=False)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    """One decoder, one mixer of `jaxdp.models.mixers`. `options` is the mixer's options object,
-    resolved on construction so that a saved config records the numbers actually used (for
-    instance the sparse block size). Forms (``options.form``) choose how the mixer is computed,
-    never what it computes, and never change the parameters' structure.
+    """One decoder, one mixer of `jaxdp.models.mixers`. `options` is the mixer's options object
+    (or a dict of them), resolved on construction so that a saved config records the numbers
+    actually used (for instance the sparse block size). Forms (``options.form``) choose how the
+    mixer is computed, never what it computes, and never change the parameters' structure.
     """
 
-    attention: str = "standard"
+    mixer: str = "standard"
     num_layers: int = 3
     num_heads: int = 4
     dim: int = 128
     mlp_ratio: int = 4
-    max_len: int = 0  # required
-    vocab_size: int = 0  # required
+    max_len: int
+    vocab_size: int
     dropout: float = 0.1
     norm: str = "pre_ln"
     activation: str = "gelu_tanh"
     dtype: str = "float32"
     param_dtype: str = "float32"
-    options: MixerOptions | None = None
+    options: MixerOptions | dict[str, Any] | None = None
     short_conv: int = 0  # taps of a causal depthwise convolution on q, k, v (0: none; Mamba's recipe: 4)
-    layer_mixers: tuple[str, ...] = ()  # a hybrid: one mixer per layer (empty: `attention` in every layer)
+    layer_mixers: tuple[str, ...] = ()  # a hybrid: one mixer per layer (empty: `mixer` in every layer)
 
-    def __init__(self, **given: Any):
-        if "mixer" in given:
-            given["attention"] = given.pop("mixer")
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        for name in ("max_len", "vocab_size"):
-            if name not in given:
-                raise ConfigError(f"ModelConfig.{name}: required")
-        for name, field in fields.items():
-            object.__setattr__(self, name, given.pop(name, field.default))
+    def __post_init__(self):
         self._check_fields()
-        object.__setattr__(self, "options", self._options(self.options, given))
+        object.__setattr__(self, "options", self._options(self.options))
 
     def _check_fields(self) -> None:
         for name in ("dtype", "param_dtype"):  # a numpy or jax dtype is taken by its name
             object.__setattr__(self, name, _dtype_name(getattr(self, name)))
+        choice(ConfigError, "ModelConfig.mixer", self.mixer, mixer_base.available())
         for name, allowed in (("norm", NORMS), ("activation", ACTIVATIONS), ("dtype", DTYPES), ("param_dtype", DTYPES)):
             choice(ConfigError, f"ModelConfig.{name}", getattr(self, name), allowed)
         for name in ("num_layers", "num_heads", "dim", "mlp_ratio", "max_len", "vocab_size"):
@@ -113,8 +109,6 @@ class ModelConfig:
         self._check_layer_mixers()
 
     def _check_layer_mixers(self) -> None:
-        from jaxdp.models import mixers
-
         plan = self.layer_mixers
         if isinstance(plan, str) or not isinstance(plan, (tuple, list)):
             raise ConfigError(f"ModelConfig.layer_mixers: must be a list of mixer names, one per layer, got {plan!r}")
@@ -124,73 +118,54 @@ class ModelConfig:
                 f"ModelConfig.layer_mixers: {len(plan)} mixers for num_layers={self.num_layers}; give one per layer"
             )
         for name in plan:
-            if name not in mixers.available():
-                raise ConfigError(
-                    f"ModelConfig.layer_mixers: {name!r} is not allowed (not a registered mixer); "
-                    f"choose from {', '.join(mixers.available())}"
-                )
-        if plan and self.attention not in plan:
+            choice(ConfigError, "ModelConfig.layer_mixers", name, mixer_base.available())
+        if plan and self.mixer not in plan:
             raise ConfigError(
-                f"ModelConfig.layer_mixers: {', '.join(plan)} does not use attention={self.attention!r}, "
+                f"ModelConfig.layer_mixers: {', '.join(plan)} does not use mixer={self.mixer!r}, "
                 "whose options the config holds"
             )
 
-    def _options(self, options, flat: dict[str, Any]) -> MixerOptions:
-        """The mixer's options from an options object or dict and keyword options, resolved."""
-        from jaxdp.models import mixers
-
-        mixer = mixers.get(self.attention)
+    def _options(self, options: MixerOptions | dict[str, Any] | None) -> MixerOptions:
+        """The mixer's options from an options object or dict, checked and resolved."""
+        impl = self.mixer_impl
         if isinstance(options, MixerOptions):
-            if not isinstance(options, mixer.options):
-                raise ConfigError(f"ModelConfig.options: {type(options).__name__} are not options of {self.attention}")
+            if not isinstance(options, impl.options):
+                raise ConfigError(f"ModelConfig.options: {type(options).__name__} are not options of {self.mixer}")
             options = dataclasses.asdict(options)
         values = dict(options or {})
-        for key, value in flat.items():
-            owner, new = LEGACY_OPTIONS.get(key, (self.attention, key))
-            if owner != self.attention:
-                raise ConfigError(f"ModelConfig: {key} is an option of {owner}, not of {self.attention}")
-            values[new] = value
-        known = {f.name for f in dataclasses.fields(mixer.options)}
+        known = {f.name for f in dataclasses.fields(impl.options)}
         for key in sorted(set(values) - known):
-            owners = mixers.owners(key)
+            owners = mixer_base.owners(key)
             if owners:
-                raise ConfigError(f"ModelConfig: {key} is an option of {', '.join(owners)}, not of {self.attention}")
+                raise ConfigError(
+                    f"ModelConfig.options: {key} is an option of {', '.join(owners)}, not of {self.mixer}"
+                )
             raise ConfigError(
-                f"ModelConfig: unknown field {key!r}; fields: {', '.join(sorted(self._field_names()))}, "
-                f"and {self.attention}'s options: {', '.join(sorted(known))}"
+                f"ModelConfig.options: unknown option {key!r}; {self.mixer}'s options: {', '.join(sorted(known))}"
             )
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         if not values.get("form"):
             values.pop("form", None)
-        return mixer.resolve(mixer.options(**values), self)
+        return impl.resolve(impl.options(**values), self)
 
     @classmethod
     def _field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
 
-    def __getattr__(self, name: str) -> Any:
-        """An option read as a field (``config.block_size``), when the mixer has it."""
-        options = self.__dict__.get("options")
-        if options is not None and name in {f.name for f in dataclasses.fields(options)}:
-            return getattr(options, name)
-        raise AttributeError(f"ModelConfig of {self.__dict__.get('attention')!r} has no field or option {name!r}")
-
     @property
-    def mixer(self):
-        """The `jaxdp.models.mixers.Mixer` this config names."""
-        from jaxdp.models import mixers
-
-        return mixers.get(self.attention)
+    def mixer_impl(self):
+        """The `jaxdp.models.mixers.Mixer` that `mixer` names."""
+        return mixer_base.get(self.mixer)
 
     @property
     def name(self) -> str:
         """The model's name in tables: the mixer, or a hybrid's plan (`hybrid_name`), and " conv<w>"
         with a short convolution of w taps."""
-        name = hybrid_name(self.layer_mixers) if self.layer_mixers else self.attention
+        name = hybrid_name(self.layer_mixers) if self.layer_mixers else self.mixer
         return f"{name} conv{self.short_conv}" if self.short_conv else name
 
     def layers(self) -> tuple[ModelConfig, ...]:
-        """One config per layer: this one where the layer runs `attention`, else the layer's mixer
+        """One config per layer: this one where the layer runs `mixer`, else the layer's mixer
         with its default options (a hybrid's other layers)."""
         return _layer_configs(self)
 
@@ -199,7 +174,7 @@ class ModelConfig:
         mixer state (`Mixer.state_size`) and the short convolution's last taps-1 inputs of q, k, v
         (what the pigeonhole bounds of Appendix B count)."""
         conv = 3 * self.dim * max(self.short_conv - 1, 0)
-        return sum(c.num_heads * c.mixer.state_size(c, t) + conv for c in self.layers())
+        return sum(c.num_heads * c.mixer_impl.state_size(c, t) + conv for c in self.layers())
 
     @property
     def head_dim(self) -> int:
@@ -211,14 +186,14 @@ class ModelConfig:
         return self.mlp_ratio * self.dim
 
     def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with `changes` applied (and checked); keyword options are merged into the
+        """A copy with `changes` applied (and checked); ``options=`` (a dict) is merged into the
         options. Options the mixer derives from `max_len` are derived again for a new `max_len`
         unless `changes` sets them, and a new mixer starts from its own defaults."""
-        if changes.get("attention", changes.get("mixer", self.attention)) != self.attention:
+        if changes.get("mixer", self.mixer) != self.mixer:
             return type(self)(**{**{k: getattr(self, k) for k in self._field_names() if k != "options"}, **changes})
         options = dataclasses.asdict(self.options)
         if "max_len" in changes:
-            for name in getattr(self.mixer, "derived", ()):
+            for name in getattr(self.mixer_impl, "derived", ()):
                 options[name] = None
         options.update(changes.pop("options", None) or {})
         fields = {k: getattr(self, k) for k in self._field_names() if k != "options"}
@@ -229,13 +204,16 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, fields: dict[str, Any]) -> ModelConfig:
-        """The config of `to_dict`; a config.json of jaxdp 0.1 (kernel options flat beside the
-        fields) is converted: the options of its own mixer kept, the others dropped."""
+        """The config of `to_dict`, or the model section of a saved run's config.json: there the
+        mixer is named ``attention`` (`SAVED_MIXER_KEY`), and in jaxdp 0.1 the kernel options sat
+        flat beside the fields (the options of its own mixer are kept, the others dropped)."""
         fields = dict(fields)
+        if SAVED_MIXER_KEY in fields:
+            fields.setdefault("mixer", fields.pop(SAVED_MIXER_KEY))
         known = set(cls._field_names())
         if any(key in fields for key in LEGACY_FLAT) and "options" not in fields:
             flat = {key: fields.pop(key) for key in LEGACY_FLAT if key in fields}
-            mixer = fields.get("attention", "standard")
+            mixer = fields.get("mixer", "standard")
             fields["options"] = {
                 LEGACY_OPTIONS.get(k, (mixer, k))[1]: v
                 for k, v in flat.items()
@@ -251,11 +229,9 @@ class ModelConfig:
 def _layer_configs(config: ModelConfig) -> tuple[ModelConfig, ...]:
     if not config.layer_mixers:
         return (config,) * config.num_layers
-    fields = {k: getattr(config, k) for k in config._field_names() if k not in ("options", "layer_mixers", "attention")}
+    fields = {k: getattr(config, k) for k in config._field_names() if k not in ("options", "layer_mixers", "mixer")}
     own = config.replace(layer_mixers=())
-    return tuple(
-        own if name == config.attention else ModelConfig(attention=name, **fields) for name in config.layer_mixers
-    )
+    return tuple(own if name == config.mixer else ModelConfig(mixer=name, **fields) for name in config.layer_mixers)
 
 
 def hybrid_plan(spec: str, num_layers: int) -> tuple[str, ...]:
@@ -270,8 +246,8 @@ def hybrid_plan(spec: str, num_layers: int) -> tuple[str, ...]:
     return ()
 
 
-def model_fields(name: str, num_layers: int) -> dict[str, Any]:
-    """``attention`` and ``layer_mixers`` of a model name: a mixer, or a hybrid (`hybrid_plan`)
+def mixer_fields(name: str, num_layers: int) -> dict[str, Any]:
+    """``mixer`` and ``layer_mixers`` of a mixer name: a mixer, or a hybrid (`hybrid_plan`)
     whose first layer's mixer holds the options. Unknown names are refused naming the allowed."""
     from jaxdp.models import mixers
 
@@ -279,16 +255,16 @@ def model_fields(name: str, num_layers: int) -> dict[str, Any]:
     for mixer in plan or (name,):
         if mixer not in mixers.available():
             raise ConfigError(
-                f"model {name!r}: {mixer!r} is not a registered mixer; choose from "
+                f"mixer {name!r}: {mixer!r} is not a registered mixer; choose from "
                 f"{', '.join(mixers.available())}, or a hybrid such as linear+standard"
             )
-    return {"attention": plan[0], "layer_mixers": plan} if plan else {"attention": name}
+    return {"mixer": plan[0], "layer_mixers": plan} if plan else {"mixer": name}
 
 
-def check_model_name(name: str) -> None:
-    """Refuse a model name that is neither a registered mixer nor a hybrid of them (the number
+def check_mixer_name(name: str) -> None:
+    """Refuse a mixer name that is neither a registered mixer nor a hybrid of them (the number
     of layers does not matter to that)."""
-    model_fields(name, num_layers=2)
+    mixer_fields(name, num_layers=2)
 
 
 def hybrid_name(plan: tuple[str, ...]) -> str:

@@ -14,7 +14,7 @@ Two accountings:
   standard model's.
 
 >>> from jaxdp.models import ModelConfig
->>> cfg = ModelConfig(attention="standard", dim=128, max_len=505, vocab_size=20)
+>>> cfg = ModelConfig(mixer="standard", dim=128, max_len=505, vocab_size=20)
 >>> round(paper_flops(cfg, 505) / 1e9, 3)  # Table 2, standard, L = 505: 0.605
 0.606
 """
@@ -95,7 +95,7 @@ def _mixer_flops(config: ModelConfig, L: int) -> dict[str, float]:
     """The mixers' items of `Mixer.flops`, summed over the layers (a hybrid's differ)."""
     out: dict[str, float] = {}
     for layer in config.layers():
-        for key, value in layer.mixer.flops(layer, L).items():
+        for key, value in layer.mixer_impl.flops(layer, L).items():
             out[key] = out.get(key, 0.0) + value
     return out
 
@@ -119,5 +119,5 @@ def decode_flops(config: ModelConfig, prompt_len: int, total_len: int) -> float:
     D, F, V, M = config.dim, config.hidden_dim, config.vocab_size, config.num_layers
     per_token_dense = M * (2.0 * D * 4 * D + 4.0 * D * F) + 2.0 * D * V
     steps = range(prompt_len, total_len)
-    mixing = sum(layer.mixer.step_flops(layer, pos) for pos in steps for layer in config.layers())
+    mixing = sum(layer.mixer_impl.step_flops(layer, pos) for pos in steps for layer in config.layers())
     return forward_flops(config, prompt_len) + len(steps) * (per_token_dense + M * conv_flops(config, 1)) + mixing

@@ -78,7 +78,7 @@ class Attention(nnx.Module):
         self.value = _linear(D, D, config, rngs)
         self.out = _linear(D, D, config, rngs)
         self.probs_dropout = Dropout(config.dropout, rngs=rngs)
-        self.mixer_params = config.mixer.make_params(config, rngs)
+        self.mixer_params = config.mixer_impl.make_params(config, rngs)
         self.conv = ShortConv(3 * D, config.short_conv, config, rngs) if config.short_conv else None
 
     def _project(self, x_BxLxD: Array) -> Array:
@@ -103,7 +103,7 @@ class Attention(nnx.Module):
         return self.out(o_BxLxHxK.reshape(*o_BxLxHxK.shape[:-2], self.config.dim))
 
     def _aux(self, x_BxLxD: Array):
-        return self.config.mixer.aux(self.mixer_params, x_BxLxD, self.config)
+        return self.config.mixer_impl.aux(self.mixer_params, x_BxLxD, self.config)
 
     def probs_fn(self, deterministic: bool | None = None):
         """The dropout on attention probabilities, or None where it masks nothing (evaluation,
@@ -115,7 +115,7 @@ class Attention(nnx.Module):
 
     def mix(self, q, k, v, aux=None, deterministic: bool | None = None) -> Array:
         """The configured mixer on per-head q, k, v [B, L, H, K] (and its aux inputs)."""
-        return self.config.mixer.mix(q, k, v, aux, self.config, self.probs_fn(deterministic))
+        return self.config.mixer_impl.mix(q, k, v, aux, self.config, self.probs_fn(deterministic))
 
     def __call__(self, x_BxLxD: Array, deterministic: bool | None = None) -> Array:
         return self._merge(self.mix(*self._heads(x_BxLxD), self._aux(x_BxLxD), deterministic=deterministic))
@@ -124,22 +124,22 @@ class Attention(nnx.Module):
         """w_BxHxLxL: how much query i takes from value j in each head (no dropout); the mixer
         computes ``w @ v`` (any form) without materialising it. For drawing attention maps."""
         q, k, _ = self._heads(x_BxLxD)
-        w = self.config.mixer.weights(q, k, self._aux(x_BxLxD), self.config)
+        w = self.config.mixer_impl.weights(q, k, self._aux(x_BxLxD), self.config)
         if w is None:
-            raise ConfigError(f"the {self.config.attention} mixer has no attention matrix to draw")
+            raise ConfigError(f"the {self.config.mixer} mixer has no attention matrix to draw")
         return w
 
     # --- decoding: one state per layer (the mixer's)
 
     def init_state(self, batch: int, max_len: int):
-        state = self.config.mixer.init_state(batch, max_len, self.config)
+        state = self.config.mixer_impl.init_state(batch, max_len, self.config)
         if self.conv is None:
             return state
         return ConvState(state, self.conv.init_recent(batch, 3 * self.config.dim, jnp.dtype(self.config.dtype)))
 
     def grow_state(self, state, max_len: int):
         mixer_state = state if self.conv is None else state.mixer
-        grown = self.config.mixer.grow_state(mixer_state, max_len, self.config)
+        grown = self.config.mixer_impl.grow_state(mixer_state, max_len, self.config)
         return grown if self.conv is None or grown is None else state._replace(mixer=grown)
 
     def prefill(self, x_BxPxD: Array, state) -> tuple[Array, object]:
@@ -151,7 +151,7 @@ class Attention(nnx.Module):
         q, k, v = self._split(qkv)
         aux = self._aux(x_BxPxD)
         out = self._merge(self.mix(q, k, v, aux, deterministic=True))
-        state = self.config.mixer.prefill(state, q, k, v, aux, self.config)
+        state = self.config.mixer_impl.prefill(state, q, k, v, aux, self.config)
         return out, state if self.conv is None else ConvState(state, recent)
 
     def step(self, x_BxD: Array, state, pos) -> tuple[Array, object]:
@@ -162,7 +162,7 @@ class Attention(nnx.Module):
             state = state.mixer
         q, k, v = self._split(qkv)
         aux = jax.tree.map(lambda a: a[:, 0], self._aux(x_BxD[:, None]))  # one token of each per-token input
-        o, state = self.config.mixer.step(state, q, k, v, aux, pos, self.config)
+        o, state = self.config.mixer_impl.step(state, q, k, v, aux, pos, self.config)
         return self._merge(o), state if self.conv is None else ConvState(state, recent)
 
 

@@ -49,7 +49,7 @@ CSV_FIELDS = (
     "size",
     "L",
     "paper_L",
-    "model",
+    "mixer",
     "variant",
     "dim",
     "seed",
@@ -89,7 +89,7 @@ _INTS = {
 }
 
 
-_STRINGS = {"task", "model", "variant", "digest", "options", "stop_reason"}
+_STRINGS = {"task", "mixer", "variant", "digest", "options", "stop_reason"}
 
 
 _BOOLS = {"bucket_by_length"}
@@ -125,7 +125,7 @@ def result_row(config: dict, result: dict, variant: str = "") -> dict:
         "size": task["size"],
         "L": L,
         "paper_L": paper_L,
-        "model": model_config.name,
+        "mixer": model_config.name,
         "variant": variant,
         "dim": model_config.dim,
         "seed": train["seed"],
@@ -143,7 +143,7 @@ def result_row(config: dict, result: dict, variant: str = "") -> dict:
 
 def collect(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol) -> list[dict]:
     """One row per finished cell of `cells` (nothing else under `exp_dir`), sorted by (task,
-    size, model, variant, dim, seed)."""
+    size, mixer, variant, dim, seed)."""
     rows = []
     for p in validate(cells, protocol):
         folder = Path(exp_dir) / p.path
@@ -158,7 +158,7 @@ def collect(exp_dir: str | Path, cells: Sequence[Cell], protocol: Protocol) -> l
         key=lambda r: (
             r["task"],
             r["size"],
-            r["model"],
+            r["mixer"],
             r["variant"],
             r["dim"],
             r["train_examples"],
@@ -184,12 +184,13 @@ def _cell_text(value) -> str:
 
 
 def read_csv(path: str | Path) -> list[dict]:
-    """Rows of a results.csv (this version's columns or an older subset), typed; blanks are None."""
+    """Rows of a results.csv (this version's columns or an older subset, whose mixer column was
+    named ``model``), typed; blanks are None."""
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
 
     def typed(k, v):
-        if k in _STRINGS:
+        if k in _STRINGS or k == "model":
             return v
         if v == "":
             return None
@@ -197,7 +198,7 @@ def read_csv(path: str | Path) -> list[dict]:
             return v == "True"
         return int(v) if k in _INTS else float(v)
 
-    out = [{k: typed(k, v) for k, v in r.items()} for r in rows]
+    out = [{("mixer" if k == "model" else k): typed(k, v) for k, v in r.items()} for r in rows]
     for r in out:
         r.setdefault("variant", "")
         r.setdefault("stop_reason", "")

@@ -50,7 +50,7 @@ def probe_rate(steps: int = 4) -> dict[str, float]:
     """FLOP/s of the real training step on this machine, from a probe model (standard, D = 128,
     3 layers, L = 64, batch 32), and the seconds its first call took (compilation). Measured
     once per process."""
-    config = ModelConfig(attention="standard", dim=128, max_len=64, vocab_size=20)
+    config = ModelConfig(mixer="standard", dim=128, max_len=64, vocab_size=20)
     train_config = TrainConfig(epochs=1, batch_size=32, warmup_epochs=0)
     graphdef, tx, state = init_state(config, train_config, steps_per_epoch=steps + 1)
     step = make_train_step(graphdef, tx)

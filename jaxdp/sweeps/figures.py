@@ -201,12 +201,12 @@ def calibration(rows: Sequence[dict], path: str | Path, metric: str = "valid_acc
     `metric` against the training-set size, one line per (step budget, lr), the mean over
     seeds with bars from the lowest seed to the highest."""
     plt = pyplot()
-    probes = sorted({(r["model"], r["dim"]) for r in rows})
+    probes = sorted({(r["mixer"], r["dim"]) for r in rows})
     fig, axes = plt.subplots(1, len(probes), squeeze=False, figsize=(3.6 * len(probes), 3.0))
     for ax, (model, dim) in zip(axes[0], probes):
         lines: dict[tuple[int, float], dict[int, list[float]]] = {}
         for r in rows:
-            if (r["model"], r["dim"]) == (model, dim):
+            if (r["mixer"], r["dim"]) == (model, dim):
                 lines.setdefault((planned_steps(r), r["lr"]), {}).setdefault(r["train_examples"], []).append(r[metric])
         for (steps, lr), by_n in sorted(lines.items()):
             draw_seed_spread(ax, by_n, f"{steps:,} steps, lr {lr:g}")

@@ -1,10 +1,10 @@
 """Grids of training runs that any scheduler can split and restart.
 
-A sweep is a list of `Cell`s (task, size, model, D, seed, and optionally a named variant with its
+A sweep is a list of `Cell`s (task, size, mixer, D, seed, and optionally a named variant with its
 own model settings) sharing one `jaxdp.training.protocol.Protocol`. Each cell trains in the folder
 its whole identity names (`jaxdp.training.protocol.run_path`, planned by `plan`):
 
-    <exp_dir>/<task>/<model>/size=<n>/d=<D>/seed=<s>/<digest>/
+    <exp_dir>/<task>/<mixer>/size=<n>/d=<D>/seed=<s>/<digest>/
 
 so a cell is found by what it was trained with, never by its coordinates alone: rerunning a sweep
 with any protocol field changed trains new cells beside the old ones, and rerunning it unchanged
@@ -23,7 +23,7 @@ from typing import Any
 
 from jaxdp import tasks
 from jaxdp.models import mixers
-from jaxdp.models.config import ConfigError, ModelConfig, check_model_name
+from jaxdp.models.config import ConfigError, ModelConfig, check_mixer_name
 from jaxdp.runtime import capacity
 from jaxdp.runtime.errors import ProtocolError
 from jaxdp.training import limits
@@ -32,12 +32,13 @@ from jaxdp.training.protocol import Protocol, TrainConfig, run_identity, run_pat
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    """One grid point. `variant` names a setting of the model beyond the protocol's (for
+    """One grid point. `mixer` is a registered mixer or a hybrid of them (``linear+standard``);
+    `variant` names a setting of the model beyond the protocol's (for
     instance Figure 2's window "kB>=m"), and `options` holds it as ModelConfig fields."""
 
     task: str
     size: int
-    model: str
+    mixer: str
     dim: int
     seed: int = 0
     variant: str = ""
@@ -47,7 +48,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        name = f"{self.task}/{self.model}/size={self.size}/d={self.dim}/seed={self.seed}"
+        name = f"{self.task}/{self.mixer}/size={self.size}/d={self.dim}/seed={self.seed}"
         name += (f"/lr={self.lr:g}" if self.lr is not None else "") + (
             f"/n={self.train_examples}" if self.train_examples is not None else ""
         )
@@ -68,7 +69,7 @@ class Plan:
 
 def plan(cell: Cell, protocol: Protocol) -> Plan:
     task = protocol.task(cell.task, cell.size)
-    model_config = protocol.model_config(task, cell.model, cell.dim, **dict(cell.options))
+    model_config = protocol.model_config(task, cell.mixer, cell.dim, **dict(cell.options))
     train_config = dataclasses.replace(
         protocol.train, seed=cell.seed, **({"lr": cell.lr} if cell.lr is not None else {})
     )
@@ -79,28 +80,30 @@ def plan(cell: Cell, protocol: Protocol) -> Plan:
 
 def grid(
     task_sizes: dict[str, Sequence[int]],
-    models: Sequence[str],
+    mixer_names: Sequence[str],
     dims: dict[str, Sequence[int]],
     seeds: Sequence[int] = (0,),
     lrs: Sequence[float | None] = (None,),
     train_examples: Sequence[int | None] = (None,),
 ) -> list[Cell]:
-    """Every (task, size, model, D, seed, lr, training examples) combination; `dims` maps each
+    """Every (task, size, mixer, D, seed, lr, training examples) combination; `dims` maps each
     task to its D grid; None in `lrs` or `train_examples` takes the protocol's."""
-    for model in models:
+    for mixer in mixer_names:
         try:
-            check_model_name(model)
+            check_mixer_name(mixer)
         except ConfigError as error:
             raise ProtocolError(
-                f"unknown model {model!r}; choose from {', '.join(mixers.available())}, "
+                f"unknown mixer {mixer!r}; choose from {', '.join(mixers.available())}, "
                 "or a hybrid such as linear+standard"
             ) from error
     cells = []
     for name, sizes in task_sizes.items():
         if name not in tasks.TASKS:
             raise ProtocolError(f"unknown task {name!r}; choose one of: {', '.join(tasks.TASKS)}")
-        for size, model, dim, seed, lr, n in itertools.product(sizes, models, dims[name], seeds, lrs, train_examples):
-            cells.append(Cell(name, size, model, dim, seed, lr=lr, train_examples=n))
+        for size, mixer, dim, seed, lr, n in itertools.product(
+            sizes, mixer_names, dims[name], seeds, lrs, train_examples
+        ):
+            cells.append(Cell(name, size, mixer, dim, seed, lr=lr, train_examples=n))
     return cells
 
 

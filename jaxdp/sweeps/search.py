@@ -1,6 +1,6 @@
 """A search for the smallest D reaching the threshold, training only the cells it visits.
 
-A *column* is one (task, size, model, variant, training examples, seed) with its sorted D grid;
+A *column* is one (task, size, mixer, variant, training examples, seed) with its sorted D grid;
 a *probe* of D trains that D at every learning rate of the grid and reads the best one's
 validation score (`jaxdp.sweeps.study.select`, `jaxdp.sweeps.study.score`). Assuming the score grows with
 D, `next_dim` bisects the grid. Where it starts is the search's `first` (`FIRSTS`):
@@ -35,7 +35,7 @@ from jaxdp.training.protocol import Protocol
 
 
 def column_key(cell: Cell) -> tuple:
-    return cell.task, cell.size, cell.model, cell.variant, cell.options, cell.train_examples, cell.seed
+    return cell.task, cell.size, cell.mixer, cell.variant, cell.options, cell.train_examples, cell.seed
 
 
 def columns(cells: Sequence[Cell]) -> dict[tuple, list[Cell]]:

@@ -26,12 +26,12 @@ THRESHOLD = 0.9
 #: the grid failed), "below" (the grid's smallest D already reaches: the true min D is at most
 #: it) or "above" (no D of the grid reaches: the true min D is beyond the largest tried)
 CENSORING = ("", "below", "above")
-CELL_KEY = ("task", "size", "model", "variant", "dim", "train_examples", "seed")
+CELL_KEY = ("task", "size", "mixer", "variant", "dim", "train_examples", "seed")
 
 
 def series(row: dict) -> str:
-    """A row's line in tables and plots: its model, and its variant if it has one."""
-    return row["model"] + (f" ({row['variant']})" if row.get("variant") else "")
+    """A row's line in tables and plots: its mixer, and its variant if it has one."""
+    return row["mixer"] + (f" ({row['variant']})" if row.get("variant") else "")
 
 
 def planned_steps(row: dict) -> int:

@@ -35,7 +35,7 @@ def series_names(rows) -> list[str]:
 
 
 def accuracy_table(rows: Sequence[dict], metric: str = "accuracy") -> str:
-    """Markdown: one line per (task, size, model and variant), `metric` per D of each seed's best
+    """Markdown: one line per (task, size, mixer and variant), `metric` per D of each seed's best
     learning rate (`jaxdp.sweeps.study.select`): the mean, and [lowest–highest] over several seeds."""
     rows = select(rows)
     dims = sorted({r["dim"] for r in rows})
@@ -46,7 +46,7 @@ def accuracy_table(rows: Sequence[dict], metric: str = "accuracy") -> str:
     lines = [
         f"{metric} (test set" + (f"; mean [lowest–highest] over {seeds} seeds" if seeds > 1 else "") + "):",
         "",
-        "| task | size | model | " + " | ".join(f"D={d}" for d in dims) + " |",
+        "| task | size | mixer | " + " | ".join(f"D={d}" for d in dims) + " |",
         "|---" * (3 + len(dims)) + "|",
     ]
     for (task, size, model), by_dim in sorted(groups.items()):
@@ -125,7 +125,7 @@ def scaling_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: st
         f"reaches. Exponents are fitted to the other points only, where there are at least {MIN_FIT_POINTS}; "
         "the interval is a 95% bootstrap over seeds, on the sizes where no seed is censored.",
         "",
-        "| task | model | (L, min D) | exponent ± s.e. | bootstrap over seeds |",
+        "| task | mixer | (L, min D) | exponent ± s.e. | bootstrap over seeds |",
         "|---|---|---|---|---|",
     ]
     by_seed = seed_dims(rows, threshold, metric)
@@ -169,7 +169,7 @@ def min_d_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: str 
         sizes = sorted({r["size"] for r in rows if r["task"] == task})
         lengths = {r["size"]: r["L"] for r in rows if r["task"] == task}
         lines = [
-            "| model | " + " | ".join(f"size {s} (L={lengths[s]})" for s in sizes) + " |",
+            "| mixer | " + " | ".join(f"size {s} (L={lengths[s]})" for s in sizes) + " |",
             "|---" * (len(sizes) + 1) + "|",
         ]
         for name in series_names([r for r in rows if r["task"] == task]):
@@ -247,7 +247,7 @@ def table2(
             first = match[0] if match else {}
             out.append(
                 {
-                    "model": model,
+                    "mixer": model,
                     "size": size,
                     "L": first.get("L"),
                     "paper_L": first.get("paper_L"),
@@ -270,13 +270,13 @@ def table2_markdown(entries: Sequence[dict], threshold: float = THRESHOLD) -> st
         f"Minimum GFLOPs per sequence of a model reaching {threshold:.0%}: the paper's 2·N·L at the "
         "paper's L, then our full count at our L, then the smallest D that reached it.",
         "",
-        f"| model | {head} |",
+        f"| mixer | {head} |",
         "|---" * (1 + len(sizes)) + "|",
     ]
-    for model in dict.fromkeys(e["model"] for e in entries):
+    for model in dict.fromkeys(e["mixer"] for e in entries):
         cells = []
         for s in sizes:
-            e = next((e for e in entries if e["model"] == model and e["size"] == s), None)
+            e = next((e for e in entries if e["mixer"] == model and e["size"] == s), None)
             cells.append(
                 "–"
                 if e is None or e["dim"] is None
@@ -302,10 +302,10 @@ PAPER_TABLE2 = {
 def paper_table2_markdown(vocab_size: int = 20) -> str:
     """The paper's Table 2 next to `paper_flops` (2·N·L) and the full count, at the implied D
     (3 layers, 4 heads; 20 tokens is the arithmetic vocabulary)."""
-    rows = ["| model | L | D | paper GFLOPs | 2·N·L | full count | full / paper |", "|---|---|---|---|---|---|---|"]
+    rows = ["| mixer | L | D | paper GFLOPs | 2·N·L | full count | full / paper |", "|---|---|---|---|---|---|---|"]
     for model, (figures, dims) in PAPER_TABLE2.items():
         for L, D, figure in zip(PAPER_TABLE2_L, dims, figures):
-            cfg = ModelConfig(attention=model, dim=D, max_len=L, vocab_size=vocab_size)
+            cfg = ModelConfig(mixer=model, dim=D, max_len=L, vocab_size=vocab_size)
             ours, full = flops.paper_flops(cfg, L) / 1e9, flops.forward_flops(cfg, L) / 1e9
             rows.append(
                 f"| {model} | {L} | {D} | {figure:.3f} | {ours:.3f} ({ours / figure - 1:+.1%}) "

@@ -28,7 +28,7 @@ def training_bytes(model_config, batch_size: int, seq_len: int) -> int:
     from jaxdp.models.flops import param_count
 
     c = model_config
-    mixer = sum(layer.mixer.kept_per_token(layer, seq_len) for layer in c.layers())  # e.g. per-chunk matrices
+    mixer = sum(layer.mixer_impl.kept_per_token(layer, seq_len) for layer in c.layers())  # e.g. per-chunk matrices
     per_token = (c.num_layers * (4 * c.dim + 2 * c.hidden_dim) + mixer) * _itemsize(c.dtype) + 2 * c.vocab_size * 4
     return 4 * param_count(c) * _itemsize(c.param_dtype) + batch_size * seq_len * per_token
 

@@ -21,6 +21,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from jaxdp.models.config import SAVED_MIXER_KEY
 from jaxdp.runtime.errors import ProtocolError
 from jaxdp.runtime.registry import Registry
 
@@ -85,7 +86,7 @@ class WandB:
             dir=str(run_dir),
             project=os.environ.get("WANDB_PROJECT", "jaxdp"),
             id=digest,
-            name=f"{config['task']['name']}-{config['model']['attention']}-d{config['model']['dim']}-{digest}",
+            name=f"{config['task']['name']}-{config['model'][SAVED_MIXER_KEY]}-d{config['model']['dim']}-{digest}",
             config=config,
             resume="allow",
             reinit="create_new",

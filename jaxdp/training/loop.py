@@ -85,7 +85,7 @@ def fit(
             checkpoints,
             log,
             progress,
-            f"{model_config.attention} D={model_config.dim}",
+            f"{model_config.mixer} D={model_config.dim}",
             (graphdef, report),
             valid_set,
         )

@@ -292,7 +292,7 @@ class _Pack:
             unit="step",
             leave=False,
             dynamic_ncols=True,
-            desc=f"pack of {len(replicas)} {self.model_config.attention} D={self.model_config.dim}",
+            desc=f"pack of {len(replicas)} {self.model_config.mixer} D={self.model_config.dim}",
         )
         done, window = start, time.perf_counter()
         try:

@@ -4,7 +4,7 @@
 0.9/0.999, lr 1e-4, weight decay 0.01, batch 512, 100 epochs; the benchmark's 5 warm-up epochs
 then linear decay). `Protocol` is what a preset holds, what ``--set FIELD=VALUE``
 changes and what the ``train`` command starts from: a `TrainConfig`, the model settings that a
-grid cell leaves open (``model``: `ModelConfig` fields other than attention, dim, max_len and
+grid cell leaves open (``model``: `ModelConfig` fields other than mixer, dim, max_len and
 vocab_size, which the cell and its task fix), the mixer options it sets (``options``: by name for
 every mixer that has the option, or as ``<mixer>.<option>``), the data request and per-task
 options. No default is written twice: a field left out takes the default of the dataclass that
@@ -14,9 +14,10 @@ A run's *identity* is what changes its trained parameters: the task and its opti
 `ModelConfig`, the `TrainConfig` without its mechanics (``log_every``, ``checkpoint_every``,
 ``keep_checkpoints``) and evaluation fields (``eval_examples``, ``eval_batch_size``), and the
 training data's count and seed (its content digest is checked against the run's record when the
-data is loaded). The identity's digest names the run folder (`run_path`):
+data is loaded). The identity names the mixer ``attention`` (`SAVED_MIXER_KEY`, the key of
+the first saved runs, kept so that their digests stay). Its digest names the run folder (`run_path`):
 
-    <task>/<model>/size=<n>/d=<D>/seed=<s>/<digest>/
+    <task>/<mixer>/size=<n>/d=<D>/seed=<s>/<digest>/
 
 so runs of different protocols sit side by side and never stand in for each other.
 
@@ -35,13 +36,14 @@ import dataclasses
 import hashlib
 import json
 import math
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any
 
 from jaxdp import tasks
 from jaxdp.models import mixers
-from jaxdp.models.config import ModelConfig, model_fields
+from jaxdp.models.config import SAVED_MIXER_KEY, ModelConfig, mixer_fields
 from jaxdp.runtime.errors import ProtocolError, TrainingError
 from jaxdp.runtime.validate import choice, integer, real
 
@@ -61,8 +63,8 @@ LATER_FIELDS = {
 }
 #: ModelConfig fields added after runs were first named, left out of the identity at their default.
 LATER_MODEL_FIELDS = {"short_conv": 0, "layer_mixers": ()}
-#: ModelConfig fields that a grid cell (attention, dim) or its task (max_len, vocab_size) fixes.
-CELL_FIELDS = ("attention", "dim", "max_len", "vocab_size", "layer_mixers")  # a hybrid is a model name
+#: ModelConfig fields that a grid cell (mixer, dim) or its task (max_len, vocab_size) fixes.
+CELL_FIELDS = ("mixer", "dim", "max_len", "vocab_size", "layer_mixers")  # a hybrid is a mixer name
 DATA_FIELDS = ("train_examples", "test_examples", "valid_examples", "data_seed")
 
 
@@ -193,11 +195,11 @@ class Protocol:
     def task(self, name: str, size: int) -> tasks.Task:
         return tasks.get(name, size, **self.task_options.get(name, {}))
 
-    def model_config(self, task: tasks.Task, attention: str, dim: int, **options: Any) -> ModelConfig:
+    def model_config(self, task: tasks.Task, mixer: str, dim: int, **options: Any) -> ModelConfig:
         """The cell's ModelConfig: the protocol's model settings and the mixer options it sets,
         then the cell's own mixer `options`."""
-        named = model_fields(attention, self.model.get("num_layers", MODEL_DEFAULTS["num_layers"]))  # a hybrid's plan
-        mixer_options = {**self.mixer_options(named["attention"]), **options}
+        named = mixer_fields(mixer, self.model.get("num_layers", MODEL_DEFAULTS["num_layers"]))  # a hybrid's plan
+        mixer_options = {**self.mixer_options(named["mixer"]), **options}
         return ModelConfig(
             **named, dim=dim, max_len=task.max_len, vocab_size=len(task.vocab), **self.model, options=mixer_options
         )
@@ -227,15 +229,15 @@ def settable() -> tuple[str, ...]:
     return TRAIN_SETTABLE + MODEL_SETTABLE + option_names() + DATA_FIELDS
 
 
-def _option_field(name: str) -> dataclasses.Field | None:
-    """The options field `name` (``option`` or ``mixer.option``) of a registered mixer."""
+def _option_owner(name: str) -> type | None:
+    """The options class of the registered mixer with the option `name` (``option`` or ``mixer.option``)."""
     mixer, dot, option = name.rpartition(".")
     candidates = [mixer] if dot else mixers.owners(option)
     for owner in candidates:
         if owner in mixers.available():
-            for f in dataclasses.fields(mixers.get(owner).options):
-                if f.name == option:
-                    return f
+            options = mixers.get(owner).options
+            if option in {f.name for f in dataclasses.fields(options)}:
+                return options
     return None
 
 
@@ -247,7 +249,7 @@ def setting_level(name: str) -> str:
         return "model"
     if name in DATA_FIELDS:
         return "data"
-    if _option_field(name) is not None:
+    if _option_owner(name) is not None:
         return "options"
     task_name, dot, option = name.partition(".")
     if dot and task_name in tasks.TASKS and option:
@@ -264,12 +266,15 @@ def setting_level(name: str) -> str:
     )
 
 
-def _field_type(name: str) -> str:
+def _field_type(name: str) -> Any:
+    """The annotated type of the setting `name`, resolved (``int | None``, ``tuple[float, ...]``)."""
     level = setting_level(name)
-    if level == "options":
-        return str(_option_field(name).type)
-    owner = {"train": TrainConfig, "model": ModelConfig, "data": Protocol}[level]
-    return str(next(f.type for f in dataclasses.fields(owner) if f.name == name))
+    owner = (
+        _option_owner(name)
+        if level == "options"
+        else {"train": TrainConfig, "model": ModelConfig, "data": Protocol}[level]
+    )
+    return typing.get_type_hints(owner)[name.rpartition(".")[2]]
 
 
 def option_value(text: str) -> Any:
@@ -288,24 +293,24 @@ def parse_value(name: str, text: str) -> Any:
     if setting_level(name) == "task":
         return option_value(text)
     kind = _field_type(name)
-    if "None" in kind and text.lower() == "none":
+    members = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+    if type(None) in members and text.lower() == "none":
         return None
-    base = kind.replace("| None", "").strip()
-    if base.startswith("tuple[float"):  # e.g. retention's gammas: 0.9,0.95,0.99,0.999
+    base = next(m for m in members if m is not type(None))
+    if typing.get_origin(base) is tuple:  # e.g. retention's gammas: 0.9,0.95,0.99,0.999
         try:
             return tuple(float(x) for x in text.split(","))
         except ValueError:
             raise ProtocolError(f"{name}: {text!r} is not a comma-separated list of numbers") from None
-    if base == "bool":
+    if base is bool:
         if text.lower() not in ("true", "false"):
             raise ProtocolError(f"{name}: {text!r} is not a bool; allowed: true, false")
         return text.lower() == "true"
-    readers = {"int": int, "float": float, "str": str}
     try:
-        value = readers[base](text)
+        value = base(text)
     except ValueError:
-        raise ProtocolError(f"{name}: {text!r} is not {'an' if base == 'int' else 'a'} {base}") from None
-    if base == "float" and not math.isfinite(value):
+        raise ProtocolError(f"{name}: {text!r} is not {'an' if base is int else 'a'} {base.__name__}") from None
+    if base is float and not math.isfinite(value):
         raise ProtocolError(f"{name}: must be a finite number, got {text!r}")
     return value
 
@@ -341,7 +346,9 @@ def run_identity(
         if k not in MECHANICS + EVALUATION and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
     }
     model = {
-        k: v for k, v in model_config.to_dict().items() if not (k in LATER_MODEL_FIELDS and v == LATER_MODEL_FIELDS[k])
+        (SAVED_MIXER_KEY if k == "mixer" else k): v
+        for k, v in model_config.to_dict().items()
+        if not (k in LATER_MODEL_FIELDS and v == LATER_MODEL_FIELDS[k])
     }
     identity = {
         "task": {"name": task.name, "size": task.size, "options": task.options()},
@@ -366,6 +373,6 @@ def run_path(identity: Mapping[str, Any]) -> str:
     """``<task>/<model>/size=<n>/d=<D>/seed=<s>/<digest>``: the one run-folder scheme."""
     task, model = identity["task"], identity["model"]
     return (
-        f"{task['name']}/{model['attention']}/size={task['size']}/d={model['dim']}/"
+        f"{task['name']}/{model[SAVED_MIXER_KEY]}/size={task['size']}/d={model['dim']}/"
         f"seed={identity['train']['seed']}/{digest(identity)}"
     )

@@ -6,11 +6,12 @@ other``). Every section and key may be left out (a key left out takes the protoc
 a command-line flag); flags given on the command line win over the file:
 
     {"task":  {"name": "lis", "size": 6, "options": {"value_range": 16}},
-     "model": {"attention": "standard", "dim": 64, "dropout": 0.0, "options": {}},
+     "model": {"mixer": "standard", "dim": 64, "dropout": 0.0, "options": {}},
      "train": {"epochs": 20, "batch_size": 64, "lr": 0.001, "seed": 0},
      "data":  {"dir": "data/lis6"}}
 
-Keys the run derives rather than chooses (``max_len``, ``vocab_size``, ``digest``, the training
+A run's own config.json names the mixer ``attention`` (the key its digest was made with), which
+is read as ``mixer``. Keys the run derives rather than chooses (``max_len``, ``vocab_size``, ``digest``, the training
 set's record) are read and ignored; anything else unknown is refused in one line.
 """
 
@@ -21,16 +22,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jaxdp.models.config import SAVED_MIXER_KEY
 from jaxdp.runtime.errors import ProtocolError
 from jaxdp.training.protocol import MODEL_SETTABLE, TRAIN_SETTABLE
 
 SECTIONS = {
     "task": ("name", "size", "options"),
-    "model": ("attention", "dim", "options", *MODEL_SETTABLE),
+    "model": ("mixer", "dim", "options", *MODEL_SETTABLE),
     "train": ("seed", *TRAIN_SETTABLE),
     "data": ("dir",),
 }
-DERIVED = {"model": ("max_len", "vocab_size"), "data": ("train", "test"), "": ("digest",)}
+DERIVED = {"model": (SAVED_MIXER_KEY, "max_len", "vocab_size"), "data": ("train", "test"), "": ("digest",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +42,7 @@ class RunConfig:
     task: str | None = None
     size: int | None = None
     task_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    model: str | None = None
+    mixer: str | None = None
     dim: int | None = None
     seed: int | None = None
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # TrainConfig and ModelConfig fields
@@ -71,7 +73,7 @@ def load(path: str | Path) -> RunConfig:
         task=task.get("name"),
         size=task.get("size"),
         task_options=dict(task.get("options", {})),
-        model=model.get("attention"),
+        mixer=model.get("mixer", model.get(SAVED_MIXER_KEY)),
         dim=model.get("dim"),
         seed=train.get("seed"),
         settings=settings,

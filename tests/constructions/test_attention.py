@@ -58,7 +58,7 @@ def test_a9_averages_the_right_block_for_every_query(m, form):
 def test_a12_copies_the_right_token_for_every_target(L, form):
     eps = 1e-3
     hs = att.copy_sparse(L, COPY_SPARSE_D, 1.0, eps)
-    assert hs.config.block_size == default_block_size(L) == 2 ** int(np.floor(np.log2(np.sqrt(L))))
+    assert hs.config.options.block_size == default_block_size(L) == 2 ** int(np.floor(np.log2(np.sqrt(L))))
     x, exact = CHECKS["copy_sparse"].sample(hs, L, np.random.default_rng(L))
     out = hs.layout.read(hs(x, sparse_form=form), "out")
     assert np.abs(out - exact).max() <= min(eps, hs.error_bound)

@@ -84,7 +84,7 @@ def test_trained_min_dims_are_read_per_task(tmp_path):
             task=task,
             size=size,
             L=L,
-            model=model,
+            mixer=model,
             dim=dim,
             seed=0,
             accuracy=accuracy,
@@ -137,8 +137,8 @@ def test_scaling_writes_under_runs_unless_told_and_reads_several_results(tmp_pat
         paper_gflops=0.0,
         forward_gflops=0.0,
     )
-    a = collect.write_csv([dict(row, task="lis", L=9, model="standard", dim=16)], tmp_path / "a.csv")
-    b = collect.write_csv([dict(row, task="ed_local", L=54, model="window", dim=32)], tmp_path / "b.csv")
+    a = collect.write_csv([dict(row, task="lis", L=9, mixer="standard", dim=16)], tmp_path / "a.csv")
+    b = collect.write_csv([dict(row, task="ed_local", L=54, mixer="window", dim=32)], tmp_path / "b.csv")
     assert scaling.empirical([a, b], task=None) == {
         "standard on lis": [(9, 16, "below")],
         "window on ed_local": [(54, 32, "below")],

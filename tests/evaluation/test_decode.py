@@ -23,10 +23,10 @@ def test_segment_ends():
         assert ends[-1] == T and ends[0] > P and all(b - a == decode.SEGMENT for a, b in zip(ends[:-2], ends[1:-1]))
 
 
-@pytest.mark.parametrize("attention", ["standard", "sparse", "linear"])
-def test_segmented_greedy_equals_full_reforward(attention):
+@pytest.mark.parametrize("mixer", ["standard", "sparse", "linear"])
+def test_segmented_greedy_equals_full_reforward(mixer):
     T, vocab = 150, 11
-    cfg = ModelConfig(attention=attention, dim=32, num_heads=4, num_layers=2, max_len=T, vocab_size=vocab)
+    cfg = ModelConfig(mixer=mixer, dim=32, num_heads=4, num_layers=2, max_len=T, vocab_size=vocab)
     model = Transformer(cfg, rngs=nnx.Rngs(3))
     rng = np.random.default_rng(0)
     tokens = rng.integers(1, vocab, size=(6, T)).astype(np.int32)

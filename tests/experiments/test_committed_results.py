@@ -34,10 +34,10 @@ def test_committed_results_are_what_the_code_collects(script):
     with open(path, newline="") as handle:
         assert tuple(next(csv.reader(handle))) == collect.CSV_FIELDS
     rows = collect.read_csv(path)
-    committed = {key(r["task"], r["size"], r["model"], r["variant"], r["dim"], r["seed"]): r["digest"] for r in rows}
+    committed = {key(r["task"], r["size"], r["mixer"], r["variant"], r["dim"], r["seed"]): r["digest"] for r in rows}
     assert len(committed) == len(rows), "a cell appears twice"
     expected = {
-        key(p.cell.task, p.cell.size, p.cell.model, p.cell.variant, p.cell.dim, p.cell.seed): Path(p.path).name
+        key(p.cell.task, p.cell.size, p.cell.mixer, p.cell.variant, p.cell.dim, p.cell.seed): Path(p.path).name
         for p in cpu_plans(script)
     }
     assert committed.keys() == expected.keys()
@@ -107,7 +107,7 @@ def test_each_committed_study_column_is_the_path_its_search_takes(part):
 def test_the_path_check_accepts_a_real_search_and_refuses_rows_off_its_path(tmp_path, capsys):
     """The check above, on a tiny searched sweep: it passes as collected, and fails once the
     first probe's row is dropped while later probes stay (rows off the search's path)."""
-    flags = "--preset tiny --search --search-from middle --tasks lis --sizes 4 --models standard --dims 8 12 16 24"
+    flags = "--preset tiny --search --search-from middle --tasks lis --sizes 4 --mixers standard --dims 8 12 16 24"
     assert (
         fig1.main(
             [
@@ -152,7 +152,7 @@ def test_the_committed_calibration_is_what_calibrate_reports():
     rows = collect.read_csv(folder / "results.csv")
     for r in rows:
         steps = study.planned_steps(r)
-        cell = grids.Cell(r["task"], r["size"], r["model"], r["dim"], r["seed"], lr=r["lr"])
+        cell = grids.Cell(r["task"], r["size"], r["mixer"], r["dim"], r["seed"], lr=r["lr"])
         plan = grids.plan(cell, presets.study_protocol(r["train_examples"], steps))
         assert Path(plan.path).name == r["digest"], (cell, steps)
     assert (folder / "calibration.md").read_text() == calibrate.report(rows) + "\n"
@@ -174,5 +174,5 @@ def test_the_committed_gpu_preset_checks_are_cells_of_its_protocol():
     protocol = presets.PRESETS["gpu"].protocol
     for r in rows:
         assert r["size"] == task_registry.PAPER_SIZES[r["task"]][0], "a check is at the preset's smallest size"
-        plan = grids.plan(grids.Cell(r["task"], r["size"], r["model"], r["dim"], r["seed"]), protocol)
+        plan = grids.plan(grids.Cell(r["task"], r["size"], r["mixer"], r["dim"], r["seed"]), protocol)
         assert Path(plan.path).name == r["digest"], r

@@ -40,7 +40,7 @@ def test_protocol_defaults_live_in_one_place():
     """The paper preset is the bare Protocol, and `train`'s flags default to its values."""
     assert presets.PRESETS["paper"].protocol == Protocol()
     assert Protocol().train == TrainConfig()
-    args = cli._parser().parse_args(["train", "--task", "lis", "--size", "4", "--model", "standard", "--dim", "8"])
+    args = cli._parser().parse_args(["train", "--task", "lis", "--size", "4", "--mixer", "standard", "--dim", "8"])
     assert all(getattr(args, field) is None for field in cli.TRAIN_FLAGS)  # unset: the protocol's default applies
     help_text = cli._parser()._subparsers._group_actions[0].choices["train"].format_help()
     for field, value in Protocol().settings().items():
@@ -62,13 +62,13 @@ def test_without_a_gpu_the_default_is_tiny_and_gpu_presets_need_yes(capsys):
 
 
 def test_the_cpu_preset_runs_lis_over_a_factor_4_in_l_with_the_new_mixers(capsys):
-    """Its own tasks and mixers per script (issue 19's study), unless --tasks/--models say otherwise."""
+    """Its own tasks and mixers per script (issue 19's study), unless --tasks/--mixers say otherwise."""
     assert fig1.main(["--preset", "cpu", "--dry-run"]) == 0
     out = capsys.readouterr().out
     lengths = [tasks.get("lis", n, value_range=50).max_len - 1 for n in presets.PRESETS["cpu"].sizes["lis"]]
     assert max(lengths) >= 4 * min(lengths)
     assert "60 cells, preset cpu" in out and "/lis/window/" in out and "/lis/retention/" in out and "/ed/" not in out
-    assert fig1.main(["--preset", "cpu", "--dry-run", "--models", "standard", "--tasks", "lis", "ed"]) == 0
+    assert fig1.main(["--preset", "cpu", "--dry-run", "--mixers", "standard", "--tasks", "lis", "ed"]) == 0
     assert "16 cells, preset cpu" in capsys.readouterr().out  # 4 LIS sizes x 3 dims + 2 ED sizes x 2 dims
 
 
@@ -94,7 +94,7 @@ def test_table2_dry_run_prints_the_papers_cells(capsys):
 def _arithmetic_row(model: str, size: int, dim: int, accuracy: float) -> dict:
     """A results row made by the code a sweep uses (`collect.result_row`) from a run's config."""
     task = tasks.get("arithmetic", size)
-    model_config = ModelConfig(attention=model, dim=dim, max_len=task.max_len, vocab_size=len(task.vocab))
+    model_config = ModelConfig(mixer=model, dim=dim, max_len=task.max_len, vocab_size=len(task.vocab))
     config = {
         "task": {"name": "arithmetic", "size": size, "options": task.options()},
         "model": model_config.to_dict(),
@@ -111,7 +111,7 @@ def test_results_driven_table2_uses_the_papers_lengths():
     it names the D."""
     need = dict(zip(tasks.PAPER_SIZES["arithmetic"], (64, 128, 128, 128)))
     rows = [_arithmetic_row("standard", n, d, float(d >= need[n])) for n in need for d in (32, 64, 128, 256)]
-    entries = {e["size"]: e for e in tables.table2(rows) if e["model"] == "standard"}
+    entries = {e["size"]: e for e in tables.table2(rows) if e["mixer"] == "standard"}
     for (n, D), L, figure in zip(need.items(), (87, 221, 355, 505), (0.027, 0.266, 0.426, 0.605)):
         e = entries[n]
         assert (e["dim"], e["paper_L"]) == (D, L)
@@ -153,7 +153,7 @@ def test_fig2_runs_both_windows_on_the_tiny_grid(tmp_path, capsys):
         "3",
         "--dims",
         "16",
-        "--models",
+        "--mixers",
         "sparse",
         "--set",
         "epochs=1",
@@ -174,7 +174,7 @@ def test_fig2_runs_both_windows_on_the_tiny_grid(tmp_path, capsys):
     assert fig2.main(args) == 0
     out = capsys.readouterr().out
     rows = collect.read_csv(tmp_path / "fig2" / "tiny" / "results.csv")
-    sparse = {r["variant"]: r for r in rows if r["model"] == "sparse"}
+    sparse = {r["variant"]: r for r in rows if r["mixer"] == "sparse"}
     m = tasks.get("ed_local", 3).max_locality()
     assert (
         sparse[fig2.PAPER]["local_blocks"] == 1
@@ -216,7 +216,7 @@ def test_submitit_job_array_gives_the_plain_runs_results_csv(tmp_path, monkeypat
         "4",
         "--dims",
         "16",
-        "--models",
+        "--mixers",
         "standard",
         "sparse",
         "--set",
@@ -262,7 +262,7 @@ def test_a_compile_cache_that_is_a_file_is_refused_in_one_line(tmp_path, capsys)
         "4",
         "--dims",
         "16",
-        "--models",
+        "--mixers",
         "standard",
         "--out",
         str(tmp_path / "out"),

@@ -44,7 +44,7 @@ def study_cells(*flags) -> list[grids.Cell]:
 def test_the_study_preset_trains_each_mixer_at_its_own_rate_sizes_first():
     cells = study_cells("--search")
     preset = presets.PRESETS["study"]
-    assert {(c.model, c.lr) for c in cells} == {(m, lr) for m in presets.STUDY_MIXERS for lr in preset.lrs[m]}
+    assert {(c.mixer, c.lr) for c in cells} == {(m, lr) for m in presets.STUDY_MIXERS for lr in preset.lrs[m]}
     sizes = [c.size for c in cells]
     assert sizes == sorted(sizes), "cells ordered by size first: the small columns finish first"
     assert {c.lr for c in study_cells("--lrs", "1e-3")} == {1e-3}  # --lrs wins over the preset's
@@ -58,7 +58,7 @@ def test_collect_trains_nothing_and_writes_nothing_without_results(tmp_path, cap
         "lis",
         "--sizes",
         "4",
-        "--models",
+        "--mixers",
         "standard",
         "--out",
         str(tmp_path),

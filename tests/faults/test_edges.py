@@ -34,7 +34,7 @@ GRID = [
     "4",
     "--dims",
     "8",
-    "--models",
+    "--mixers",
     "standard",
     "--set",
     "epochs=2",

@@ -7,7 +7,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdp.models import attention as kernels
+from jaxdp.models.mixers.linear import (
+    feature_map,
+    linear_chunked,
+    linear_init,
+    linear_quadratic,
+    linear_scan,
+    linear_step,
+)
+from jaxdp.models.mixers.sparse import sparse_blocked, sparse_init, sparse_masked, sparse_prefill, sparse_step
+from jaxdp.models.mixers.standard import kv_init, kv_step, standard
 from tests.models.reference import eq6_set, linear_attention, softmax_attention
 
 F32 = dict(rtol=1e-5, atol=1e-6)
@@ -44,16 +53,14 @@ SPARSE_CASES = [  # (L, B, k, c): partial last blocks, c = 0, c = B, k > 1, B = 
 
 def test_standard_matches_loop():
     q, k, v = qkv(11)
-    np.testing.assert_allclose(
-        run(kernels.standard, q, k, v), softmax_attention(q, k, v, lambda i: range(1, i + 1)), **F32
-    )
+    np.testing.assert_allclose(run(standard, q, k, v), softmax_attention(q, k, v, lambda i: range(1, i + 1)), **F32)
 
 
 @pytest.mark.parametrize("L,B,k,c", [(23, 4, 1, 1), (16, 2, 2, 1), (19, 4, 1, 0)])
 def test_sparse_masked_matches_eq6_loop(L, B, k, c):
     q, k_, v = qkv(L)
     expected = softmax_attention(q, k_, v, lambda i: eq6_set(i, B, k, c))
-    np.testing.assert_allclose(kernels.sparse_masked(q, k_, v, **sparse_args(B, k, c)), expected, **F32)
+    np.testing.assert_allclose(sparse_masked(q, k_, v, **sparse_args(B, k, c)), expected, **F32)
 
 
 @pytest.mark.integration
@@ -61,32 +68,30 @@ def test_sparse_masked_matches_eq6_loop(L, B, k, c):
 def test_blocked_sparse_equals_masked(L, B, k, c):
     q, k_, v = qkv(L, seed=L + B)
     args = sparse_args(B, k, c)
-    np.testing.assert_allclose(
-        run(kernels.sparse_blocked, q, k_, v, **args), run(kernels.sparse_masked, q, k_, v, **args), **F32
-    )
+    np.testing.assert_allclose(run(sparse_blocked, q, k_, v, **args), run(sparse_masked, q, k_, v, **args), **F32)
 
 
 @pytest.mark.parametrize("L,B,k,c", SPARSE_CASES[:5])
 def test_blocked_sparse_equals_masked_float64(x64, L, B, k, c):
     q, k_, v = qkv(L, dtype=jnp.float64, scale=3.0)
     args = sparse_args(B, k, c)
-    out = run(kernels.sparse_blocked, q, k_, v, **args)
+    out = run(sparse_blocked, q, k_, v, **args)
     assert out.dtype == jnp.float64
-    np.testing.assert_allclose(out, run(kernels.sparse_masked, q, k_, v, **args), **F64)
+    np.testing.assert_allclose(out, run(sparse_masked, q, k_, v, **args), **F64)
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("L,B", [(20, 20), (20, 32), (7, 8)])
 def test_sparse_window_covering_everything_is_standard(L, B):
     q, k, v = qkv(L)
-    expected = run(kernels.standard, q, k, v)
-    for fn in (kernels.sparse_blocked, kernels.sparse_masked):
+    expected = run(standard, q, k, v)
+    for fn in (sparse_blocked, sparse_masked):
         np.testing.assert_allclose(fn(q, k, v, **sparse_args(B, 1, 1)), expected, **F32)
 
 
 def test_linear_quadratic_matches_eq8_loop():
     q, k, v = qkv(13)
-    np.testing.assert_allclose(run(kernels.linear_quadratic, q, k, v), linear_attention(q, k, v), **F32)
+    np.testing.assert_allclose(run(linear_quadratic, q, k, v), linear_attention(q, k, v), **F32)
 
 
 @pytest.mark.integration
@@ -94,41 +99,41 @@ def test_linear_quadratic_matches_eq8_loop():
 @pytest.mark.parametrize("C", [1, 4, 7, 16, 64])
 def test_linear_chunked_and_scan_equal_quadratic(L, C):
     q, k, v = qkv(L, seed=L * C)
-    ref = run(kernels.linear_quadratic, q, k, v)
-    np.testing.assert_allclose(run(kernels.linear_chunked, q, k, v, chunk_size=C), ref, **F32)
+    ref = run(linear_quadratic, q, k, v)
+    np.testing.assert_allclose(run(linear_chunked, q, k, v, chunk_size=C), ref, **F32)
     if C == 1:  # the scan has no chunk size: check it once per length
-        np.testing.assert_allclose(run(kernels.linear_scan, q, k, v), ref, **F32)
+        np.testing.assert_allclose(run(linear_scan, q, k, v), ref, **F32)
 
 
 @pytest.mark.parametrize("L,C", [(37, 8), (64, 16), (5, 3)])
 def test_linear_forms_agree_float64(x64, L, C):
     q, k, v = qkv(L, dtype=jnp.float64, scale=2.0)
-    ref = run(kernels.linear_quadratic, q, k, v)
-    np.testing.assert_allclose(run(kernels.linear_chunked, q, k, v, chunk_size=C), ref, **F64)
-    np.testing.assert_allclose(run(kernels.linear_scan, q, k, v), ref, **F64)
+    ref = run(linear_quadratic, q, k, v)
+    np.testing.assert_allclose(run(linear_chunked, q, k, v, chunk_size=C), ref, **F64)
+    np.testing.assert_allclose(run(linear_scan, q, k, v), ref, **F64)
     np.testing.assert_allclose(ref, linear_attention(q, k, v), **F64)
 
 
 def test_feature_map_is_positive_elu_plus_one():
     x = jnp.linspace(-30.0, 5.0, 101)
-    phi = kernels.feature_map(x)
+    phi = feature_map(x)
     assert jnp.all(phi > 0)
     np.testing.assert_allclose(phi, np.where(x > 0, x + 1, np.exp(x)), rtol=1e-6)
 
 
 def test_linear_step_state_is_lemma_a8_sums():
     q, k, v = qkv(9)
-    state = kernels.linear_init(2, 3, 8, jnp.float32)
+    state = linear_init(2, 3, 8, jnp.float32)
     for i in range(9):
-        _, state = kernels.linear_step(state, q[:, i], k[:, i], v[:, i])
-    fk = np.asarray(kernels.feature_map(k), np.float64)
+        _, state = linear_step(state, q[:, i], k[:, i], v[:, i])
+    fk = np.asarray(feature_map(k), np.float64)
     np.testing.assert_allclose(state.S_BxHxKxK, np.einsum("blhk,blhv->bhkv", fk, v), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(state.z_BxHxK, fk.sum(axis=1), rtol=1e-5)
 
 
 def test_sparse_decode_cache_reads_B_plus_L_over_B_keys():
     B, k, c, T = 16, 1, 1, 256
-    cache = kernels.sparse_init(1, T, 4, 8, jnp.float32, **sparse_args(B, k, c))
+    cache = sparse_init(1, T, 4, 8, jnp.float32, **sparse_args(B, k, c))
     assert cache.local_k.shape[1] == k * B and cache.summary_k.shape[1] == c * T // B
 
 
@@ -137,10 +142,10 @@ def test_sparse_decode_cache_reads_B_plus_L_over_B_keys():
 def test_sparse_step_equals_masked(L, B, k, c):
     q, k_, v = qkv(L)
     args = sparse_args(B, k, c)
-    ref = run(kernels.sparse_masked, q, k_, v, **args)
+    ref = run(sparse_masked, q, k_, v, **args)
     P = L // 3
-    cache = kernels.sparse_prefill(kernels.sparse_init(2, L, 3, 8, jnp.float32, **args), k_[:, :P], v[:, :P], **args)
-    step = jax.jit(lambda cache, q, k, v, p: kernels.sparse_step(cache, q, k, v, p, **args))
+    cache = sparse_prefill(sparse_init(2, L, 3, 8, jnp.float32, **args), k_[:, :P], v[:, :P], **args)
+    step = jax.jit(lambda cache, q, k, v, p: sparse_step(cache, q, k, v, p, **args))
     for p in range(P, L):
         o, cache = step(cache, q[:, p], k_[:, p], v[:, p], p)
         np.testing.assert_allclose(o, ref[:, p], **F32)
@@ -148,10 +153,10 @@ def test_sparse_step_equals_masked(L, B, k, c):
 
 def test_kv_step_equals_standard():
     q, k, v = qkv(12)
-    ref = run(kernels.standard, q, k, v)
-    cache = kernels.kv_init(2, 16, 3, 8, jnp.float32)
+    ref = run(standard, q, k, v)
+    cache = kv_init(2, 16, 3, 8, jnp.float32)
     for p in range(12):
-        o, cache = kernels.kv_step(cache, q[:, p], k[:, p], v[:, p], p)
+        o, cache = kv_step(cache, q[:, p], k[:, p], v[:, p], p)
         np.testing.assert_allclose(o, ref[:, p], **F32)
 
 
@@ -167,7 +172,7 @@ def test_gradients_are_finite_with_padding(name):
         "sparse_blocked": sparse_args(4, 1, 1),
         "linear_chunked": dict(chunk_size=8),
     }.get(name, {})
-    fn = functools.partial(getattr(kernels, name), **static)
+    fn = functools.partial(globals()[name], **static)
     grads = jax.jit(jax.grad(lambda *a: fn(*a).sum(), argnums=(0, 1, 2)))(*qkv(21))
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in grads)
 
@@ -194,7 +199,7 @@ def bf16_model(dropout: float):
 
     from jaxdp.models import ModelConfig, Transformer
 
-    cfg = ModelConfig(attention="standard", dim=64, max_len=32, vocab_size=16, dtype="bfloat16", dropout=dropout)
+    cfg = ModelConfig(mixer="standard", dim=64, max_len=32, vocab_size=16, dtype="bfloat16", dropout=dropout)
     return Transformer(cfg, rngs=nnx.Rngs(0))
 
 

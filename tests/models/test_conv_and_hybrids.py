@@ -11,9 +11,10 @@ from flax import nnx
 
 from jaxdp import tasks
 from jaxdp.models import ConfigError, ModelConfig, Transformer, flops, mixers
-from jaxdp.models.config import hybrid_name, hybrid_plan, model_fields
+from jaxdp.models.config import hybrid_name, hybrid_plan, mixer_fields
 from jaxdp.models.conv import ShortConv, conv_flops
 from jaxdp.training.protocol import TrainConfig, run_identity
+from tests.models.configs import make_config
 from tests.models.test_flops import xla_flops
 from tests.models.test_transformer import build, decode_all, jit_forward, tokens
 
@@ -21,17 +22,17 @@ pytestmark = pytest.mark.integration  # trains, runs commands or compiles whole 
 
 F32 = dict(rtol=1e-5, atol=2e-5)
 MODELS = [
-    dict(attention="standard", short_conv=3),
-    dict(attention="gated_deltanet", short_conv=4),
-    dict(attention="linear", layer_mixers=("linear", "linear", "standard")),
-    dict(attention="mamba2", layer_mixers=("mamba2", "sparse", "mamba2"), short_conv=2),
+    dict(mixer="standard", short_conv=3),
+    dict(mixer="gated_deltanet", short_conv=4),
+    dict(mixer="linear", layer_mixers=("linear", "linear", "standard")),
+    dict(mixer="mamba2", layer_mixers=("mamba2", "sparse", "mamba2"), short_conv=2),
 ]
 IDS = ["standard-conv3", "gated_deltanet-conv4", "linear+standard", "mamba2-sparse-mamba2-conv2"]
 
 
 def config(**changes) -> ModelConfig:
-    small = {"chunk_size": 8} if changes.get("attention", "standard") in mixers.owners("chunk_size") else {}
-    return ModelConfig(**{**dict(dim=32, num_heads=4, max_len=48, vocab_size=13), **small, **changes})
+    small = {"chunk_size": 8} if changes.get("mixer", "standard") in mixers.owners("chunk_size") else {}
+    return make_config(**{**dict(dim=32, num_heads=4, max_len=48, vocab_size=13), **small, **changes})
 
 
 #: the last case holds a convolution, a hybrid and both kinds of decode state at once: the first two,
@@ -47,7 +48,7 @@ def test_decoding_equals_the_full_forward(fields):
     model = build(config(**fields))
     toks = tokens((2, 30))
     full = jit_forward(model)(toks)
-    slack = max(layer.mixer.float32_slack for layer in model.config.layers())
+    slack = max(layer.mixer_impl.float32_slack for layer in model.config.layers())
     for prompt_len in (0, 7):
         np.testing.assert_allclose(decode_all(model, toks, prompt_len), full, **{k: v * slack for k, v in F32.items()})
 
@@ -62,8 +63,8 @@ def test_state_numbers_count_the_decode_state(fields):
 
 def test_a_convolution_set_to_the_identity_is_no_convolution():
     toks = tokens((2, 20))
-    plain = build(config(attention="linear"))
-    conv = build(config(attention="linear", short_conv=4))
+    plain = build(config(mixer="linear"))
+    conv = build(config(mixer="linear", short_conv=4))
     nnx.update(conv, nnx.state(plain, nnx.Param))  # the plain model's weights everywhere else
     assert not np.allclose(jit_forward(conv)(toks), jit_forward(plain)(toks), atol=1e-3)
     for block in conv.blocks:
@@ -91,16 +92,18 @@ def test_convolution_flops_match_xla():
 
 @pytest.mark.parametrize("plan", [("linear", "linear", "standard"), ("gated", "window", "mamba2")])
 def test_hybrid_flops_match_xla(plan):
-    cfg = ModelConfig(attention=plan[0], layer_mixers=plan, dim=64, max_len=512, vocab_size=20, chunk_size=32)
+    cfg = ModelConfig(mixer=plan[0], layer_mixers=plan, dim=64, max_len=512, vocab_size=20, options={"chunk_size": 32})
     assert flops.forward_flops(cfg, 128) == pytest.approx(xla_flops(cfg, 128), rel=0.03)
 
 
 def test_a_hybrid_builds_each_layer_with_its_own_mixer():
-    cfg = config(attention="linear", layer_mixers=["linear", "gated", "standard"], chunk_size=16)  # 16: linear's own
-    assert [c.attention for c in cfg.layers()] == ["linear", "gated", "standard"]
-    assert cfg.layers()[0].chunk_size == 16 and cfg.layers()[1].chunk_size == 64  # the others: their defaults
+    cfg = config(mixer="linear", layer_mixers=["linear", "gated", "standard"], chunk_size=16)  # 16: linear's own
+    assert [c.mixer for c in cfg.layers()] == ["linear", "gated", "standard"]
+    assert (
+        cfg.layers()[0].options.chunk_size == 16 and cfg.layers()[1].options.chunk_size == 64
+    )  # the others: their defaults
     model = build(cfg)
-    assert [b.attn.config.attention for b in model.blocks] == ["linear", "gated", "standard"]
+    assert [b.attn.config.mixer for b in model.blocks] == ["linear", "gated", "standard"]
     assert model.blocks[1].attn.mixer_params is not None and cfg.name == "linear,gated,standard"
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
 
@@ -109,11 +112,11 @@ def test_model_names_and_plans_round_trip():
     assert hybrid_plan("linear+standard", 3) == ("linear", "linear", "standard")
     assert hybrid_name(("linear", "linear", "standard")) == "linear+standard"
     assert hybrid_plan("a,b,c", 3) == ("a", "b", "c") and hybrid_plan("linear", 3) == ()
-    assert model_fields("mamba2+standard", 2) == {"attention": "mamba2", "layer_mixers": ("mamba2", "standard")}
-    assert config(**model_fields("deltanet+standard", 3)).name == "deltanet+standard"
+    assert mixer_fields("mamba2+standard", 2) == {"mixer": "mamba2", "layer_mixers": ("mamba2", "standard")}
+    assert config(**mixer_fields("deltanet+standard", 3)).name == "deltanet+standard"
     assert config(short_conv=4).name == "standard conv4"
     with pytest.raises(ConfigError, match="'mamba3' is not a registered mixer"):
-        model_fields("mamba3+standard", 3)
+        mixer_fields("mamba3+standard", 3)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +126,7 @@ def test_model_names_and_plans_round_trip():
         (dict(short_conv=True), r"^ModelConfig\.short_conv:"),
         (dict(layer_mixers=("standard", "linear")), r"^ModelConfig\.layer_mixers: 2 mixers for num_layers=3"),
         (dict(layer_mixers=("standard", "linear", "mamba3")), r"^ModelConfig\.layer_mixers: 'mamba3' is not allowed"),
-        (dict(layer_mixers=("linear",) * 3), r"^ModelConfig\.layer_mixers: .* does not use attention='standard'"),
+        (dict(layer_mixers=("linear",) * 3), r"^ModelConfig\.layer_mixers: .* does not use mixer='standard'"),
         (dict(layer_mixers="linear"), r"^ModelConfig\.layer_mixers: must be a list"),
     ],
 )
@@ -139,7 +142,7 @@ def test_the_options_join_a_run_identity_only_when_set():
     assert "short_conv" not in plain["model"] and "layer_mixers" not in plain["model"]
     conv = run_identity(task, config(max_len=task.max_len, short_conv=4), tc, 100, 0)
     hybrid = run_identity(
-        task, config(max_len=task.max_len, attention="linear", layer_mixers=("linear",) * 2 + ("standard",)), tc, 100, 0
+        task, config(max_len=task.max_len, mixer="linear", layer_mixers=("linear",) * 2 + ("standard",)), tc, 100, 0
     )
     assert conv["model"]["short_conv"] == 4 and hybrid["model"]["layer_mixers"] == ["linear", "linear", "standard"]
 
@@ -153,7 +156,7 @@ def test_a_conv_model_trains(tmp_path):
     task = tasks.get("lis", 3, value_range=8)
     train_set, test_set = build_data(task, 256, 16, seed=0, progress=False)
     cfg = ModelConfig(
-        attention="mamba2",
+        mixer="mamba2",
         dim=16,
         num_layers=1,
         max_len=task.max_len,

@@ -8,6 +8,7 @@ from flax import nnx
 
 from jaxdp import tasks
 from jaxdp.models import ModelConfig, Transformer, flops, mixers
+from tests.models.configs import make_config
 
 #: docs/paper.md §4 (Table 2): forward GFLOPs per sequence at L = 87, 221, 355, 505, and the hidden sizes
 #: D that reproduce them (read off 2·N·L; see docs/models.md, "FLOPs").
@@ -39,7 +40,7 @@ SMALL = {"chunk_size": 32}
 @pytest.mark.parametrize("D,L", [(64, 128), (32, 200)])
 def test_forward_flops_match_xla(name, form, D, L):
     options = {k: v for k, v in SMALL.items() if name in mixers.owners(k)}
-    cfg = ModelConfig(attention=name, form=form, dim=D, max_len=512, vocab_size=20, **options)
+    cfg = make_config(mixer=name, form=form, dim=D, max_len=512, vocab_size=20, **options)
     # the WY form's many small products (K = 8 wide at D = 32) are where XLA's count strays most
     # from 2·m·n·k: up to 4.4% on the whole model (benchmarks/RESULTS.md), 3% elsewhere
     rel = 0.05 if name in ("deltanet", "gated_deltanet") and form == "chunked" else 0.03
@@ -47,14 +48,14 @@ def test_forward_flops_match_xla(name, form, D, L):
 
 
 def test_sparse_options_are_counted():
-    cfg = ModelConfig(attention="sparse", dim=64, max_len=512, vocab_size=20, local_blocks=2, global_tokens=2)
+    cfg = make_config(mixer="sparse", dim=64, max_len=512, vocab_size=20, local_blocks=2, global_tokens=2)
     assert flops.forward_flops(cfg, 128) == pytest.approx(xla_flops(cfg, 128), rel=0.03)
 
 
 def test_scan_form_matches_xla_outside_the_loop():
     """XLA's cost analysis counts a while-loop body once, not once per trip; ours counts the
     L steps of the scan. Removing L-1 copies of the step accounts for the whole difference."""
-    cfg = ModelConfig(attention="linear", form="scan", dim=64, max_len=512, vocab_size=20)
+    cfg = make_config(mixer="linear", form="scan", dim=64, max_len=512, vocab_size=20)
     L = 128
     items = flops.breakdown(cfg, L)
     per_step = sum(items.items[k] for k in ("attention_scores", "attention_mix", "attention_elementwise")) / L
@@ -65,7 +66,7 @@ def test_scan_form_matches_xla_outside_the_loop():
 @pytest.mark.integration
 def test_param_count_matches_the_model():
     for norm in ("pre_ln", "none"):
-        cfg = ModelConfig(dim=48, num_heads=3, max_len=64, vocab_size=17, mlp_ratio=3, norm=norm, num_layers=2)
+        cfg = make_config(dim=48, num_heads=3, max_len=64, vocab_size=17, mlp_ratio=3, norm=norm, num_layers=2)
         model = Transformer(cfg, rngs=nnx.Rngs(0))
         n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
         assert flops.param_count(cfg) == n
@@ -76,7 +77,7 @@ def test_paper_accounting_reproduces_table2(model):
     vocab = len(tasks.get("arithmetic", 6).vocab)
     figures, dims = TABLE2[model]
     for L, D, figure in zip(TABLE2_L, dims, figures):
-        cfg = ModelConfig(attention=model, dim=D, max_len=L, vocab_size=vocab)
+        cfg = make_config(mixer=model, dim=D, max_len=L, vocab_size=vocab)
         assert flops.paper_flops(cfg, L) / 1e9 == pytest.approx(figure, rel=0.05), (model, L, D)
         full = flops.forward_flops(cfg, L)
         assert full > flops.paper_flops(cfg, L)  # the full count adds the attention mixing
@@ -87,7 +88,7 @@ def test_blocked_sparse_and_chunked_linear_scale_below_quadratic():
     2^1.5x; chunked linear 2x."""
 
     def attention(kind, L, **kw):
-        cfg = ModelConfig(attention=kind, dim=128, max_len=L, vocab_size=20, **kw)
+        cfg = make_config(mixer=kind, dim=128, max_len=L, vocab_size=20, **kw)
         return flops.breakdown(cfg, L).attention
 
     for L in (1024, 4096):
@@ -103,8 +104,8 @@ def test_decode_flops_match_counted_keys():
 
     P, T = 10, 60
     for kind in ("standard", "sparse", "linear"):
-        cfg = ModelConfig(
-            attention=kind, dim=32, max_len=T, vocab_size=20, **({"block_size": 4} if kind == "sparse" else {})
+        cfg = make_config(
+            mixer=kind, dim=32, max_len=T, vocab_size=20, **({"block_size": 4} if kind == "sparse" else {})
         )
         dense = (T - P) * (cfg.num_layers * (8 * 32 * 32 + 4 * 32 * 128) + 2 * 32 * 20)
         if kind == "standard":

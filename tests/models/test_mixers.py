@@ -18,6 +18,7 @@ from flax import nnx
 
 from jaxdp.models import ModelConfig, Transformer, mixers
 from jaxdp.models.mixers import decay, linear
+from tests.models.configs import make_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TOL = {jnp.float32: dict(rtol=1e-5, atol=1e-6), jnp.float64: dict(rtol=1e-11, atol=1e-12)}
@@ -28,9 +29,7 @@ FORMS = [(name, form) for name in mixers.available() for form in mixers.get(name
 def small_config(name: str, dtype=jnp.float32, **changes) -> ModelConfig:
     options = {k: v for k, v in SMALL.items() if name in mixers.owners(k)}
     dtypes = dict(dtype=jnp.dtype(dtype).name, param_dtype=jnp.dtype(dtype).name)
-    return ModelConfig(
-        attention=name, dim=24, num_heads=3, max_len=64, vocab_size=11, **{**options, **dtypes, **changes}
-    )
+    return make_config(mixer=name, dim=24, num_heads=3, max_len=64, vocab_size=11, **{**options, **dtypes, **changes})
 
 
 def inputs(cfg: ModelConfig, L: int, seed: int = 0):
@@ -41,8 +40,8 @@ def inputs(cfg: ModelConfig, L: int, seed: int = 0):
 
 
 def mix(cfg: ModelConfig, form: str, q, k, v, aux):
-    cfg = cfg.replace(form=form)
-    return jax.jit(lambda q, k, v, aux: cfg.mixer.mix(q, k, v, aux, cfg))(q, k, v, aux)
+    cfg = cfg.replace(options={"form": form})
+    return jax.jit(lambda q, k, v, aux: cfg.mixer_impl.mix(q, k, v, aux, cfg))(q, k, v, aux)
 
 
 @pytest.mark.integration
@@ -51,8 +50,8 @@ def mix(cfg: ModelConfig, form: str, q, k, v, aux):
 def test_every_form_equals_the_reference(name, form, L):
     cfg = small_config(name)
     args = inputs(cfg, L, seed=L)
-    tol = {key: value * cfg.mixer.float32_slack for key, value in TOL[jnp.float32].items()}
-    np.testing.assert_allclose(mix(cfg, form, *args), mix(cfg, cfg.mixer.forms[0], *args), **tol)
+    tol = {key: value * cfg.mixer_impl.float32_slack for key, value in TOL[jnp.float32].items()}
+    np.testing.assert_allclose(mix(cfg, form, *args), mix(cfg, cfg.mixer_impl.forms[0], *args), **tol)
 
 
 @pytest.mark.integration
@@ -62,7 +61,7 @@ def test_every_form_equals_the_reference_float64(x64, name, form):
     args = inputs(cfg, 29)
     out = mix(cfg, form, *args)
     assert out.dtype == jnp.float64
-    np.testing.assert_allclose(out, mix(cfg, cfg.mixer.forms[0], *args), **TOL[jnp.float64])
+    np.testing.assert_allclose(out, mix(cfg, cfg.mixer_impl.forms[0], *args), **TOL[jnp.float64])
 
 
 @pytest.mark.parametrize("name", mixers.available())
@@ -70,15 +69,15 @@ def test_state_size_counts_the_decode_state(name):
     """`state_size(t)`: the numbers per layer and head of the decode state for t tokens."""
     cfg = small_config(name)
     for t in (1, 5, 16, 64):
-        state = cfg.mixer.init_state(1, t, cfg)
+        state = cfg.mixer_impl.init_state(1, t, cfg)
         elements = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state))
-        assert elements == cfg.num_heads * cfg.mixer.state_size(cfg, t), (name, t)
+        assert elements == cfg.num_heads * cfg.mixer_impl.state_size(cfg, t), (name, t)
 
 
 def test_state_sizes_are_the_documented_formulas():
     K, t = 8, 100
     sizes = {
-        name: small_config(name).replace(dim=24, num_heads=3).mixer.state_size(small_config(name), t)
+        name: small_config(name).replace(dim=24, num_heads=3).mixer_impl.state_size(small_config(name), t)
         for name in mixers.available()
     }
     assert sizes["standard"] == 2 * K * t and sizes["linear"] == sizes["retention"] == sizes["gated"] == K * K + K
@@ -235,13 +234,13 @@ def test_mamba2_scales_its_input_by_delta_and_adds_the_skip():
     from jaxdp.models.mixers import ssd
     from jaxdp.models.mixers.selective import gated_rms_norm
 
-    cfg = small_config("mamba2").replace(form="scan")
+    cfg = small_config("mamba2").replace(options={"form": "scan"})
     q, k, v, aux = inputs(cfg, 9)
     aux = aux._replace(skip=jnp.full_like(aux.skip, 0.5))
     x = jax.nn.silu(v)
     y = ssd.ssd_scan(jax.nn.silu(q), jax.nn.silu(k), x * aux.dt[..., None], aux.log_a) + 0.5 * x
     np.testing.assert_allclose(
-        cfg.mixer.mix(q, k, v, aux, cfg), gated_rms_norm(y, aux.z, aux.scale, per_head=False), rtol=1e-5, atol=1e-6
+        cfg.mixer_impl.mix(q, k, v, aux, cfg), gated_rms_norm(y, aux.z, aux.scale, per_head=False), rtol=1e-5, atol=1e-6
     )
     assert bool(jnp.all(aux.log_a < 0)) and bool(jnp.all(aux.dt > 0))
 
@@ -262,8 +261,8 @@ def test_the_registry_lists_the_mixers_and_refuses_unknown_ones():
         "gated_deltanet",
     )
     with pytest.raises(mixers.ConfigError, match="choose one of standard, sparse, linear, window, retention, gated"):
-        ModelConfig(attention="mamba", max_len=8, vocab_size=4)
-    assert ModelConfig(mixer="window", max_len=8, vocab_size=4).attention == "window"
+        ModelConfig(mixer="mamba", max_len=8, vocab_size=4)
+    assert ModelConfig(mixer="window", max_len=8, vocab_size=4).mixer == "window"
 
 
 def test_no_dispatch_on_a_mixer_name_outside_the_mixers():
@@ -310,7 +309,7 @@ def test_a_mixer_registered_by_a_test_module_trains_and_decodes(tmp_path):
     assert "toy_mean" in mixers.available()
     task = tasks.get("lis", 4, value_range=8)
     train_set, test_set = build(task, 512, 32, seed=0, progress=False)
-    cfg = ModelConfig(attention="toy_mean", dim=16, num_layers=2, max_len=task.max_len, vocab_size=len(task.vocab))
+    cfg = ModelConfig(mixer="toy_mean", dim=16, num_layers=2, max_len=task.max_len, vocab_size=len(task.vocab))
     result = train(
         tmp_path / "run",
         task,

@@ -13,16 +13,17 @@ import pytest
 from flax import nnx
 
 from jaxdp.models import ConfigError, ModelConfig, Transformer, mixers
+from tests.models.configs import make_config
 
 F32 = dict(rtol=1e-5, atol=2e-5)
 #: every (mixer, form) a config can choose, from the registry
-KERNELS = [dict(attention=name, form=form) for name in mixers.available() for form in mixers.get(name).forms]
+KERNELS = [dict(mixer=name, form=form) for name in mixers.available() for form in mixers.get(name).forms]
 IDS = ["-".join(k.values()) for k in KERNELS]
 #: KERNELS with all but each mixer's reference form (its first) in `-m slow`, for checks the form does not change
 #: (decoding, the weights, causality, which keys a layer sees): every form equals the reference on random inputs
 #: (tests/models/test_mixers.py, test_forms_give_the_same_model), so what holds of the reference holds of it
 OTHER_FORMS_SLOW = [
-    pytest.param(k, id=i, marks=[] if k["form"] == mixers.get(k["attention"]).forms[0] else [pytest.mark.slow])
+    pytest.param(k, id=i, marks=[] if k["form"] == mixers.get(k["mixer"]).forms[0] else [pytest.mark.slow])
     for k, i in zip(KERNELS, IDS)
 ]
 #: options that keep the test models small, each given to the mixers that have it
@@ -30,9 +31,9 @@ SMALL = {"block_size": 4, "chunk_size": 8, "window": 6}
 
 
 def config(**changes) -> ModelConfig:
-    mixer = changes.get("attention", "standard")
+    mixer = changes.get("mixer", "standard")
     small = {k: v for k, v in SMALL.items() if mixer in mixers.owners(k) and k not in changes}
-    return ModelConfig(**{**dict(dim=32, num_heads=4, max_len=48, vocab_size=13), **small, **changes})
+    return make_config(**{**dict(dim=32, num_heads=4, max_len=48, vocab_size=13), **small, **changes})
 
 
 def build(cfg: ModelConfig, seed: int = 0) -> Transformer:
@@ -48,7 +49,7 @@ def tokens(shape, vocab=13, seed=1):
 def keys_seen(cfg: ModelConfig, L: int) -> np.ndarray:
     """bool[L, L]: the keys a query may see, as the mixer declares them (I_i of eq. (6) for
     sparse, the band for window, j <= i otherwise)."""
-    return cfg.mixer.support(cfg, L)
+    return cfg.mixer_impl.support(cfg, L)
 
 
 def jit_forward(model):
@@ -79,7 +80,7 @@ def decode_all(model, toks, prompt_len: int):
 @pytest.mark.parametrize(
     "field,value",
     [
-        ("attention", "sprase"),
+        ("mixer", "sprase"),
         ("norm", "post_ln"),
         ("activation", "relu"),
         ("dtype", "int8"),
@@ -117,24 +118,26 @@ def test_bad_values_are_refused_naming_the_field(field, value):
 )
 def test_bad_options_are_refused_naming_the_option(mixer, option, value):
     with pytest.raises(ConfigError, match=rf"^ModelConfig\.options\.{option}:"):
-        config(attention=mixer, **{option: value})
+        config(mixer=mixer, **{option: value})
 
 
 def test_an_option_of_another_mixer_is_refused_naming_it():
     with pytest.raises(ConfigError, match="block_size is an option of sparse, window, not of linear"):
-        config(attention="linear", block_size=4)
-    with pytest.raises(ConfigError, match="sparse_form is an option of sparse, not of standard"):
-        config(sparse_form="masked")
+        config(mixer="linear", block_size=4)
+    with pytest.raises(
+        ConfigError, match=r"^ModelConfig\.options: chunk_size is an option of linear, .*not of standard"
+    ):
+        ModelConfig(max_len=8, vocab_size=4, options={"chunk_size": 8})
 
 
 def test_block_size_defaults_to_paper_rule_and_is_recorded():
-    assert ModelConfig(attention="sparse", max_len=505, vocab_size=20).options.block_size == 16  # 2^⌊log2 √505⌋
-    assert ModelConfig(attention="sparse", max_len=64, vocab_size=20).options.block_size == 8
-    assert ModelConfig(attention="sparse", max_len=63, vocab_size=20).options.block_size == 4
-    cfg = ModelConfig(attention="sparse", max_len=64, vocab_size=20)
+    assert ModelConfig(mixer="sparse", max_len=505, vocab_size=20).options.block_size == 16  # 2^⌊log2 √505⌋
+    assert ModelConfig(mixer="sparse", max_len=64, vocab_size=20).options.block_size == 8
+    assert ModelConfig(mixer="sparse", max_len=63, vocab_size=20).options.block_size == 4
+    cfg = ModelConfig(mixer="sparse", max_len=64, vocab_size=20)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.replace(max_len=505).options.block_size == 16
-    assert cfg.replace(max_len=505, block_size=4).options.block_size == 4
+    assert cfg.replace(max_len=505, options={"block_size": 4}).options.block_size == 4
 
 
 def test_a_config_json_of_jaxdp_0_1_is_converted():
@@ -165,6 +168,14 @@ def test_a_config_json_of_jaxdp_0_1_is_converted():
     assert linear.options.form == "chunked" and linear.options.chunk_size == 64
 
 
+def test_a_saved_run_names_its_mixer_attention_and_loads():
+    """A run's identity (protocol.json, config.json) keeps the key its digest was made with."""
+    cfg = config(mixer="window", window=5)
+    saved = {("attention" if k == "mixer" else k): v for k, v in cfg.to_dict().items()}
+    assert ModelConfig.from_dict(saved) == cfg
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
 def test_unknown_field_in_dict_is_refused():
     with pytest.raises(ConfigError, match="'dims'"):
         ModelConfig.from_dict({"dims": 3, "max_len": 8, "vocab_size": 4})
@@ -187,7 +198,7 @@ def test_every_form_of_a_mixer_has_the_same_parameters():
     reference = shapes(build(config()))
     for kernel in KERNELS:
         got = shapes(build(config(**kernel)))
-        assert got == shapes(build(config(attention=kernel["attention"]))), kernel
+        assert got == shapes(build(config(mixer=kernel["mixer"]))), kernel
         for block in got["blocks"].values():
             block["attn"].pop("mixer_params", None)
         assert got == reference, kernel
@@ -218,19 +229,19 @@ def test_prefill_then_decode_equals_full_forward(kernel):
     model = build(config(**kernel))
     toks = tokens((3, 41))
     full = jit_forward(model)(toks)
-    slack = model.config.mixer.float32_slack
+    slack = model.config.mixer_impl.float32_slack
     np.testing.assert_allclose(decode_all(model, toks, prompt_len=9), full, **{k: v * slack for k, v in F32.items()})
 
 
 @pytest.mark.parametrize(
     "kernel",
     [
-        dict(attention="sparse", local_blocks=2, global_tokens=2),
-        dict(attention="sparse", global_tokens=0),
-        dict(attention="sparse", block_size=1),
-        dict(attention="window", window=1),
-        dict(attention="window", window=13, block_size=8),
-        dict(attention="window", window=64),
+        dict(mixer="sparse", local_blocks=2, global_tokens=2),
+        dict(mixer="sparse", global_tokens=0),
+        dict(mixer="sparse", block_size=1),
+        dict(mixer="window", window=1),
+        dict(mixer="window", window=13, block_size=8),
+        dict(mixer="window", window=64),
     ],
 )
 @pytest.mark.integration
@@ -261,8 +272,8 @@ def test_grown_decode_state_equals_full_forward():
 
 
 def test_only_growable_states_grow():
-    state = build(config(attention="sparse")).init_decode_state(2, 20)
-    assert build(config(attention="sparse")).grow_decode_state(state, 40) is None
+    state = build(config(mixer="sparse")).init_decode_state(2, 20)
+    assert build(config(mixer="sparse")).grow_decode_state(state, 40) is None
     model = build(config())
     with pytest.raises(ConfigError, match="max_len must be in"):
         model.grow_decode_state(model.init_decode_state(2, 20), 10)
@@ -271,7 +282,7 @@ def test_only_growable_states_grow():
 @pytest.mark.slow  # kept out of the default run's 15 minutes; run with -m slow
 @pytest.mark.integration
 def test_prefill_and_decode_float64(x64):
-    for kernel in [dict(attention=name) for name in mixers.available()]:
+    for kernel in [dict(mixer=name) for name in mixers.available()]:
         model = build(config(dtype="float64", param_dtype="float64", **kernel))
         toks = tokens((2, 23))
         full = jit_forward(model)(toks)
@@ -283,7 +294,7 @@ def test_prefill_and_decode_float64(x64):
 @pytest.mark.parametrize("name", mixers.available())
 def test_forms_give_the_same_model(name):
     toks = tokens((2, 45))
-    outs = [jit_forward(build(config(attention=name, form=f)))(toks) for f in mixers.get(name).forms]
+    outs = [jit_forward(build(config(mixer=name, form=f)))(toks) for f in mixers.get(name).forms]
     for out in outs[1:]:
         np.testing.assert_allclose(out, outs[0], **F32)
 
@@ -292,7 +303,7 @@ def test_forms_give_the_same_model(name):
 def test_sparse_with_window_covering_everything_is_standard(form):
     toks = tokens((2, 40))
     standard = jit_forward(build(config()))(toks)
-    sparse = jit_forward(build(config(attention="sparse", form=form, block_size=48)))(toks)
+    sparse = jit_forward(build(config(mixer="sparse", form=form, block_size=48)))(toks)
     np.testing.assert_allclose(sparse, standard, **F32)
 
 
@@ -338,7 +349,7 @@ def test_attention_weights_are_what_the_kernel_mixes_with(kernel):
     attn, L = model.blocks[0].attn, 22
     x = jnp.asarray(np.random.default_rng(0).normal(size=(2, L, 32)), jnp.float32)
     q, k, _ = attn._heads(x)
-    if cfg.mixer.weights(q, k, attn._aux(x), cfg) is None:  # no matrix mixes the values (e.g. the delta rule)
+    if cfg.mixer_impl.weights(q, k, attn._aux(x), cfg) is None:  # no matrix mixes the values (e.g. the delta rule)
         with pytest.raises(ConfigError, match="has no attention matrix to draw"):
             attn.weights(x)
         return
@@ -357,7 +368,7 @@ def test_attention_weights_are_what_the_kernel_mixes_with(kernel):
 
 @pytest.mark.parametrize("name", ["sparse", "window"])
 def test_dropout_only_in_training_mode(name):
-    model = Transformer(config(attention=name, dropout=0.5, num_layers=1), rngs=nnx.Rngs(0))
+    model = Transformer(config(mixer=name, dropout=0.5, num_layers=1), rngs=nnx.Rngs(0))
     forward = nnx.jit(lambda m, t: m(t))
     toks = tokens((2, 9))
     assert not np.allclose(forward(model, toks), forward(model, toks)), "dropout should redraw each call"

@@ -29,7 +29,7 @@ def row(dim, valid, test, *, lr=1e-3, seed=0, size=4, model="linear", stop="budg
         "task": "lis",
         "size": size,
         "L": 4 * size - 5,
-        "model": model,
+        "mixer": model,
         "variant": "",
         "dim": dim,
         "seed": seed,
@@ -140,7 +140,7 @@ def lis_data(tmp_path_factory):
 def stopping_run(lis_data, folder, **stop):
     task, train_set, test_set, valid = lis_data
     config = ModelConfig(
-        attention="linear", dim=16, num_layers=1, max_len=task.max_len, vocab_size=len(task.vocab), dropout=0.0
+        mixer="linear", dim=16, num_layers=1, max_len=task.max_len, vocab_size=len(task.vocab), dropout=0.0
     )
     train_config = TrainConfig(
         epochs=12,
@@ -234,7 +234,7 @@ SEARCH = [
     "lis",
     "--sizes",
     "4",
-    "--models",
+    "--mixers",
     "standard",
     "--dims",
     "4",

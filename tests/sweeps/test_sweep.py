@@ -27,7 +27,7 @@ TINY = [
     "4",
     "--dims",
     "8",
-    "--models",
+    "--mixers",
     "standard",
     "linear",
     "--set",
@@ -106,13 +106,13 @@ def test_a_cell_is_found_by_its_whole_protocol(tmp_path, capsys):
     assert {r["epochs"] for r in new} == {2} and {r["steps"] for r in new} == {8}
     assert not {r["digest"] for r in new} & {r["digest"] for r in old}, "two protocols, two digests"
     for a, b in zip(old, new):  # told apart by their columns
-        assert (a["task"], a["size"], a["model"], a["dim"]) == (b["task"], b["size"], b["model"], b["dim"])
+        assert (a["task"], a["size"], a["mixer"], a["dim"]) == (b["task"], b["size"], b["mixer"], b["dim"])
         assert a["epochs"] != b["epochs"] and a["digest"] != b["digest"]
     assert len(list(tmp_path.glob("fig1/tiny/lis/*/size=4/d=8/seed=0/*/result.json"))) == 4  # side by side
 
-    sub_grid = ("--models", "standard", "--set", "eval_examples=8")
+    sub_grid = ("--mixers", "standard", "--set", "eval_examples=8")
     assert "0 cells trained, 0 rescored, 1 already done" in fig1_here(capsys, *args, *sub_grid)
-    assert [r["model"] for r in results(tmp_path)] == ["standard"], "a sub-grid collects only its cells"
+    assert [r["mixer"] for r in results(tmp_path)] == ["standard"], "a sub-grid collects only its cells"
 
 
 @pytest.mark.slow  # the submitit test (tests/experiments/test_experiments.py) runs a sharded sweep by default
@@ -172,7 +172,11 @@ def test_set_reaches_every_protocol_field():
     cell = grids.Cell("lis", 4, "sparse", 120)  # D = 120: divisible by 4 and 5 heads
     p = grids.plan(cell, protocol)
     assert (p.train_config.weight_decay, p.train_config.schedule, p.train_config.b2) == (0.1, "constant", 0.99)
-    assert (p.model_config.dtype, p.model_config.local_blocks, p.model_config.block_size) == ("bfloat16", 2, 4)
+    assert (p.model_config.dtype, p.model_config.options.local_blocks, p.model_config.options.block_size) == (
+        "bfloat16",
+        2,
+        4,
+    )
     assert protocol.train_examples == 512 and p.task.options()["value_range"] == 30
     assert p.model_config.options.global_tokens == 2 and "chunk_size" not in p.model_config.to_dict()["options"]
     window = grids.plan(grids.Cell("lis", 4, "window", 120), protocol).model_config.options
@@ -207,7 +211,7 @@ def synthetic_rows():
                         "task": "lis",
                         "size": size,
                         "L": L,
-                        "model": model,
+                        "mixer": model,
                         "dim": dim,
                         "seed": 0,
                         "accuracy": float(dim >= need),
@@ -232,9 +236,9 @@ def test_censored_min_d_is_marked_and_never_fitted():
     """The grid's smallest D reaching is an upper bound, no D reaching a lower one: neither is a
     measured min D, and an exponent needs three measured sizes."""
     rows = synthetic_rows() + [
-        {**r, "model": "sparse", "accuracy": float(r["dim"] >= 64 and r["L"] == 16)}
+        {**r, "mixer": "sparse", "accuracy": float(r["dim"] >= 64 and r["L"] == 16)}
         for r in synthetic_rows()
-        if r["model"] == "linear"
+        if r["mixer"] == "linear"
     ]
     points = tables.min_d_points(rows)
     assert points[("lis", "linear")] == [(16, 8, "below"), (64, 32, ""), (256, 128, "")]
@@ -249,12 +253,12 @@ def test_censored_min_d_is_marked_and_never_fitted():
 
 def test_min_d_table_gives_the_rules_smallest_d_and_the_best_score_where_none_reaches():
     rows = synthetic_rows() + [
-        {**r, "model": "sparse", "accuracy": r["dim"] / 256} for r in synthetic_rows() if r["model"] == "linear"
+        {**r, "mixer": "sparse", "accuracy": r["dim"] / 256} for r in synthetic_rows() if r["mixer"] == "linear"
     ]
     lines = {
         line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
         for line in tables.min_d_table(rows).splitlines()
-        if line.startswith("| ") and "model" not in line
+        if line.startswith("| ") and "mixer" not in line
     }
     assert lines["standard"] == ["16", "32", "64"]  # D >= 4 sqrt(L) at L = 16, 64, 256
     assert lines["linear"] == ["≤ 8", "32", "128"]  # D >= L / 2; at L = 16 the grid's smallest D, 8, reaches
@@ -277,7 +281,7 @@ def test_fit_exponent_standard_error_matches_closed_form():
 
 def test_table2_picks_the_cheapest_model_reaching_90_percent():
     rows = [dict(r, task="arithmetic") for r in synthetic_rows()]
-    entries = {(e["model"], e["size"]): e for e in tables.table2(rows)}
+    entries = {(e["mixer"], e["size"]): e for e in tables.table2(rows)}
     assert entries[("standard", 8)]["dim"] == 32 and entries[("linear", 16)]["dim"] == 128
     assert entries[("sparse", 4)]["dim"] is None
     assert "| standard |" in tables.table2_markdown(list(entries.values()))

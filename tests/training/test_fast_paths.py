@@ -50,7 +50,7 @@ def test_a_cut_batch_gives_the_loss_and_gradient_of_the_padded_batch(arithmetic_
     same loss from the real training step, and the same gradient of the loss it takes (`nll`)."""
     train_set = arithmetic_data[0]
     cfg = ModelConfig(
-        attention="standard", dim=32, num_layers=2, max_len=ARITH.max_len, vocab_size=len(ARITH.vocab), dropout=0.0
+        mixer="standard", dim=32, num_layers=2, max_len=ARITH.max_len, vocab_size=len(ARITH.vocab), dropout=0.0
     )  # masks are drawn per shape: with dropout the two differ in draw, not in law
     tc = TrainConfig(epochs=1, batch_size=32, warmup_epochs=0, schedule="constant", lr=1e-3, bucket_by_length=True)
     epoch = [batch_indices(len(train_set), 32, 0, s, train_set.length) for s in range(16)]
@@ -71,7 +71,7 @@ def test_a_cut_batch_gives_the_loss_and_gradient_of_the_padded_batch(arithmetic_
 
 
 def test_bucketed_training_runs_and_is_its_own_protocol(arithmetic_data, tmp_path):
-    cfg = ModelConfig(attention="standard", dim=16, num_layers=1, max_len=ARITH.max_len, vocab_size=len(ARITH.vocab))
+    cfg = ModelConfig(mixer="standard", dim=16, num_layers=1, max_len=ARITH.max_len, vocab_size=len(ARITH.vocab))
     tc = TrainConfig(epochs=1, batch_size=64, warmup_epochs=0, lr=1e-3, bucket_by_length=True, log_every=2)
     result = train(tmp_path / "run", ARITH, cfg, tc, *arithmetic_data, progress=False)
     assert result["steps"] == 8 and np.isfinite(losses(tmp_path / "run")).all()
@@ -89,7 +89,7 @@ def test_mixed_precision_learns_lis_as_well_as_float32(tmp_path):
     data = build(LIS, 4000, 300, seed=0, progress=False)
     tc = TrainConfig(epochs=20, batch_size=64, lr=1e-3, warmup_epochs=1, log_every=20, checkpoint_every=10_000)
     cfg = ModelConfig(
-        attention="standard", dim=64, max_len=LIS.max_len, vocab_size=len(LIS.vocab), dropout=0.0, dtype="bfloat16"
+        mixer="standard", dim=64, max_len=LIS.max_len, vocab_size=len(LIS.vocab), dropout=0.0, dtype="bfloat16"
     )
     result = train(tmp_path / "bf16", LIS, cfg, tc, *data, progress=False)
     assert result["accuracy"] >= 0.9, result

@@ -18,7 +18,7 @@ def test_the_training_estimate_is_below_what_xla_allocates_for_the_step(mixer):
     """XLA's own accounting of the compiled `train` step (its arguments, the parameters and
     AdamW state, plus its temporaries) against `training_bytes`, on every registered mixer."""
     B, T = 8, 32
-    config = ModelConfig(attention=mixer, dim=32, num_layers=1, max_len=T, vocab_size=20, dropout=0.0)
+    config = ModelConfig(mixer=mixer, dim=32, num_layers=1, max_len=T, vocab_size=20, dropout=0.0)
     graphdef, tx, state = init_state(config, TrainConfig(epochs=1, batch_size=B, warmup_epochs=0), 4)
     tokens, prompt_len, length = np.ones((B, T), np.int32), np.full(B, 4, np.int32), np.full(B, T, np.int32)
     compiled = make_train_step(graphdef, tx).lower(state, tokens, prompt_len, length).compile()

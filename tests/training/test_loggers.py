@@ -21,7 +21,7 @@ TRAIN = [
     "4",
     "--option",
     "value_range=16",
-    "--model",
+    "--mixer",
     "standard",
     "--dim",
     "16",

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration  # trains, runs commands or compiles whole 
 
 TASK = tasks.get("lis", 4, value_range=16)
 MODEL = ModelConfig(
-    attention="linear", dim=16, num_layers=1, max_len=TASK.max_len, vocab_size=len(TASK.vocab), dropout=0.1
+    mixer="linear", dim=16, num_layers=1, max_len=TASK.max_len, vocab_size=len(TASK.vocab), dropout=0.1
 )  # dropout: each replica's keys are its own
 BASE = TrainConfig(
     epochs=4,
@@ -175,7 +175,7 @@ def test_a_sweep_packs_a_cells_learning_rates_into_their_own_run_folders(tmp_pat
         "4",
         "--dims",
         "8",
-        "--models",
+        "--mixers",
         "linear",
         "--lrs",
         "1e-3",
@@ -214,7 +214,7 @@ def test_a_pack_is_sized_to_fit_the_device_and_refused_when_it_cannot():
     from jaxdp.training import limits
 
     have, _ = capacity.device_memory()
-    small, huge = MODEL, ModelConfig(attention="standard", dim=4096, max_len=500, vocab_size=30)
+    small, huge = MODEL, ModelConfig(mixer="standard", dim=4096, max_len=500, vocab_size=30)
     assert limits.replicas_that_fit(small, 32, TASK.max_len, 8) == 8
     assert limits.replicas_that_fit(huge, 512, 500, 8) == 1
     k = limits.replicas_that_fit(MODEL, 10**5, TASK.max_len, 10**6)

@@ -36,8 +36,8 @@ def data():
     return build(TASK, 4000, 300, seed=0, progress=False)
 
 
-def model_config(attention="standard", **changes):
-    base = dict(attention=attention, dim=64, max_len=TASK.max_len, vocab_size=len(TASK.vocab), dropout=0.0)
+def model_config(mixer="standard", **changes):
+    base = dict(mixer=mixer, dim=64, max_len=TASK.max_len, vocab_size=len(TASK.vocab), dropout=0.0)
     return ModelConfig(**{**base, **changes})
 
 
@@ -50,13 +50,11 @@ def runs(data, tmp_path_factory):
     """The standard model trained to convergence; sparse and linear trained briefly."""
     root = tmp_path_factory.mktemp("runs")
     out = {}
-    for attention, epochs in (("standard", 20), ("sparse", 3), ("linear", 3)):
+    for mixer, epochs in (("standard", 20), ("sparse", 3), ("linear", 3)):
         tc = TrainConfig(epochs=epochs, batch_size=64, lr=1e-3, warmup_epochs=1, log_every=20, checkpoint_every=10_000)
-        out[attention] = (
-            root / attention,
-            train(
-                root / attention, TASK, model_config(attention, **SMALL.get(attention, {})), tc, *data, progress=False
-            ),
+        out[mixer] = (
+            root / mixer,
+            train(root / mixer, TASK, model_config(mixer, **SMALL.get(mixer, {})), tc, *data, progress=False),
         )
     return out
 
@@ -67,15 +65,15 @@ def test_standard_model_learns_lis_by_greedy_decoding(runs):
     assert result["examples"] == 300
 
 
-@pytest.mark.parametrize("attention", ["standard", "sparse", "linear"])
-def test_every_kernel_trains(runs, attention):
-    curve = losses(runs[attention][0])
+@pytest.mark.parametrize("mixer", ["standard", "sparse", "linear"])
+def test_every_kernel_trains(runs, mixer):
+    curve = losses(runs[mixer][0])
     assert curve[-1] < 0.6 * curve[0], curve
 
 
-@pytest.mark.parametrize("attention", ["standard", "sparse", "linear"])
-def test_decode_state_gives_the_same_tokens_as_full_forward(runs, data, attention):
-    model, _ = restore_model(runs[attention][0])
+@pytest.mark.parametrize("mixer", ["standard", "sparse", "linear"])
+def test_decode_state_gives_the_same_tokens_as_full_forward(runs, data, mixer):
+    model, _ = restore_model(runs[mixer][0])
     test = data[1]
     eos = TASK.vocab.index(tasks.EOS)
     args = (test.tokens[:96], test.prompt_len[:96])
@@ -165,7 +163,7 @@ def tiny(dim=16, **train):
         max_len=TINY_TASK.max_len,
         vocab_size=len(TINY_TASK.vocab),
         dropout=0.1,
-        attention="sparse",
+        mixer="sparse",
         block_size=2,
     )
     tc = TrainConfig(
@@ -247,7 +245,7 @@ def test_cli_train_and_eval(tiny_data, tmp_path, capsys):
         "4",
         "--option",
         "value_range=8",
-        "--model",
+        "--mixer",
         "linear",
         "--dim",
         "16",
@@ -290,7 +288,7 @@ def test_a_dataset_is_known_by_its_content_not_its_path(tiny_data, tmp_path, mon
         "4",
         "--option",
         "value_range=8",
-        "--model",
+        "--mixer",
         "standard",
         "--dim",
         "16",
@@ -332,7 +330,7 @@ def test_default_run_folder_is_named_by_the_protocol(tiny_data, tmp_path, monkey
         "4",
         "--option",
         "value_range=8",
-        "--model",
+        "--mixer",
         "linear",
         "--dim",
         "16",
@@ -362,11 +360,11 @@ def test_default_run_folder_is_named_by_the_protocol(tiny_data, tmp_path, monkey
     "args,message",
     [
         (
-            ["--model", "standard", "--dim", "32", "--epochs", "3"],
+            ["--mixer", "standard", "--dim", "32", "--epochs", "3"],
             "TrainConfig.warmup_epochs: 5 is longer than the run (epochs=3)",
         ),
-        (["--model", "standard", "--dim", "30"], "ModelConfig.dim: 30 is not divisible by num_heads=4"),
-        (["--model", "standard", "--dim", "32", "--data", "nowhere"], "no dataset at nowhere/train.npz"),
+        (["--mixer", "standard", "--dim", "30"], "ModelConfig.dim: 30 is not divisible by num_heads=4"),
+        (["--mixer", "standard", "--dim", "32", "--data", "nowhere"], "no dataset at nowhere/train.npz"),
     ],
 )
 def test_cli_bad_input_is_one_line(args, message, capsys):
@@ -377,7 +375,7 @@ def test_cli_bad_input_is_one_line(args, message, capsys):
 
 def test_cli_unknown_model_is_refused(capsys):
     with pytest.raises(SystemExit) as e:
-        cli(["train", "--task", "lis", "--size", "4", "--model", "dense", "--dim", "32"])
+        cli(["train", "--task", "lis", "--size", "4", "--mixer", "dense", "--dim", "32"])
     assert e.value.code == 2 and "invalid choice: 'dense'" in capsys.readouterr().err
 
 
@@ -400,7 +398,7 @@ def test_cli_out_of_vocab_dataset_is_refused(tiny_data, tmp_path, capsys):
                 "4",
                 "--option",
                 "value_range=8",
-                "--model",
+                "--mixer",
                 "linear",
                 "--dim",
                 "16",

@@ -160,8 +160,7 @@ def available() -> tuple[str, ...]:
 def get(name: str) -> Mixer:
     if name not in REGISTRY:
         raise ConfigError(
-            f"ModelConfig.attention: {name!r} is not allowed (not a registered mixer); choose one of "
-            f"{', '.join(REGISTRY)}"
+            f"ModelConfig.mixer: {name!r} is not allowed (not a registered mixer); choose one of {', '.join(REGISTRY)}"
         )
     return REGISTRY[name]
 

@@ -116,9 +116,9 @@ class CompiledDP:
         rounded.
 
         `mode` "recompute": each step runs the full prefix through the blocks (the kernel form
-        chosen by `forms`: `sparse_form`, `linear_form`, `chunk_size`); "decode": the prompt in
-        one prefill, then one `Block.step` per token with the kernels' decoding states (`forms`
-        as for recompute; `form` chooses the window mixer's)."""
+        chosen by `forms`, the mixer's `form` and `chunk_size`); "decode": the prompt in one
+        prefill, then one `Block.step` per token with the kernels' decoding states (`forms` as
+        for recompute)."""
         if mode not in MODES:
             raise ValueError(f"generate: mode {mode!r} is not one of {', '.join(MODES)}")
         spec, layout = self.spec, self.handset.layout

@@ -64,8 +64,8 @@ class HandSet:
 
     def modules(self, dtype: str = "float64", **forms) -> list[Block]:
         """Real `Block`s in `dtype` (parameters and activations) holding the hand-set weights;
-        `forms` may choose `sparse_form`, `linear_form`, `chunk_size`."""
-        cfg = self.config.replace(dtype=dtype, param_dtype=dtype, num_layers=len(self.blocks), **forms)
+        `forms` are mixer options that choose how it computes (`form`, `chunk_size`)."""
+        cfg = self.config.replace(dtype=dtype, param_dtype=dtype, num_layers=len(self.blocks), options=forms)
         out = []
         for params in self.blocks:
             block = Block(cfg, rngs=nnx.Rngs(0))

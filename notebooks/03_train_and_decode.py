@@ -90,7 +90,7 @@ ax.legend(fontsize=8)
 # example, with the probability it gave each token.
 
 # %%
-cell = next(c for c in reversed(cells) if c.model == "standard")
+cell = next(c for c in reversed(cells) if c.mixer == "standard")
 model, _ = restore_model(RUNS / grids.plan(cell, protocol).path)
 task = protocol.task(cell.task, cell.size)
 test = load(grids.dataset_dir(DATA, task, protocol) / "test.npz")

@@ -11,11 +11,11 @@ from constructions.checks import CHECKS, COPY_SPARSE_D, copy_sparse_targets
 from jaxdp.models import default_block_size
 
 pytestmark = pytest.mark.usefixtures("x64")
-LINEAR_FORMS = [dict(linear_form="quadratic"), dict(linear_form="chunked", chunk_size=8), dict(linear_form="scan")]
+LINEAR_FORMS = [dict(form="quadratic"), dict(form="chunked", chunk_size=8), dict(form="scan")]
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("form", LINEAR_FORMS, ids=lambda f: f["linear_form"])
+@pytest.mark.parametrize("form", LINEAR_FORMS, ids=lambda f: f["form"])
 def test_a8_recurrence_equals_every_linear_form(form):
     hs = att.random_linear_attention(8, 2, seed=3)
     x = np.random.default_rng(0).normal(size=(2, 50, 8))
@@ -36,7 +36,7 @@ def test_a8_recurrence_equals_decoding_token_by_token():
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("form", LINEAR_FORMS, ids=lambda f: f["linear_form"])
+@pytest.mark.parametrize("form", LINEAR_FORMS, ids=lambda f: f["form"])
 @pytest.mark.parametrize("m", [3, 5, 8])
 def test_a9_averages_the_right_block_for_every_query(m, form):
     eps = 1e-4
@@ -60,7 +60,7 @@ def test_a12_copies_the_right_token_for_every_target(L, form):
     hs = att.copy_sparse(L, COPY_SPARSE_D, 1.0, eps)
     assert hs.config.options.block_size == default_block_size(L) == 2 ** int(np.floor(np.log2(np.sqrt(L))))
     x, exact = CHECKS["copy_sparse"].sample(hs, L, np.random.default_rng(L))
-    out = hs.layout.read(hs(x, sparse_form=form), "out")
+    out = hs.layout.read(hs(x, form=form), "out")
     assert np.abs(out - exact).max() <= min(eps, hs.error_bound)
     v, p = hs.layout.read(x, "v"), copy_sparse_targets(L)
     nearest = np.abs(out[:, :, None, :] - v[:, None, :, :]).max(-1)  # [row, i, j]

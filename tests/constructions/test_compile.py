@@ -16,9 +16,9 @@ from constructions.dp import edit_distance, lcs
 pytestmark = [pytest.mark.usefixtures("x64"), pytest.mark.integration]
 FORMS = {
     "standard": [{}],
-    "local": [dict(sparse_form="masked"), dict(sparse_form="blocked")],
-    "sparse": [dict(sparse_form="masked"), dict(sparse_form="blocked")],
-    "linear": [dict(linear_form="quadratic"), dict(linear_form="chunked", chunk_size=16), dict(linear_form="scan")],
+    "local": [dict(form="masked"), dict(form="blocked")],
+    "sparse": [dict(form="masked"), dict(form="blocked")],
+    "linear": [dict(form="quadratic"), dict(form="chunked", chunk_size=16), dict(form="scan")],
 }
 CASES = [(c, f) for c in COMPILERS for f in FORMS[c]]
 

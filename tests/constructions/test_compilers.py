@@ -74,5 +74,5 @@ def test_the_decay_held_near_one_is_what_makes_retention_work():
     spec = edit_distance(6)
     model = compile_dp(spec, "retention")
     retnet = tuple(1 - 2.0 ** (-5 - h) for h in range(model.config.num_heads))
-    handset = dataclasses.replace(model.handset, config=model.config.replace(gammas=retnet))
+    handset = dataclasses.replace(model.handset, config=model.config.replace(options={"gammas": retnet}))
     assert _mismatches(spec, "retention", 100, seed=5, model=dataclasses.replace(model, handset=handset)) > 0

@@ -133,7 +133,7 @@ def test_a_kill_while_a_figure_is_written_leaves_the_old_figure_whole(tmp_path):
     `jaxdp.runtime.files`): the old PNG stays as it was, never a 0-byte or half file."""
     path = tmp_path / "fig1.png"
     path.write_bytes(b"an older figure")
-    rows = [{"task": "lis", "size": 4, "L": 11, "model": "standard", "variant": "", "dim": 8, "accuracy": 0.5}]
+    rows = [{"task": "lis", "size": 4, "L": 11, "mixer": "standard", "variant": "", "dim": 8, "accuracy": 0.5}]
     script = f"from jaxdp.sweeps import figures; figures.heatmaps({rows!r}, {str(path)!r})"
     env = {**os.environ, "JAXDP_FAULT": "files.replacing@1"}
     run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -79,7 +79,7 @@ def test_grid_shards_cover_every_cell_once():
     for bad in ("3/3", "a/b", "1", "-1/4"):
         with pytest.raises(ValueError, match="--shard"):
             grids.shard(cells, bad)
-    with pytest.raises(ValueError, match="unknown model 'dense'"):
+    with pytest.raises(ValueError, match="unknown mixer 'dense'"):
         grids.grid({"lis": (4,)}, ["dense"], {"lis": (8,)})
 
 

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration  # trains, runs commands or compiles whole 
 
 ROOT = Path(__file__).resolve().parents[2]
 TASK = tasks.get("lis", 6, value_range=16)  # L = 16, 22 tokens: learnable in seconds
-SMALL = {"sparse": {"block_size": 4}}  # options of the mixers that have them
+SMALL = {"sparse": {"options": {"block_size": 4}}}  # options of the mixers that have them
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +164,7 @@ def tiny(dim=16, **train):
         vocab_size=len(TINY_TASK.vocab),
         dropout=0.1,
         mixer="sparse",
-        block_size=2,
+        options={"block_size": 2},
     )
     tc = TrainConfig(
         **{

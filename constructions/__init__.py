@@ -10,8 +10,8 @@
   m-local); `line`: `LineDP`, a 1-D DP with fixed look-backs. `program`: the ReLU nets their
   MLPs are written in. `compile`: whole models that generate a DP's CoT, a pipeline of the
   stages of `compilers` (Theorems 4.1, B.3, B.4, Proposition 5.4; window, gated, retention).
-* `arithmetic`: Proposition 5.1's step rule for Arithmetic as five layers' reads and MLPs (the
-  first stage of its construction; the weights are not written yet).
+* `arithmetic`: Proposition 5.1's step rule for Arithmetic as five layers' reads and MLPs;
+  `arithmetic_model`: its hand-set weights, standard or sparse (B ≈ √L), with a constant D.
 * `bounds`: the pigeonhole lower bounds B.5, B.6, C.1, C.4. `scaling`: D vs L for all of them,
   ``python -m constructions.scaling``.
 

@@ -5,8 +5,8 @@ a transformer with a constant hidden size that writes the chain of thought of
 `jaxdp.tasks.arithmetic` (the leftmost handle, a bracket pair around a single number dropped in
 the same step); with sparse attention, B = Θ(√L), it costs O(L√L). This module is that
 construction's first stage: what each layer's heads read and what its MLP computes, per position
-t of the sequence ``e0 = e1 = … = en <eos>``, as a program over tokens (`step_rule`). The
-weights that realise it come after it, in the style of `constructions.compile`.
+t of the sequence ``e0 = e1 = … = en <eos>``, as a program over tokens (`step_rule`).
+`constructions.arithmetic_model` writes the weights that realise it.
 
 Each head reads one position, chosen by a score that a softmax head can carry with a constant
 number of features (position j, j², a flag, a block id and its square):

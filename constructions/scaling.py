@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from constructions import bounds
+from constructions import arithmetic_model, bounds
 from constructions.compile import COMPILERS, dims, period
 from constructions.dp import edit_distance
+from jaxdp import tasks
 from jaxdp.args import Parser
 from jaxdp.models import ModelConfig, mixers
 from jaxdp.sweeps import collect, figures, tables
@@ -63,6 +64,31 @@ def rows(ns: list[int]) -> list[dict]:
         )
         out.append(row)
     return out
+
+
+def arithmetic_rows(ns: list[int]) -> list[dict]:
+    """Arithmetic(n): L, the D of Proposition 5.1's hand-set model (`constructions.arithmetic_model`,
+    the same at every n) and Theorem C.1's lower bound for linear attention at ⌈log₂ L⌉ bits."""
+    out = []
+    for n in ns:
+        L = 2 * n * n + 2 * n + 1  # tasks.get("arithmetic", n).max_len - 1, without building a vocabulary per n
+        bits = math.ceil(math.log2(L))
+        D = arithmetic_model.layout_for(len(tasks.get("arithmetic", 1).vocab)).dim
+        out.append(dict(n=n, L=L, bits=bits, D=D, **{"C.1": bounds.c1_arithmetic_linear(n, DEPTH, HEADS, bits)}))
+    return out
+
+
+def arithmetic_text(table: list[dict]) -> str:
+    lines = ["| Arithmetic n | L | D, Prop 5.1 (sparse, B ≈ √L) | C.1 (linear, lower bound) |", "|---|---|---|---|"]
+    lines += [f"| {r['n']} | {r['L']} | {r['D']} | {r['C.1']} |" for r in table]
+    return "\n".join(lines)
+
+
+def draw_arithmetic(ax, table: list[dict]) -> None:
+    L = [r["L"] for r in table]
+    for key, style, label in (("D", "s-", "arithmetic, sparse B ≈ √L (Prop 5.1)"), ("C.1", "--", "lower bound C.1")):
+        fit = exponent_text(tables.fit_exponent(L, [r[key] for r in table])[0])
+        ax.plot(L, [r[key] for r in table], style, ms=3, color="tab:brown", label=f"{label}: {fit}")
 
 
 def state_series() -> list[str]:
@@ -122,7 +148,7 @@ def table_text(table: list[dict], fitted: dict) -> str:
     return "\n\n".join(out)
 
 
-def plot(table: list[dict], fitted: dict, found: dict, path: Path) -> Path:
+def plot(table: list[dict], fitted: dict, found: dict, path: Path, arithmetic: list[dict] = ()) -> Path:
     """Left: the constructions, the paper's bounds and (where `found` has any) trained models;
     right: every registered mixer's state-count bound (mixers with the same bound share a line)
     and the window model's reach. Legends (below each panel) give the fitted exponents."""
@@ -139,9 +165,12 @@ def plot(table: list[dict], fitted: dict, found: dict, path: Path) -> Path:
             color="gray",
             label=f"lower bound {k}: {exponent_text(fitted[k][0])}",
         )
+    draw_arithmetic(ax, list(arithmetic))
     for name, pts in found.items():  # censored sizes as open triangles (▽: at most, △: beyond)
         figures.draw_min_d(ax, pts, f"trained {name}", marker="s", linestyle="none")
-    drawn = "ED(n, n) constructions, pigeonhole bounds" + (", trained min D at 90% (▽ ≤, △ >)" if found else "")
+    drawn = "ED(n, n) and Arithmetic constructions, pigeonhole bounds" + (
+        ", trained min D at 90% (▽ ≤, △ >)" if found else ""
+    )
     ax.set_title(f"D needed vs L: {drawn}", fontsize=10)
     groups: dict[tuple, list[str]] = {}
     for k in state_series():
@@ -191,10 +220,11 @@ def main(argv=None) -> int:
         p.error(f"--max-n must be at least 4, got {args.max_n}")
     table = rows(sizes(args.max_n))
     fitted = fits(table, args.fit_from)
-    print(table_text(table, fitted))
+    arithmetic = arithmetic_rows(sizes(args.max_n))
+    print(table_text(table, fitted) + "\n\n" + arithmetic_text(arithmetic))
     if not args.no_plot:
         results = args.results or [r for r in (find_results(), find_results(exp="fig2")) if r]
-        drawn = plot(table, fitted, empirical(results, task=None), args.out)
+        drawn = plot(table, fitted, empirical(results, task=None), args.out, arithmetic)
         print(f"plot: {drawn}" + (f" (trained: {', '.join(map(str, results))})" if results else ""))
     return 0
 

@@ -8,17 +8,17 @@ far, (pe_j, j] (layer 3: rating A·pe_i + B·ready_i − i, so the latest block 
 key, then the earliest), and the query then copies that from the '=' that closes its source
 block (layer 4). Positions are 1-indexed; 0 stands for "no '=' yet".
 
-Blocks (norm "none", exact GeLU, float64 unless asked):
+Five blocks (norm "none", exact GeLU, float64 unless asked):
 
 1. heads: e_last (rating M·([=] + [first]) + k, value k − [first]) and the token ids at t−1 …
    t−4 (COPY by −λ(t − k − j)², Lemma A.11); FFN: each of the five ids decoded into a one-hot
-   (four ReLUs per class, kinks half a unit from the integers);
-2. FFN: ready (two conjunctions of the one-hots), the value (a table of 4p² units) and bracket;
-3. head: pe = e_last at t − 1;
-4. head: the first ready position of the block so far, with its value, bracket and ready flag;
-5. heads: e_prev = pe and the first-ready fields at position e_last; FFN: the next token's rule
+   (four ReLUs per class, kinks a quarter unit or more from the integers);
+2. head: pe = e_last at t − 1; FFN: ready (two conjunctions of the one-hots), the value (a table
+   of 4p² units) and bracket of the operator at t − 2;
+3. head: the first ready position of the block so far, with its value, bracket and ready flag;
+4. heads: e_prev = pe and the first-ready fields at position e_last; FFN: the next token's rule
    (integer comparisons by the gates of Lemma A.4): a target position, or the value, '=' or <eos>;
-6. head: the token id at the target; FFN: `out`, the next token's id, read by rounding (the
+5. head: the token id at the target; FFN: `out`, the next token's id, read by rounding (the
    regression setting of `constructions.compile`).
 
 D depends on the vocabulary (p) only; λ grows like log L. The tokens outside a sparse window

@@ -33,11 +33,6 @@ from jaxdp.runtime.host_memory import reuse_freed_memory
 #: At most this many CPU devices by default: measured on 2 cores only; a batch split much thinner
 #: than a few rows per device would spend its time in the gradient's all-reduce.
 MAX_DEFAULT_CPU_DEVICES = 8
-#: XLA ends the process when one CPU device waits longer than this for the others at an all-reduce
-#: (its default, 40 s, is reached on a machine whose cores other jobs keep busy); the seconds we set
-#: unless XLA_FLAGS names the flag.
-COLLECTIVE_TIMEOUT_FLAG = "xla_cpu_collective_call_terminate_timeout_seconds"
-COLLECTIVE_TIMEOUT_SECONDS = 1800
 
 
 def cpu_devices_set_by_user() -> bool:
@@ -69,19 +64,10 @@ def use_cpu_cores(count: int | None = None) -> int | None:
             jax.config.update("jax_num_cpu_devices", count)
         except RuntimeError:  # the backends have started: leave them as they are
             return None
-        return patient_collectives(count)
+        return count
     if not isinstance(count, int) or count < 1:
         raise ValueError(f"use_cpu_cores: count must be a positive int, got {count!r}")
     jax.config.update("jax_num_cpu_devices", count)
-    return patient_collectives(count)
-
-
-def patient_collectives(count: int) -> int:
-    """With several CPU devices, give XLA's all-reduce `COLLECTIVE_TIMEOUT_SECONDS` before it ends
-    the process (read when the CPU backend starts); a value in XLA_FLAGS is kept. Returns `count`."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if count > 1 and COLLECTIVE_TIMEOUT_FLAG not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --{COLLECTIVE_TIMEOUT_FLAG}={COLLECTIVE_TIMEOUT_SECONDS}".strip()
     return count
 
 

@@ -36,7 +36,7 @@ def chains_of(n: int) -> tuple[np.ndarray, np.ndarray]:
         prompts = every_expression_of_one_operator(task)
     else:
         rng = np.random.default_rng(n)
-        prompts = [task.sample(rng).prompt for _ in range(200 if n < 7 else 60)]
+        prompts = [task.sample(rng).prompt for _ in range(150 if n < 7 else 50)]
     ids = {t: i for i, t in enumerate(task.vocab)}
     chains = [p + task.solve(p) for p in prompts]
     tokens, writes = np.zeros((len(chains), task.max_len), np.int64), np.zeros((len(chains), task.max_len), bool)

@@ -263,6 +263,10 @@ SEARCH = [
 ]
 
 
+#: 130 s of subprocesses: -m slow. In the default run its parts have cousins: the bisection over every
+#: monotone grid (above), the committed study columns replayed as search paths
+#: (tests/experiments/test_committed_results.py), and SIGTERM resumes (tests/faults/)
+@pytest.mark.slow
 def test_the_search_finds_the_full_grids_min_d_in_at_most_log2_g_plus_1_probes_and_resumes_after_sigterm(
     tmp_path, capsys
 ):

@@ -143,6 +143,7 @@ def test_fig2_windows_cover_the_locality(capsys):
     assert ed and all(r["covers"] == "no" for r in ed)  # the control: ED's own m lies outside
 
 
+@pytest.mark.slow  # 40 s; fig2's cells and variants are checked by its dry runs in the default run
 def test_fig2_runs_both_windows_on_the_tiny_grid(tmp_path, capsys):
     args = [
         "--preset",

@@ -83,6 +83,8 @@ def test_grid_shards_cover_every_cell_once():
         grids.grid({"lis": (4,)}, ["dense"], {"lis": (8,)})
 
 
+@pytest.mark.slow  # 80 s; in the default run: tests/test_cli.py's rerun of a run folder's config and the
+# committed results' digests (tests/experiments/test_committed_results.py)
 def test_a_cell_is_found_by_its_whole_protocol(tmp_path, capsys):
     """Interrupted and finished sweeps, reruns with nothing changed, with an evaluation field
     changed (rescored, not retrained), with a training field changed (new cells beside the old),

@@ -326,19 +326,35 @@ def generate(model: ArithmeticModel, prompt_ids: list[int], *, dtype: str = "flo
     return ids[:t].tolist()
 
 
+def encode(task, prompts: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Ids [count, max_len] of each prompt's whole chain (the solver's; 0-padded) and the
+    positions that write a CoT token (the prompt's '=' up to the token before <eos>)."""
+    ids = {t: i for i, t in enumerate(task.vocab)}
+    tokens = np.zeros((len(prompts), task.max_len), np.int64)
+    writes = np.zeros((len(prompts), task.max_len), bool)
+    for row, prompt in enumerate(prompts):
+        chain = prompt + task.solve(prompt)
+        tokens[row, : len(chain)] = [ids[t] for t in chain]
+        writes[row, len(prompt) - 1 : len(chain) - 1] = True
+    return tokens, writes
+
+
+def wrong_chains(
+    model: ArithmeticModel, tokens: np.ndarray, writes: np.ndarray, dtype: str = "float64", **forms
+) -> int:
+    """Chains with a wrong next token anywhere (teacher-forced: one pass over whole chains)."""
+    wrong = (model.predict(tokens, dtype=dtype, **forms)[:, :-1] != tokens[:, 1:]) & writes[:, :-1]
+    return int(wrong.any(axis=1).sum())
+
+
 def check(n: int, mixer: str, dtype: str, count: int, seed: int = 0) -> dict:
     """One row of the command's table: the model's shape, its wrong chains among `count` sampled
     expressions (teacher-forced, every next token) and the largest error of any integer feature."""
     task = tasks.get("arithmetic", n)
     model = compile_arithmetic(task, mixer)
-    ids = {t: i for i, t in enumerate(task.vocab)}
     rng = np.random.default_rng(seed)
-    examples = [task.sample(rng) for _ in range(count)]
-    tokens, writes = np.zeros((count, task.max_len), np.int64), np.zeros((count, task.max_len), bool)
-    for row, e in enumerate(examples):
-        tokens[row, : len(e.tokens)] = [ids[t] for t in e.tokens]
-        writes[row, len(e.prompt) - 1 : len(e.tokens) - 1] = True
-    wrong = (model.predict(tokens, dtype=dtype)[:, :-1] != tokens[:, 1:]) & writes[:, :-1]
+    tokens, writes = encode(task, [task.sample(rng).prompt for _ in range(count)])
+    wrong = wrong_chains(model, tokens, writes, dtype)
     cfg = model.handset.config
     return dict(
         n=n,
@@ -349,7 +365,7 @@ def check(n: int, mixer: str, dtype: str, count: int, seed: int = 0) -> dict:
         layers=cfg.num_layers,
         B=getattr(cfg.options, "block_size", "-"),
         k=getattr(cfg.options, "local_blocks", "-"),
-        wrong=f"{int(wrong.any(axis=1).sum())}/{count}",
+        wrong=f"{wrong}/{count}",
         error=max(feature_errors(model, tokens, writes, dtype).values()),
     )
 

@@ -37,22 +37,13 @@ def chains_of(n: int) -> tuple[np.ndarray, np.ndarray]:
     else:
         rng = np.random.default_rng(n)
         prompts = [task.sample(rng).prompt for _ in range(150 if n < 7 else 50)]
-    ids = {t: i for i, t in enumerate(task.vocab)}
-    chains = [p + task.solve(p) for p in prompts]
-    tokens, writes = np.zeros((len(chains), task.max_len), np.int64), np.zeros((len(chains), task.max_len), bool)
-    for row, (prompt, chain) in enumerate(zip(prompts, chains)):
-        tokens[row, : len(chain)] = [ids[t] for t in chain]
-        writes[row, len(prompt) - 1 : len(chain) - 1] = True
-    return tokens, writes
+    return am.encode(task, prompts)
 
 
 def mismatches(n: int, mixer: str, dtype: str = "float64", **compile_options) -> int:
     """Expressions of the test set with a wrong next token anywhere in their chain."""
     model = am.compile_arithmetic(tasks.get("arithmetic", n), mixer, **compile_options)
-    tokens, writes = chains_of(n)
-    predicted = model.predict(tokens, dtype=dtype)
-    wrong = (predicted[:, :-1] != tokens[:, 1:]) & writes[:, :-1]
-    return int(wrong.any(axis=1).sum())
+    return am.wrong_chains(model, *chains_of(n), dtype)
 
 
 @pytest.mark.parametrize("mixer", am.MIXERS)

@@ -292,19 +292,14 @@ def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, mixer_na
     plans = grids.validate(cells, preset.protocol)
     exp_dir = Path(args.out) / (exp or name) / preset.name
     rate = costs.measure_rate(launch.compile_cache(args), keep=False)
-    numbers = costs.estimate(plans, preset.protocol, rate)
-    seconds, cost = numbers["seconds"], costs.describe_estimate(numbers, rate, len(plans))
-    print(f"{name}, preset {preset.name}: {cost}", flush=True)
     first = args.search_from or preset.search_first
+    trained = search.most_visited(plans, first) if args.search else plans
+    numbers = costs.estimate(trained, preset.protocol, rate)
+    seconds, cost = numbers["seconds"], costs.describe_estimate(numbers, rate, len(trained))
     if args.search:
-        grid = search.columns(cells).values()
-        most = sum(
-            search.most_probes(len({c.dim for c in col}), first) * len(col) // len({c.dim for c in col}) for col in grid
-        )
-        print(
-            f"--search from the {first} D: {len(grid)} columns; it trains at most {most} of these {len(cells)} cells",
-            flush=True,
-        )
+        grid = f"{len(plans)} cells ({len(search.columns(cells))} columns)"
+        cost = f"--search from the {first} D trains at most {len(trained)} of these {grid}; {cost}"
+    print(f"{name}, preset {preset.name}: {cost}", flush=True)
     if args.dry_run:
         lines = [f"{exp_dir / p.path}" + (f"  [{p.cell.variant}]" if p.cell.variant else "") for p in plans]
         lines.append(f"{len(plans)} cells, preset {preset.name}")

@@ -19,14 +19,17 @@
 set -euo pipefail
 source "$(dirname "$0")/study_args.sh" # OUT, PART, PY, PART_FLAGS, STUDY_FLAGS
 RUN=("$PY" -m "experiments.$PART" "${STUDY_FLAGS[@]}")
-"${RUN[@]}" --dry-run > /dev/null # a bad flag stops here, in one line, before anything trains
+# A bad flag stops here, in one line, before anything trains; else the estimate's line is printed.
+"${RUN[@]}" --dry-run | sed -n 1p
 mkdir -p "$OUT/logs"
 pin() { if command -v taskset > /dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
 trap 'kill -TERM $(jobs -p) 2> /dev/null; wait' INT TERM
 pids=()
+# --yes: a study is meant to run for days, in resumable parts, and a worker's own estimate would
+# read its probe step on one core beside the other worker's compile (it refused L = 37 that way).
 for i in 0 1; do
-  pin "$i" "${RUN[@]}" --quiet > "$OUT/logs/$PART.$i.log" 2>&1 &
+  pin "$i" "${RUN[@]}" --quiet --yes > "$OUT/logs/$PART.$i.log" 2>&1 &
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid" || true; done # a failed cell is named again by the last pass
-"${RUN[@]}" --quiet
+"${RUN[@]}" --quiet --yes

@@ -63,6 +63,21 @@ def most_probes(grid_size: int, first: str = "largest") -> int:
     return math.ceil(math.log2(grid_size)) + 1 if grid_size > 1 else 1
 
 
+def most_visited(plans: Sequence[grids.Plan], first: str = "largest") -> list[grids.Plan]:
+    """The plans whose cost bounds what a search of `plans` trains: in each column, every plan
+    of its `most_probes` largest D. A search probes no more D than that per column and a larger D
+    costs more, so no path of probes costs more than these."""
+    by_column: dict[tuple, list[grids.Plan]] = {}
+    for plan in plans:
+        by_column.setdefault(column_key(plan.cell), []).append(plan)
+    kept = []
+    for column in by_column.values():
+        dims = sorted({p.cell.dim for p in column})
+        largest = set(dims[len(dims) - most_probes(len(dims), first) :])
+        kept += [p for p in column if p.cell.dim in largest]
+    return kept
+
+
 def next_dim(dims: Sequence[int], reached: dict[int, bool], first: str = "largest") -> int | None:
     """The next D to probe, given the probes done (`reached`: D -> reached the threshold), or
     None when the search is over: bisection for the smallest D that reaches, from the largest D

@@ -54,6 +54,13 @@ def test_without_a_gpu_the_default_is_tiny_and_gpu_presets_need_yes(capsys):
     assert fig1.main(["--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "fig1, preset tiny: estimated cost:" in out and "36 cells, preset tiny" in out
+    whole = re.search(r"estimated cost: 36 cells, (\S+) PFLOP training", out).group(1)
+    # a search from the middle of D 8, 16, 32 trains at most two D per column: at most 16 and 32,
+    # the same cells as the plain grid above (the tiny preset's D are 16 and 32)
+    assert fig1.main(["--dry-run", "--search", "--search-from", "middle", "--dims", "8", "16", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "trains at most 36 of these 54 cells (18 columns); estimated cost: 36 cells" in out
+    assert f"36 cells, {whole} PFLOP training" in out
     assert fig1.main(["--preset", "gpu", "--out", "/nonexistent/never-written"]) == 2
     captured = capsys.readouterr()
     assert "preset gpu: estimated cost: 396 cells" in captured.out  # 3 tasks x 4 sizes x 3 models x 11 D

@@ -123,3 +123,18 @@ def test_the_gpu_study_script_runs_each_size_then_collects(tmp_path):
     assert [line.split(":")[0] for line in said] == ["size 4", "size 6"] and all("exit 0" in s for s in said)
     rows = collect.read_csv(tmp_path / "out" / "results.csv")
     assert {r["size"] for r in rows} == {4, 6} and {r["seed"] for r in rows} == {0, 1}
+
+
+@pytest.mark.parametrize("flags", [["--sizes", "0"], ["--mixers", "nope"]])
+def test_the_study_script_refuses_a_bad_flag_before_any_worker_starts(tmp_path, flags):
+    env = {**os.environ, "PYTHON": sys.executable, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        ["bash", "experiments/study.sh", str(tmp_path / "out"), "fig1", *flags],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert flags[0] in done.stderr and not (tmp_path / "out").exists()

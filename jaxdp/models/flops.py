@@ -33,13 +33,15 @@ GELU = 8
 
 
 def param_count(config: ModelConfig) -> int:
-    """Trainable parameters: embedding, M blocks (4 DxD maps and the FFN, with biases, and two
-    LayerNorms), the final LayerNorm and the head. The fixed sinusoids are not parameters."""
-    D, F, V, M = config.dim, config.hidden_dim, config.vocab_size, config.num_layers
+    """Trainable parameters: embedding, M blocks (4 DxD maps and the FFN, with biases, two
+    LayerNorms and each layer's mixer's own, `Mixer.param_count`), the final LayerNorm and the
+    head. The fixed sinusoids are not parameters."""
+    D, F, V = config.dim, config.hidden_dim, config.vocab_size
     norms = 2 * D if config.norm == "pre_ln" else 0
     conv = 3 * D * (config.short_conv + 1) if config.short_conv else 0  # taps and a bias per channel
     block = 4 * (D * D + D) + (D * F + F) + (F * D + D) + 2 * norms + conv
-    return V * D + norms + M * block + norms + (D * V + V)
+    mixers = sum(layer.mixer_impl.param_count(layer) for layer in config.layers())
+    return V * D + norms + config.num_layers * block + mixers + norms + (D * V + V)
 
 
 def paper_flops(config: ModelConfig, seq_len: int) -> float:

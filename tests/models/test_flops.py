@@ -64,12 +64,14 @@ def test_scan_form_matches_xla_outside_the_loop():
 
 
 @pytest.mark.integration
-def test_param_count_matches_the_model():
-    for norm in ("pre_ln", "none"):
-        cfg = make_config(dim=48, num_heads=3, max_len=64, vocab_size=17, mlp_ratio=3, norm=norm, num_layers=2)
+@pytest.mark.parametrize("layers", [*[(m, m) for m in mixers.available()], ("mamba2", "linear")])
+def test_param_count_matches_the_model(layers):
+    for norm, conv in (("pre_ln", 0), ("none", 4)):
+        shape = dict(dim=48, num_heads=3, max_len=64, vocab_size=17, mlp_ratio=3, num_layers=2)
+        cfg = make_config(mixer=layers[0], layer_mixers=layers, norm=norm, short_conv=conv, **shape)
         model = Transformer(cfg, rngs=nnx.Rngs(0))
         n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
-        assert flops.param_count(cfg) == n
+        assert flops.param_count(cfg) == n, (layers, norm)
 
 
 @pytest.mark.parametrize("model", list(TABLE2))

@@ -129,6 +129,10 @@ class Mixer(abc.ABC):
     def step_flops(self, config: ModelConfig, pos: int) -> float:
         """Mixing FLOPs of one layer's decode step at position `pos` (one sequence)."""
 
+    def param_count(self, config: ModelConfig) -> int:
+        """Parameters of one layer's `make_params`, in closed form (0 by default)."""
+        return 0
+
     def kept_per_token(self, config: ModelConfig, L: int) -> float:
         """Numbers per token a training step keeps for its backward pass beyond the layer's
         inputs and q, k, v (`jaxdp.training.limits.training_bytes` adds them), e.g. per-chunk C x C

@@ -23,7 +23,15 @@ from jaxdp.models.mixers import delta
 from jaxdp.models.mixers.base import Array, register
 from jaxdp.models.mixers.linear import Chunked
 from jaxdp.models.mixers.mamba2 import SILU
-from jaxdp.models.mixers.selective import OutputGate, SelectiveDecay, decay_flops, gate_flops, gated_rms_norm
+from jaxdp.models.mixers.selective import (
+    OutputGate,
+    SelectiveDecay,
+    decay_flops,
+    decay_params,
+    gate_flops,
+    gate_params,
+    gated_rms_norm,
+)
 
 L2_EPS = 1e-6
 
@@ -69,6 +77,12 @@ class DeltaNet(Chunked):
 
     def make_params(self, config, rngs):
         return DeltaParams(config, self.gated, rngs)
+
+    def param_count(self, config):
+        beta = config.dim * config.num_heads + config.num_heads
+        if not self.gated:
+            return beta + config.head_dim  # and the norm's scale g
+        return beta + decay_params(config) + gate_params(config, config.head_dim)
 
     def aux(self, params, x_BxLxD, config):
         beta = jax.nn.sigmoid(params.beta(x_BxLxD).astype(jnp.promote_types(x_BxLxD.dtype, jnp.float32)))

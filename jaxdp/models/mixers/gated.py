@@ -54,6 +54,9 @@ class Gated(DecayMixer):
     def make_params(self, config, rngs):
         return Gate(config, rngs)
 
+    def param_count(self, config):
+        return config.dim * config.num_heads + config.num_heads  # `Gate`: W [D, H] and b [H]
+
     def aux(self, params, x_BxLxD, config):
         return params(x_BxLxD)
 

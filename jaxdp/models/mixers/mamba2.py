@@ -26,7 +26,15 @@ from flax import nnx
 from jaxdp.models.mixers import ssd
 from jaxdp.models.mixers.base import Array, register
 from jaxdp.models.mixers.linear import Chunked, ceil_to
-from jaxdp.models.mixers.selective import OutputGate, SelectiveDecay, decay_flops, gate_flops, gated_rms_norm
+from jaxdp.models.mixers.selective import (
+    OutputGate,
+    SelectiveDecay,
+    decay_flops,
+    decay_params,
+    gate_flops,
+    gate_params,
+    gated_rms_norm,
+)
 
 SILU = 4  # elementwise FLOPs per SiLU (negate, exp, add, divide)
 
@@ -55,6 +63,9 @@ class Mamba2(Chunked):
 
     def make_params(self, config, rngs):
         return Mamba2Params(config, rngs)
+
+    def param_count(self, config):
+        return decay_params(config) + config.num_heads + gate_params(config, config.dim)
 
     def aux(self, params, x_BxLxD, config):
         log_a, dt = params.decay(x_BxLxD)

@@ -75,6 +75,16 @@ class OutputGate(nnx.Module):
         return z.reshape(*z.shape[:-1], num_heads, -1), g
 
 
+def decay_params(config) -> int:
+    """`SelectiveDecay`'s parameters: Δ's map and bias [D, H] + [H], and A_log [H]."""
+    return config.dim * config.num_heads + 2 * config.num_heads
+
+
+def gate_params(config, scale_size: int) -> int:
+    """`OutputGate`'s parameters: W_z [D, D] and the scale g [scale_size]."""
+    return config.dim * config.dim + scale_size
+
+
 def gated_rms_norm(o_xHxK: Array, z_xHxK: Array | None, scale: Array, per_head: bool) -> Array:
     """RMSNorm(o ⊙ SiLU(z)) · g over each head (`per_head`) or all heads (no gate where z is
     None); in at least float32."""

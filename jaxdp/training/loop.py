@@ -57,7 +57,9 @@ def fit(
     stop_after: int | None,
 ):
     """The training loop from the latest good checkpoint; returns (graphdef, state, steps done,
-    the loss of the last logged window, why the stopping rule stopped it or None)."""
+    the loss of the last logged window, why the stopping rule stopped it or None, the seconds
+    spent training over every launch: this one's and those its checkpoint's meta carries)."""
+    clock = Clock()
     graphdef, tx, state = init_state(model_config, train_config, steps_per_epoch)
     state = replicate(state, mesh)
     checkpoints = Checkpoints(run_dir, keep=train_config.keep_checkpoints, run_digest=report.config["digest"])
@@ -66,6 +68,7 @@ def fit(
         found = checkpoints.restore_latest(state)
         if found is not None:
             start, state, meta = found
+            clock.before = float(meta.get("train_seconds", 0.0))
             pending, last_loss, checks = (
                 list(meta.get("pending", [])),
                 meta.get("last_loss"),
@@ -88,6 +91,7 @@ def fit(
             f"{model_config.mixer} D={model_config.dim}",
             (graphdef, report),
             valid_set,
+            clock,
         )
         try:
             state, last_loss, done = loop.run(
@@ -97,7 +101,18 @@ def fit(
             log.close()
     finally:
         checkpoints.close()
-    return graphdef, state, done, last_loss, stopping.reason(checks, train_config)
+    return graphdef, state, done, last_loss, stopping.reason(checks, train_config), clock.seconds()
+
+
+@dataclasses.dataclass
+class Clock:
+    """Seconds a run has trained: `before` this launch (its checkpoint's meta) and since `started`."""
+
+    before: float = 0.0
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self.started
 
 
 class Loop:
@@ -116,6 +131,7 @@ class Loop:
         name,
         evaluation: tuple[nnx.GraphDef, Reporting],
         valid_set: Dataset | None = None,
+        clock: Clock | None = None,
     ):
         self.run_dir, self.config, self.train_set, self.mesh = run_dir, train_config, train_set, mesh
         self.steps_per_epoch, self.checkpoints, self.log = steps_per_epoch, checkpoints, log
@@ -124,7 +140,7 @@ class Loop:
         every = report.eval_every if report.test_set is not None else None
         self.eval_steps, self.test_set = (every * steps_per_epoch if every else None), report.test_set
         self.lr = learning_rate(train_config, steps_per_epoch)
-        self.valid_set = valid_set
+        self.valid_set, self.clock = valid_set, clock or Clock()
 
     def batch(self, step: int):
         t, cfg = self.train_set, self.config
@@ -240,7 +256,13 @@ class Loop:
         losses = [float(x) for x in jax.device_get(pending)]
         if not np.all(np.isfinite(losses)):
             raise self.diverged(done, next(x for x in losses if not np.isfinite(x)))
-        self.checkpoints.save(done, state, {"pending": losses, "last_loss": last_loss, "checks": list(checks)})
+        meta = {
+            "pending": losses,
+            "last_loss": last_loss,
+            "checks": list(checks),
+            "train_seconds": self.clock.seconds(),
+        }
+        self.checkpoints.save(done, state, meta)
 
 
 def validation_check(

@@ -43,7 +43,7 @@ from jaxdp.training import limits, stopping
 from jaxdp.training.batches import batch_indices, batch_length
 from jaxdp.training.checkpoint import Checkpoints, check_run_config, run_lock, write_json_atomic
 from jaxdp.training.checks import check_settings, check_test_set, check_valid_set
-from jaxdp.training.loop import validation_check
+from jaxdp.training.loop import Clock, validation_check
 from jaxdp.training.metrics import MetricsLog
 from jaxdp.training.protocol import TrainConfig, run_identity
 from jaxdp.training.run import NOT_IDENTITY, evaluation_record, final_scores, read_result, run_config, train
@@ -129,6 +129,7 @@ class Replica:
     last_loss: float | None = None
     checks: list = dataclasses.field(default_factory=list)
     stopped_at: int | None = None  # the step the stopping rule ended it at
+    clock: Clock = dataclasses.field(default_factory=Clock)  # the pack's seconds, as each replica's
 
 
 def train_packed(
@@ -168,7 +169,6 @@ def train_packed(
                 results[k] = result
             else:
                 replicas.append((k, Replica(run_dir, config, record["digest"], steps_per_epoch)))
-        started = time.perf_counter()
         if replicas:
             done = _Pack(model_config, train_set, valid_set, steps_per_epoch, progress).run(
                 [r for _, r in replicas], stop_after
@@ -181,13 +181,11 @@ def train_packed(
                 ]
             graphdef, states, end = done
             for index, (k, r) in enumerate(replicas):
-                results[k] = _finish(r, graphdef, replica(states, index), end, test_set, valid_set, started, progress)
+                results[k] = _finish(r, graphdef, replica(states, index), end, test_set, valid_set, progress)
     return [results[k] for k in range(len(configs))]
 
 
-def _finish(
-    r: Replica, graphdef, state, end: int, test_set: Dataset, valid_set, started: float, progress: bool
-) -> dict:
+def _finish(r: Replica, graphdef, state, end: int, test_set: Dataset, valid_set, progress: bool) -> dict:
     """A replica's result.json, as `jaxdp.training.run.train` writes it (or where `end` cut it short, a
     ``{"stopped_at": end}`` to resume from)."""
     steps = r.stopped_at if r.stopped_at is not None else end
@@ -196,7 +194,7 @@ def _finish(
         return {"stopped_at": steps}
     result = {
         "steps": steps,
-        "train_seconds": time.perf_counter() - started,
+        "train_seconds": r.clock.seconds(),
         "jaxdp": __version__,
         "final_loss": r.last_loss,
         "stop_reason": reason or "budget",
@@ -232,6 +230,7 @@ class _Pack:
             step = 0
             if found is not None:
                 step, state, meta = found
+                r.clock.before = float(meta.get("train_seconds", 0.0))
                 r.pending, r.last_loss, r.checks = (
                     list(meta.get("pending", [])),
                     meta.get("last_loss"),
@@ -362,5 +361,11 @@ class _Pack:
 
     def save(self, r: Replica, state, done: int) -> None:
         losses = [float(x) for x in jax.device_get(r.pending)]
-        r.checkpoints.save(done, state, {"pending": losses, "last_loss": r.last_loss, "checks": list(r.checks)})
+        meta = {
+            "pending": losses,
+            "last_loss": r.last_loss,
+            "checks": list(r.checks),
+            "train_seconds": r.clock.seconds(),
+        }
+        r.checkpoints.save(done, state, meta)
         r.saved = done

@@ -14,7 +14,6 @@ checkpoint of the last one (`jaxdp.runtime.interrupts`); `train` then raises `In
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,15 +100,14 @@ def train(
         result = read_result(run_dir / "result.json")
         if result is not None and result.get("evaluation") == evaluation:
             return result
-        started = time.perf_counter()
         report = Reporting(config, tuple(log_to), eval_every, test_set)
         with stop_on_out_of_memory("training", "batch_size or dim"):
             job = (run_dir, model_config, train_config, train_set, mesh, steps_per_epoch, report, valid_set)
-            graphdef, state, end, final_loss, reason = fit(*job, progress=progress, stop_after=stop_after)
+            graphdef, state, end, final_loss, reason, seconds = fit(*job, progress=progress, stop_after=stop_after)
         if reason is None and end < train_config.epochs * steps_per_epoch:
             return {"stopped_at": end}
         if result is None:
-            result = first_result(end, time.perf_counter() - started, final_loss, reason)
+            result = first_result(end, seconds, final_loss, reason)
         if test_set is not None:
             result.update(final_scores(graphdef, state, train_config, test_set, valid_set, progress))
         result["evaluation"] = evaluation

@@ -4,6 +4,7 @@ one vmapped program, against the same runs trained alone through `jaxdp.training
 import json
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -132,12 +133,16 @@ def test_a_pack_cut_by_sigterm_resumes_and_ends_as_an_uninterrupted_one(data, tm
     with pytest.raises(Interrupted):
         packed(tmp_path / "cut", data)
     monkeypatch.undo()
+    cut_at = []  # each replica's training seconds, as its step-21 checkpoint carries them
     for i in range(len(REPLICAS)):
-        assert (
-            max(int(p.name) for p in (tmp_path / "cut" / f"r{i}" / "checkpoints").iterdir() if p.name.isdigit()) == 21
-        )
+        folder = tmp_path / "cut" / f"r{i}" / "checkpoints"
+        assert max(int(p.name) for p in folder.iterdir() if p.name.isdigit()) == 21
+        cut_at.append(json.loads((folder / "21" / "meta" / "metadata").read_text())["train_seconds"])
+    started = time.perf_counter()
     resumed = packed(tmp_path / "cut", data)
+    second_launch = time.perf_counter() - started
     for i in range(len(REPLICAS)):
+        assert 0 < cut_at[i] < resumed[i]["train_seconds"] < cut_at[i] + second_launch
         assert {k: v for k, v in resumed[i].items() if k != "train_seconds"} == {
             k: v for k, v in whole[i].items() if k != "train_seconds"
         }

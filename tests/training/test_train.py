@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import jax
@@ -187,12 +188,19 @@ def params_of(run_dir):
 def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tiny_data, tmp_path):
     mc, tc = tiny()
     full = train(tmp_path / "full", TINY_TASK, mc, tc, *tiny_data, progress=False)
+    started = time.perf_counter()
     assert train(tmp_path / "cut", TINY_TASK, mc, tc, *tiny_data, progress=False, stop_after=12) == {"stopped_at": 12}
+    first_launch = time.perf_counter() - started
+    meta = json.loads((tmp_path / "cut" / "checkpoints" / "12" / "meta" / "metadata").read_text())
     resumed = train(tmp_path / "cut", TINY_TASK, mc, tc, *tiny_data, progress=False)
+    both_launches = time.perf_counter() - started
     for a, b in zip(params_of(tmp_path / "full"), params_of(tmp_path / "cut")):
         np.testing.assert_array_equal(a, b)
     assert losses(tmp_path / "full") == losses(tmp_path / "cut")
     assert resumed["accuracy"] == full["accuracy"]
+    # its training seconds are both launches', the first carried by step 12's checkpoint
+    assert 0 < meta["train_seconds"] < first_launch
+    assert meta["train_seconds"] < resumed["train_seconds"] < both_launches
     # a finished run returns its result instead of training again
     assert train(tmp_path / "cut", TINY_TASK, mc, tc, *tiny_data, progress=False) == resumed
 

@@ -293,13 +293,7 @@ def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, mixer_na
     exp_dir = Path(args.out) / (exp or name) / preset.name
     rate = costs.measure_rate(launch.compile_cache(args), keep=False)
     first = args.search_from or preset.search_first
-    trained = search.most_visited(plans, first) if args.search else plans
-    numbers = costs.estimate(trained, preset.protocol, rate)
-    seconds, cost = numbers["seconds"], costs.describe_estimate(numbers, rate, len(trained))
-    if args.search:
-        grid = f"{len(plans)} cells ({len(search.columns(cells))} columns)"
-        cost = f"--search from the {first} D trains at most {len(trained)} of these {grid}; {cost}"
-    print(f"{name}, preset {preset.name}: {cost}", flush=True)
+    seconds = print_estimate(name, args, preset, cells, plans, exp_dir, rate)
     if args.dry_run:
         lines = [f"{exp_dir / p.path}" + (f"  [{p.cell.variant}]" if p.cell.variant else "") for p in plans]
         lines.append(f"{len(plans)} cells, preset {preset.name}")
@@ -319,6 +313,25 @@ def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, mixer_na
         print(f"error: {failure}", file=sys.stderr, flush=True)
         return text, 1
     return text, code
+
+
+def print_estimate(name: str, args, preset: Preset, cells, plans, exp_dir: Path, rate: dict) -> float:
+    """Print the sweep's estimated cost (of what is still to train: a finished cell, or under
+    `--search` a finished probe, costs nothing) and return its seconds."""
+    first = args.search_from or preset.search_first
+    if args.search:
+        whole = search.left_to_train(None, plans, preset.protocol, first)
+        left = search.left_to_train(exp_dir, plans, preset.protocol, first)
+        columns = len(search.columns(cells))
+        grid = f"{len(plans)} cells ({columns} column{'s' if columns != 1 else ''})"
+        head = f"--search from the {first} D trains at most {len(whole)} of these {grid}"
+        head += f", at most {len(left)} still to train; " if len(left) < len(whole) else "; "
+    else:
+        left = [p for p in plans if not (exp_dir / p.path / "result.json").exists()]
+        head = f"{len(plans) - len(left)} of {len(plans)} cells finished; " if len(left) < len(plans) else ""
+    numbers = costs.estimate(left, preset.protocol, rate)
+    print(f"{name}, preset {preset.name}: {head}{costs.describe_estimate(numbers, rate, len(left))}", flush=True)
+    return numbers["seconds"]
 
 
 #: a grid estimated to take longer than this on this machine starts only with --yes

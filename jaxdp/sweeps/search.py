@@ -63,19 +63,44 @@ def most_probes(grid_size: int, first: str = "largest") -> int:
     return math.ceil(math.log2(grid_size)) + 1 if grid_size > 1 else 1
 
 
-def most_visited(plans: Sequence[grids.Plan], first: str = "largest") -> list[grids.Plan]:
-    """The plans whose cost bounds what a search of `plans` trains: in each column, every plan
-    of its `most_probes` largest D. A search probes no more D than that per column and a larger D
-    costs more, so no path of probes costs more than these."""
+def left_to_train(
+    exp_dir: str | Path | None,
+    plans: Sequence[grids.Plan],
+    protocol: Protocol,
+    first: str = "largest",
+    threshold: float = study.THRESHOLD,
+) -> list[grids.Plan]:
+    """The plans whose cost bounds what a search of `plans` still trains (`exp_dir` None: nothing
+    is finished). In each column the search is replayed over its finished probes; then it may
+    still probe at most `most_probes` less those, all inside the bracket they leave, and a larger
+    D costs more: so no path costs more than the unfinished plans of the bracket's largest D."""
     by_column: dict[tuple, list[grids.Plan]] = {}
     for plan in plans:
         by_column.setdefault(column_key(plan.cell), []).append(plan)
-    kept = []
+    done = {p.path for p in plans if exp_dir is not None and (Path(exp_dir) / p.path / "result.json").exists()}
+    left = []
     for column in by_column.values():
-        dims = sorted({p.cell.dim for p in column})
-        largest = set(dims[len(dims) - most_probes(len(dims), first) :])
-        kept += [p for p in column if p.cell.dim in largest]
-    return kept
+        dims, reached = sorted({p.cell.dim for p in column}), {}
+        while (dim := next_dim(dims, reached, first)) is not None:  # the search, replayed
+            probe = [p for p in column if p.cell.dim == dim]
+            rows = collect.collect(exp_dir, [p.cell for p in probe], protocol) if exp_dir is not None else []
+            if any(p.path not in done for p in probe) or len(rows) < len(probe):
+                break
+            reached[dim] = study.score(study.select(rows)[0]) >= threshold
+        costliest = set(costliest_left(dims, reached, first))
+        left += [p for p in column if p.cell.dim in costliest and p.path not in done]
+    return left
+
+
+def costliest_left(dims: Sequence[int], reached: dict[int, bool], first: str = "largest") -> list[int]:
+    """The D whose cost bounds the rest of a search that has probed `reached` (`next_dim`): at most
+    `most_probes` less those probes remain, all inside the bracket they leave; [] when it is over."""
+    if next_dim(dims, reached, first) is None:
+        return []
+    low = max((d for d, ok in reached.items() if not ok), default=0)
+    high = min((d for d, ok in reached.items() if ok), default=math.inf)
+    bracket = sorted(d for d in dims if low < d < high)
+    return bracket[max(len(bracket) - most_probes(len(dims), first) + len(reached), 0) :]
 
 
 def next_dim(dims: Sequence[int], reached: dict[int, bool], first: str = "largest") -> int | None:

@@ -212,6 +212,14 @@ def test_a_sweep_packs_a_cells_learning_rates_into_their_own_run_folders(tmp_pat
     protocol = fig1.common.preset_from_args(fig1.common.parser("fig1", "", (), ()).parse_args(argv)).protocol
     assert sorted(r["digest"] for r in rows) == sorted(grids.plan(c, protocol).path.rsplit("/", 1)[1] for c in cells)
     assert all(r["steps"] == 8 and r["stop_reason"] == "budget" for r in rows)
+    # the cost estimate counts what is left: nothing of this grid; under a search from the middle
+    # of D 8, 16, the probe of D = 8 is done and missed 90%, so D = 16 is left at both lrs
+    capsys.readouterr()
+    assert fig1.main([*argv, "--dry-run"]) == 0
+    assert "2 of 2 cells finished; estimated cost: 0 cells" in capsys.readouterr().out
+    assert fig1.main([*argv, "--dry-run", "--dims", "8", "16", "--search", "--search-from", "middle"]) == 0
+    said = capsys.readouterr().out
+    assert "trains at most 4 of these 4 cells (1 column), at most 2 still to train; estimated cost: 2 cells" in said
 
 
 def test_a_pack_is_sized_to_fit_the_device_and_refused_when_it_cannot():

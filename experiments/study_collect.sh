@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Commit a study part's results as they stand (finished columns, and the probes so far of the
 # others): trains nothing. Writes benchmarks/results/study/PART/ with results.csv, min_d.md, the
-# part's figures and command.txt, the exact collection command, which
-# tests/experiments/test_committed_results.py replays (every row's digest, every column's search path).
+# part's figures, command.txt, the exact collection command, which
+# tests/experiments/test_committed_results.py replays (every row's digest, every column's search path),
+# and hours.txt, the training core-hours of its runs (`experiments.study_hours`).
 #
 #     bash experiments/study_collect.sh OUT PART [FLAGS...]     # FLAGS: those given to study.sh
 set -euo pipefail
@@ -23,4 +24,5 @@ case "$PART" in
 esac
 for f in "${copy[@]}"; do cp "$OUT/$exp/study/$f" "$dest/$f"; done
 echo "python -m experiments.$PART --preset study --search ${PART_FLAGS[*]}" > "$dest/command.txt"
-echo "committed to $dest: ${copy[*]} command.txt"
+"$PY" -m experiments.study_hours "$dest/results.csv" "$OUT/$exp/study" > "$dest/hours.txt"
+echo "committed to $dest: ${copy[*]} command.txt hours.txt ($(cat "$dest/hours.txt" | cut -d';' -f1))"

@@ -158,31 +158,42 @@ def curves(rows: Sequence[dict], path: str | Path, x: str = "dim", metric: str =
     return save_figure(fig, path)
 
 
-def draw_min_d(ax, points: Sequence[tuple[int, int, str]], label: str, marker: str = "o", linestyle: str = "-"):
+def draw_min_d(
+    ax, points: Sequence[tuple[int, int, str]], label: str, marker: str = "o", linestyle: str = "-", dodge: float = 1.0
+):
     """Measured points joined by a line, censored ones as open triangles pointing where the true
-    min D lies (▽ at most this D, △ beyond it); the label carries the exponent or why none."""
+    min D lies (▽ at most this D, △ beyond it); the label carries the exponent or why none.
+    Drawn at L · `dodge`, so that series on the same points stay apart on a log axis (the
+    exponent, a slope in log L, is the same)."""
     measured = [(L, D) for L, D, c in points if not c]
-    line = ax.plot(*(zip(*measured) if measured else ([], [])), marker=marker, linestyle=linestyle, ms=4)[0]
+    xs = [L * dodge for L, _ in measured]
+    line = ax.plot(xs, [D for _, D in measured], marker=marker, linestyle=linestyle, ms=4)[0]
     for censored, shape in (("below", "v"), ("above", "^")):
-        drawn = [(L, D) for L, D, c in points if c == censored]
+        drawn = [(L * dodge, D) for L, D, c in points if c == censored]
         if drawn:
             ax.plot(*zip(*drawn), shape, ms=7, mfc="none", color=line.get_color())
     line.set_label(f"{label}: {exponent_label(measured, short=True)}")
 
 
+#: how far apart (a factor in L) `scaling` draws the series, so that equal points stay visible
+DODGE = 1.04
+
+
 def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD, metric: str = "accuracy") -> Path:
-    """Smallest D against L per task and series (`draw_min_d`: censored points as triangles)."""
+    """Smallest D against L per task and series (`draw_min_d`: censored points as triangles),
+    each series drawn a little apart in L (`DODGE`)."""
     plt = pyplot()
     found, spread = min_d_points(rows, threshold, metric), min_d_spread(rows, threshold, metric)
     task_names = sorted({r["task"] for r in rows})
     fig, axes = plt.subplots(1, len(task_names), squeeze=False, figsize=(4 * len(task_names), 3.4))
     for ax, task in zip(axes[0], task_names):
-        for model in series_names(rows):
-            if found.get((task, model)):
-                draw_min_d(ax, found[(task, model)], model)
-                for L, (low, high) in spread.get((task, model), {}).items():
-                    if high > low:  # the seeds' range
-                        ax.plot([L, L], [low, high], color=ax.lines[-1].get_color(), lw=1, alpha=0.6)
+        names = [m for m in series_names(rows) if found.get((task, m))]
+        for i, model in enumerate(names):
+            dodge = DODGE ** (i - (len(names) - 1) / 2)
+            draw_min_d(ax, found[(task, model)], model, dodge=dodge)
+            for L, (low, high) in spread.get((task, model), {}).items():
+                if high > low:  # the seeds' range
+                    ax.plot([L * dodge] * 2, [low, high], color=ax.lines[-1].get_color(), lw=1, alpha=0.6)
         if found:
             Ls = sorted({r["L"] for r in rows if r["task"] == task})
             D0 = min(d for pts in found.values() for _, d, _ in pts)

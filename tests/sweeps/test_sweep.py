@@ -293,3 +293,21 @@ def test_figures_are_written(tmp_path):
     rows = synthetic_rows()
     assert figures.heatmaps(rows, tmp_path / "h.png").stat().st_size > 1000
     assert figures.scaling(rows, tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_the_scaling_figure_draws_equal_series_apart_with_their_own_points(tmp_path, monkeypatch):
+    """Two series with the same min D at every L (a copy of linear) are drawn a factor DODGE apart
+    in L, at the min D the table gives; the labels keep the exponent of the true points."""
+    rows = synthetic_rows()
+    rows = [r for r in rows if r["mixer"] != "sparse"] + [
+        {**r, "mixer": "twin"} for r in rows if r["mixer"] == "linear"
+    ]
+    drawn = {}
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: drawn.setdefault("fig", fig) and Path(path))
+    figures.scaling(rows, tmp_path / "s.png")
+    ax = drawn["fig"].axes[0]
+    lines = {line.get_label().split(":")[0]: line for line in ax.lines if not line.get_label().startswith("_")}
+    linear, twin = lines["linear"], lines["twin"]
+    np.testing.assert_allclose(np.asarray(twin.get_xdata()) / np.asarray(linear.get_xdata()), figures.DODGE)
+    assert list(twin.get_ydata()) == list(linear.get_ydata()) == [32, 128]  # L = 64, 256 (≤ 8 at 16: a triangle)
+    assert linear.get_label().split(":")[1] == twin.get_label().split(":")[1]

@@ -48,11 +48,12 @@ def losses(run_dir):
 
 @pytest.fixture(scope="module")
 def runs(data, tmp_path_factory):
-    """The standard model trained to convergence; sparse and linear trained briefly."""
+    """The standard model trained to convergence (lr 1e-2, the study's: 8 epochs reach 98%,
+    where lr 1e-3 needed 20 for 95%); sparse and linear trained briefly."""
     root = tmp_path_factory.mktemp("runs")
     out = {}
-    for mixer, epochs in (("standard", 20), ("sparse", 3), ("linear", 3)):
-        tc = TrainConfig(epochs=epochs, batch_size=64, lr=1e-3, warmup_epochs=1, log_every=20, checkpoint_every=10_000)
+    for mixer, epochs, lr in (("standard", 8, 1e-2), ("sparse", 3, 1e-3), ("linear", 3, 1e-3)):
+        tc = TrainConfig(epochs=epochs, batch_size=64, lr=lr, warmup_epochs=1, log_every=20, checkpoint_every=10_000)
         out[mixer] = (
             root / mixer,
             train(root / mixer, TASK, model_config(mixer, **SMALL.get(mixer, {})), tc, *data, progress=False),

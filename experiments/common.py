@@ -320,8 +320,8 @@ def print_estimate(name: str, args, preset: Preset, cells, plans, exp_dir: Path,
     `--search` a finished probe, costs nothing) and return its seconds."""
     first = args.search_from or preset.search_first
     if args.search:
-        whole = search.left_to_train(None, plans, preset.protocol, first)
-        left = search.left_to_train(exp_dir, plans, preset.protocol, first)
+        whole = search.left_to_train(None, plans, preset.protocol, first, args.threshold)
+        left = search.left_to_train(exp_dir, plans, preset.protocol, first, args.threshold)
         columns = len(search.columns(cells))
         grid = f"{len(plans)} cells ({columns} column{'s' if columns != 1 else ''})"
         head = f"--search from the {first} D trains at most {len(whole)} of these {grid}"

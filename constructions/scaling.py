@@ -3,8 +3,8 @@ pigeonhole lower bounds, and — when a fig1/fig2 sweep's results are present �
 that trained models needed, on one log-log plot with fitted exponents.
 
     python -m constructions.scaling                      # table + runs/constructions/scaling.png
-    python -m constructions.scaling --results benchmarks/results/cpu/fig1/results.csv \
-        benchmarks/results/cpu/fig2/results.csv --out docs/scaling.png   # the README's figure
+    python -m constructions.scaling --results benchmarks/results/study/fig1/results.csv \
+        --out docs/scaling.png   # docs/proofs.md's figure
 
 Exponents are fitted over L ≥ `--fit-from` (default 1000), where the √L term of the sparse and
 linear constructions dominates their constant part (scratch space, state, flags).
@@ -166,10 +166,11 @@ def plot(table: list[dict], fitted: dict, found: dict, path: Path, arithmetic: l
             label=f"lower bound {k}: {exponent_text(fitted[k][0])}",
         )
     draw_arithmetic(ax, list(arithmetic))
-    for name, pts in found.items():  # censored sizes as open triangles (▽: at most, △: beyond)
-        figures.draw_min_d(ax, pts, f"trained {name}", marker="s", linestyle="none")
+    for i, (name, pts) in enumerate(found.items()):  # censored sizes as open triangles (▽: at most, △: beyond)
+        dodge = figures.DODGE ** (i - (len(found) - 1) / 2)
+        figures.draw_min_d(ax, pts, f"trained {name}", marker="s", linestyle="none", dodge=dodge)
     drawn = "ED(n, n) and Arithmetic constructions, pigeonhole bounds" + (
-        ", trained min D at 90% (▽ ≤, △ >)" if found else ""
+        ",\ntrained min D at 90% (▽ ≤, △ >)" if found else ""
     )
     ax.set_title(f"D needed vs L: {drawn}", fontsize=10)
     groups: dict[tuple, list[str]] = {}

@@ -166,8 +166,7 @@ def plot(table: list[dict], fitted: dict, found: dict, path: Path, arithmetic: l
             label=f"lower bound {k}: {exponent_text(fitted[k][0])}",
         )
     draw_arithmetic(ax, list(arithmetic))
-    for i, (name, pts) in enumerate(found.items()):  # censored sizes as open triangles (▽: at most, △: beyond)
-        dodge = figures.DODGE ** (i - (len(found) - 1) / 2)
+    for (name, pts), dodge in zip(found.items(), figures.dodges(len(found))):  # censored: ▽ at most, △ beyond
         figures.draw_min_d(ax, pts, f"trained {name}", marker="s", linestyle="none", dodge=dodge)
     drawn = "ED(n, n) and Arithmetic constructions, pigeonhole bounds" + (
         ",\ntrained min D at 90% (▽ ≤, △ >)" if found else ""

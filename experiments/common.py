@@ -293,7 +293,7 @@ def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, mixer_na
     exp_dir = Path(args.out) / (exp or name) / preset.name
     rate = costs.measure_rate(launch.compile_cache(args), keep=False)
     first = args.search_from or preset.search_first
-    seconds = print_estimate(name, args, preset, cells, plans, exp_dir, rate)
+    seconds = print_estimate(name, args, preset, cells, plans, exp_dir, rate, first)
     if args.dry_run:
         lines = [f"{exp_dir / p.path}" + (f"  [{p.cell.variant}]" if p.cell.variant else "") for p in plans]
         lines.append(f"{len(plans)} cells, preset {preset.name}")
@@ -315,10 +315,9 @@ def _sweep(name, args, report: Report, exp, dry_run, make_cells, tasks, mixer_na
     return text, code
 
 
-def print_estimate(name: str, args, preset: Preset, cells, plans, exp_dir: Path, rate: dict) -> float:
+def print_estimate(name: str, args, preset: Preset, cells, plans, exp_dir: Path, rate: dict, first: str) -> float:
     """Print the sweep's estimated cost (of what is still to train: a finished cell, or under
-    `--search` a finished probe, costs nothing) and return its seconds."""
-    first = args.search_from or preset.search_first
+    `--search` from `first` a finished probe, costs nothing) and return its seconds."""
     if args.search:
         whole = search.left_to_train(None, plans, preset.protocol, first, args.threshold)
         left = search.left_to_train(exp_dir, plans, preset.protocol, first, args.threshold)

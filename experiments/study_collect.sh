@@ -25,4 +25,4 @@ esac
 for f in "${copy[@]}"; do cp "$OUT/$exp/study/$f" "$dest/$f"; done
 echo "python -m experiments.$PART --preset study --search ${PART_FLAGS[*]}" > "$dest/command.txt"
 "$PY" -m experiments.study_hours "$dest/results.csv" "$OUT/$exp/study" > "$dest/hours.txt"
-echo "committed to $dest: ${copy[*]} command.txt hours.txt ($(cat "$dest/hours.txt" | cut -d';' -f1))"
+echo "committed to $dest: ${copy[*]} command.txt hours.txt ($(cut -d';' -f1 "$dest/hours.txt"))"

@@ -179,6 +179,11 @@ def draw_min_d(
 DODGE = 1.04
 
 
+def dodges(count: int) -> list[float]:
+    """The factors in L at which `count` series are drawn: powers of `DODGE` centred on 1."""
+    return [DODGE ** (i - (count - 1) / 2) for i in range(count)]
+
+
 def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD, metric: str = "accuracy") -> Path:
     """Smallest D against L per task and series (`draw_min_d`: censored points as triangles),
     each series drawn a little apart in L (`DODGE`)."""
@@ -188,8 +193,7 @@ def scaling(rows: Sequence[dict], path: str | Path, threshold: float = THRESHOLD
     fig, axes = plt.subplots(1, len(task_names), squeeze=False, figsize=(4 * len(task_names), 3.4))
     for ax, task in zip(axes[0], task_names):
         names = [m for m in series_names(rows) if found.get((task, m))]
-        for i, model in enumerate(names):
-            dodge = DODGE ** (i - (len(names) - 1) / 2)
+        for model, dodge in zip(names, dodges(len(names))):
             draw_min_d(ax, found[(task, model)], model, dodge=dodge)
             for L, (low, high) in spread.get((task, model), {}).items():
                 if high > low:  # the seeds' range

@@ -68,12 +68,7 @@ def fit(
         found = checkpoints.restore_latest(state)
         if found is not None:
             start, state, meta = found
-            clock.before = float(meta.get("train_seconds", 0.0))
-            pending, last_loss, checks = (
-                list(meta.get("pending", [])),
-                meta.get("last_loss"),
-                list(meta.get("checks", [])),
-            )
+            pending, last_loss, checks = read_checkpoint_meta(meta, clock)
         total = train_config.epochs * steps_per_epoch
         end = total if stop_after is None else min(total, stop_after)
         log = MetricsLog(
@@ -113,6 +108,19 @@ class Clock:
 
     def seconds(self) -> float:
         return self.before + time.perf_counter() - self.started
+
+
+def checkpoint_meta(losses: list[float], last_loss: float | None, checks: list, clock: Clock) -> dict:
+    """What a checkpoint keeps beside the state: the losses not yet logged, the last logged one,
+    the stopping rule's checks and the seconds trained so far."""
+    return {"pending": losses, "last_loss": last_loss, "checks": list(checks), "train_seconds": clock.seconds()}
+
+
+def read_checkpoint_meta(meta: dict, clock: Clock) -> tuple[list, float | None, list]:
+    """`checkpoint_meta` read back: (pending losses, last loss, checks); its seconds become
+    `clock.before`."""
+    clock.before = float(meta.get("train_seconds", 0.0))
+    return list(meta.get("pending", [])), meta.get("last_loss"), list(meta.get("checks", []))
 
 
 class Loop:
@@ -256,13 +264,7 @@ class Loop:
         losses = [float(x) for x in jax.device_get(pending)]
         if not np.all(np.isfinite(losses)):
             raise self.diverged(done, next(x for x in losses if not np.isfinite(x)))
-        meta = {
-            "pending": losses,
-            "last_loss": last_loss,
-            "checks": list(checks),
-            "train_seconds": self.clock.seconds(),
-        }
-        self.checkpoints.save(done, state, meta)
+        self.checkpoints.save(done, state, checkpoint_meta(losses, last_loss, checks, self.clock))
 
 
 def validation_check(

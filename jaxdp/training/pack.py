@@ -34,7 +34,6 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
-from jaxdp import __version__
 from jaxdp.models import ModelConfig
 from jaxdp.runtime import faults, interrupts
 from jaxdp.runtime.errors import TrainingError
@@ -43,10 +42,18 @@ from jaxdp.training import limits, stopping
 from jaxdp.training.batches import batch_indices, batch_length
 from jaxdp.training.checkpoint import Checkpoints, check_run_config, run_lock, write_json_atomic
 from jaxdp.training.checks import check_settings, check_test_set, check_valid_set
-from jaxdp.training.loop import Clock, validation_check
+from jaxdp.training.loop import Clock, checkpoint_meta, read_checkpoint_meta, validation_check
 from jaxdp.training.metrics import MetricsLog
 from jaxdp.training.protocol import TrainConfig, run_identity
-from jaxdp.training.run import NOT_IDENTITY, evaluation_record, final_scores, read_result, run_config, train
+from jaxdp.training.run import (
+    NOT_IDENTITY,
+    evaluation_record,
+    final_scores,
+    first_result,
+    read_result,
+    run_config,
+    train,
+)
 from jaxdp.training.step import TrainState, init_state, learning_rate, loss_and_grads, optimizer
 
 #: TrainConfig fields in which a pack's replicas may differ
@@ -192,13 +199,7 @@ def _finish(r: Replica, graphdef, state, end: int, test_set: Dataset, valid_set,
     reason = stopping.reason(r.checks, r.config)
     if reason is None and steps < r.config.epochs * r.steps_per_epoch:
         return {"stopped_at": steps}
-    result = {
-        "steps": steps,
-        "train_seconds": r.clock.seconds(),
-        "jaxdp": __version__,
-        "final_loss": r.last_loss,
-        "stop_reason": reason or "budget",
-    }
+    result = first_result(steps, r.clock.seconds(), r.last_loss, reason)
     result.update(final_scores(graphdef, state, r.config, test_set, valid_set, progress))
     result["evaluation"] = evaluation_record(test_set, r.config, valid_set)
     write_json_atomic(r.run_dir / "result.json", result)
@@ -230,12 +231,7 @@ class _Pack:
             step = 0
             if found is not None:
                 step, state, meta = found
-                r.clock.before = float(meta.get("train_seconds", 0.0))
-                r.pending, r.last_loss, r.checks = (
-                    list(meta.get("pending", [])),
-                    meta.get("last_loss"),
-                    list(meta.get("checks", [])),
-                )
+                r.pending, r.last_loss, r.checks = read_checkpoint_meta(meta, r.clock)
             states.append(state)
             starts.append(step)
         if len(set(starts)) > 1:
@@ -361,11 +357,5 @@ class _Pack:
 
     def save(self, r: Replica, state, done: int) -> None:
         losses = [float(x) for x in jax.device_get(r.pending)]
-        meta = {
-            "pending": losses,
-            "last_loss": r.last_loss,
-            "checks": list(r.checks),
-            "train_seconds": r.clock.seconds(),
-        }
-        r.checkpoints.save(done, state, meta)
+        r.checkpoints.save(done, state, checkpoint_meta(losses, r.last_loss, r.checks, r.clock))
         r.saved = done

@@ -10,7 +10,10 @@ the threshold is found per seed (`min_d_by_seed`, with `jaxdp.sweeps.study.censo
 censoring) and summarised over seeds as a median with its range (`median_point`).
 
 A min D is *inconclusive* (†) when a smaller D of the column stopped below the threshold on
-its budget (``stop_reason`` ``budget``): trained longer it might have reached it.
+its budget (``stop_reason`` ``budget``): trained longer it might have reached it. A column is
+*non-monotone* (‡) when a larger D scored lower than a smaller one by more than `MONOTONE_SLACK`:
+the search's assumption that the score grows with D fails there, and a D it skipped might reach
+the threshold.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ THRESHOLD = 0.9
 #: the grid failed), "below" (the grid's smallest D already reaches: the true min D is at most
 #: it) or "above" (no D of the grid reaches: the true min D is beyond the largest tried)
 CENSORING = ("", "below", "above")
+#: how far a larger D may score below a smaller one before a column counts as non-monotone:
+#: about two standard errors of the difference of two scores on 1,000 examples near 0.8
+MONOTONE_SLACK = 0.04
 CELL_KEY = ("task", "size", "mixer", "variant", "dim", "train_examples", "seed")
 
 
@@ -82,7 +88,8 @@ def select(rows: Sequence[dict], metric: str = "accuracy") -> list[dict]:
 @dataclasses.dataclass(frozen=True)
 class SeedMinD:
     """One seed's smallest D of a column: `dim` and its `censoring` (`jaxdp.sweeps.study.CENSORING`),
-    the run that decided it (its lr, stop reason and score) and whether it is inconclusive."""
+    the run that decided it (its lr, stop reason and score), whether it is inconclusive and
+    whether its scores fall as D grows (`non_monotone`)."""
 
     dim: int
     censoring: str
@@ -90,12 +97,24 @@ class SeedMinD:
     stop_reason: str
     best_score: float
     inconclusive: bool
+    non_monotone: bool = False
+
+
+def non_monotone(scores: dict[int, float], slack: float = MONOTONE_SLACK) -> bool:
+    """Whether some D scores more than `slack` below a smaller D of the same column."""
+    best_so_far = -math.inf
+    for d in sorted(scores):
+        if scores[d] < best_so_far - slack:
+            return True
+        best_so_far = max(best_so_far, scores[d])
+    return False
 
 
 def seed_min_d(runs: Sequence[dict], threshold: float = THRESHOLD, metric: str = "accuracy") -> SeedMinD:
     """The `SeedMinD` of one column and seed from its selected rows (one per D)."""
     by_dim = {r["dim"]: r for r in runs}
-    dim, censoring = censored_min_d({d: score(r, metric) for d, r in by_dim.items()}, threshold)
+    scores = {d: score(r, metric) for d, r in by_dim.items()}
+    dim, censoring = censored_min_d(scores, threshold)
     deciding = by_dim[dim]
     below = [r for d, r in by_dim.items() if (d < dim or censoring == "above") and score(r, metric) < threshold]
     return SeedMinD(
@@ -105,6 +124,7 @@ def seed_min_d(runs: Sequence[dict], threshold: float = THRESHOLD, metric: str =
         deciding.get("stop_reason") or "",
         max(score(r, metric) for r in runs),
         any(r.get("stop_reason") == "budget" for r in below),
+        non_monotone(scores),
     )
 
 

@@ -21,7 +21,16 @@ import numpy as np
 
 from jaxdp.models import flops
 from jaxdp.models.config import ModelConfig
-from jaxdp.sweeps.study import THRESHOLD, bootstrap_exponent, median_point, min_d_by_seed, seed_dims, select, series
+from jaxdp.sweeps.study import (
+    MONOTONE_SLACK,
+    THRESHOLD,
+    bootstrap_exponent,
+    median_point,
+    min_d_by_seed,
+    seed_dims,
+    select,
+    series,
+)
 from jaxdp.tasks import PAPER_MAX_LENGTHS
 
 MODEL_ORDER = ("standard", "sparse", "linear")
@@ -160,7 +169,9 @@ def min_d_table(rows: Sequence[dict], threshold: float = THRESHOLD, metric: str 
         f"Smallest D with {metric} >= {threshold:.0%}, read on the validation set (the test set for runs "
         "scored before it existed). ≤ D: the grid's smallest D already does; > D: none of the grid's D does "
         "(the best score in brackets); † inconclusive: a smaller D stopped below the threshold at the end of its "
-        "budget. Several seeds: median [smallest, largest]. lr: the best learning rate at that D (by validation "
+        f"budget; ‡ non-monotone: a larger D scored over {MONOTONE_SLACK * 100:.0f} points below a smaller one, so a D "
+        "the search skipped might reach the threshold."
+        " Several seeds: median [smallest, largest]. lr: the best learning rate at that D (by validation "
         "score); stop: why those runs stopped. L: our longest sequence without <eos>."
     ]
     found = min_d_by_seed(rows, threshold, metric)
@@ -199,6 +210,8 @@ def _min_d_cell(per_seed: dict | None, show_lr: bool) -> str:
         text += f" [{_min_d_text(low)}, {_min_d_text(high)}]"
     if any(m.inconclusive for m in per_seed.values()):
         text += " †"
+    if any(m.non_monotone for m in per_seed.values()):
+        text += " ‡"
     if show_lr:
         text += " · lr " + ", ".join(f"{lr:g}" for lr in sorted({m.lr for m in per_seed.values() if m.lr}))
     reasons = collections.Counter(m.stop_reason for m in per_seed.values() if m.stop_reason)

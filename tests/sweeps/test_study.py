@@ -107,6 +107,23 @@ def test_min_d_over_seeds_is_the_median_with_its_range_and_censoring():
     assert tables.min_d_points(rows)[("lis", "linear")] == [(11, 64, "")]
 
 
+def test_a_column_whose_score_falls_as_d_grows_is_marked_non_monotone():
+    """The study's L = 37 sparse seed 1: 0.768 at D 32, 0.655 at 64, both below 0.9. A fall
+    within the slack, or a rise, is not marked; a fall anywhere later in the column is, even
+    after a rise; one seed's fall marks the cell."""
+    assert study.non_monotone({32: 0.768, 64: 0.655})
+    assert not study.non_monotone({32: 0.768, 64: 0.768 - study.MONOTONE_SLACK + 0.001})
+    assert not study.non_monotone({16: 0.5, 32: 0.7, 64: 0.95})
+    assert study.non_monotone({16: 0.5, 32: 0.8, 64: 0.85, 96: 0.7})
+    assert not study.non_monotone({96: 0.5, 16: 0.52})  # the order is D's, not the dict's
+    seed0 = [row(32, valid=0.875, test=0.87), row(64, valid=0.892, test=0.89)]
+    seed1 = [row(32, valid=0.768, test=0.77, seed=1), row(64, valid=0.655, test=0.66, seed=1)]
+    [per_seed] = study.min_d_by_seed(seed0 + seed1).values()
+    assert [m.non_monotone for m in per_seed.values()] == [False, True]
+    assert "| linear | > 64 (0.89) [> 64, > 64] † ‡ · budget |" in tables.min_d_table(seed0 + seed1)
+    assert "| linear | > 64 (0.89) † · budget |" in tables.min_d_table(seed0)
+
+
 def test_the_bootstrap_interval_brackets_the_exponent_and_is_exact_without_noise():
     slope, low, high = study.bootstrap_exponent({L: [8 * math.sqrt(L)] * 3 for L in (16, 64, 256)})
     assert slope == pytest.approx(0.5) and low == pytest.approx(0.5) and high == pytest.approx(0.5)

@@ -11,8 +11,7 @@
 set -euo pipefail
 OUT=${1:-runs}
 mkdir -p "$OUT"
-pin() { if command -v taskset > /dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
-trap 'kill -TERM $(jobs -p) 2> /dev/null; wait' INT TERM
+source "$(dirname "$0")/workers.sh" # pin; an interrupt stops the workers and the script
 pids=()
 for i in 0 1; do
   { pin "$i" python -m experiments.fig1 --preset cpu --shard "$i/2" --quiet --out "$OUT" &&

@@ -22,8 +22,7 @@ RUN=("$PY" -m "experiments.$PART" "${STUDY_FLAGS[@]}")
 # A bad flag stops here, in one line, before anything trains; else the estimate's line is printed.
 "${RUN[@]}" --dry-run | sed -n 1p
 mkdir -p "$OUT/logs"
-pin() { if command -v taskset > /dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
-trap 'kill -TERM $(jobs -p) 2> /dev/null; wait' INT TERM
+source "$(dirname "$0")/workers.sh" # pin; an interrupt stops the workers and the script
 pids=()
 # --yes: a study is meant to run for days, in resumable parts, and a worker's own estimate would
 # read its probe step on one core beside the other worker's compile (it refused L = 37 that way).

@@ -2,8 +2,10 @@
 per-mixer learning rates and size-first order, `--collect`, and the GPU script at tiny sizes."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,40 @@ def test_the_study_script_refuses_a_bad_flag_before_any_worker_starts(tmp_path, 
     )
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert flags[0] in done.stderr and not (tmp_path / "out").exists()
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# Stands in for python: records each call; a worker waits to be stopped and says how it ended.
+echo "start $*" >> "$CALLS"
+case " $* " in *" --dry-run "*) echo "estimate"; exit 0 ;; esac
+trap 'echo "stopped $$" >> "$CALLS"; kill $child; exit 143' TERM
+sleep 60 & child=$!
+wait $child
+echo "ended $$" >> "$CALLS"
+"""
+
+
+@pytest.mark.parametrize("signal_name, code", [("TERM", 143), ("INT", 130)])
+def test_an_interrupted_study_stops_its_workers_and_starts_nothing_more(tmp_path, signal_name, code):
+    """SIGTERM or SIGINT to study.sh stops both workers (each would checkpoint its run) and the
+    script exits with the signal's code; the last pass over the grid never starts."""
+    fake, calls = tmp_path / "python", tmp_path / "calls.txt"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls)}
+    study = subprocess.Popen(
+        ["bash", "experiments/study.sh", str(tmp_path / "out"), "fig1", "--sizes", "3"], cwd=ROOT, env=env, text=True
+    )
+    deadline = time.monotonic() + 60
+    while _count(calls, "start") < 3 and time.monotonic() < deadline:  # the dry run, then two workers
+        time.sleep(0.1)
+    time.sleep(0.5)  # the workers' traps are set
+    study.send_signal(getattr(signal, "SIG" + signal_name))
+    assert study.wait(timeout=60) == code
+    lines = calls.read_text().splitlines()
+    assert _count(calls, "start") == 3 and "--dry-run" in lines[0], lines
+    assert _count(calls, "stopped") == 2 and _count(calls, "ended") == 0, lines
+
+
+def _count(path: Path, word: str) -> int:
+    return sum(line.startswith(word) for line in path.read_text().splitlines()) if path.exists() else 0

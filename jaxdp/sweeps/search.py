@@ -23,7 +23,7 @@ by `violations`, whoever trained them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -80,16 +80,24 @@ def left_to_train(
     done = {p.path for p in plans if exp_dir is not None and (Path(exp_dir) / p.path / "result.json").exists()}
     left = []
     for column in by_column.values():
-        dims, reached = sorted({p.cell.dim for p in column}), {}
-        while (dim := next_dim(dims, reached, first)) is not None:  # the search, replayed
-            probe = [p for p in column if p.cell.dim == dim]
-            rows = collect.collect(exp_dir, [p.cell for p in probe], protocol) if exp_dir is not None else []
-            if any(p.path not in done for p in probe) or len(rows) < len(probe):
-                break
-            reached[dim] = study.score(study.select(rows)[0]) >= threshold
+        dims = sorted({p.cell.dim for p in column})
+        reached = _replay(exp_dir, column, done, protocol, first, threshold)
         costliest = set(costliest_left(dims, reached, first))
         left += [p for p in column if p.cell.dim in costliest and p.path not in done]
     return left
+
+
+def _replay(exp_dir, column: list[grids.Plan], done: set, protocol: Protocol, first: str, threshold: float) -> dict:
+    """The search of one column walked over its finished probes only: D -> reached."""
+
+    def finished(dim: int) -> bool | None:
+        probe = [p for p in column if p.cell.dim == dim]
+        rows = collect.collect(exp_dir, [p.cell for p in probe], protocol) if exp_dir is not None else []
+        if any(p.path not in done for p in probe) or len(rows) < len(probe):
+            return None
+        return study.score(study.select(rows)[0]) >= threshold
+
+    return walk(sorted({p.cell.dim for p in column}), first, finished)[0]
 
 
 def costliest_left(dims: Sequence[int], reached: dict[int, bool], first: str = "largest") -> list[int]:
@@ -124,6 +132,18 @@ def next_dim(dims: Sequence[int], reached: dict[int, bool], first: str = "larges
             return dims[middle]
         low, high = (low, middle) if reached[dims[middle]] else (middle + 1, high)
     return None
+
+
+def walk(dims: Sequence[int], first: str, probe: Callable[[int], bool | None]) -> tuple[dict[int, bool], int | None]:
+    """The search over `dims` (`next_dim`), asking `probe` whether each D it visits reaches the
+    threshold: (D -> reached, the D where `probe` could not say, None when the search ended).
+    Training a column and replaying its finished probes both walk it here."""
+    reached: dict[int, bool] = {}
+    while (dim := next_dim(dims, reached, first)) is not None:
+        if (answer := probe(dim)) is None:
+            return reached, dim
+        reached[dim] = answer
+    return reached, None
 
 
 def found_dim(dims: Sequence[int], reached: dict[int, bool]) -> int | None:
@@ -182,22 +202,24 @@ def _search_column(
     first: str,
     run_options: dict,
 ) -> tuple[set[int], bool]:
-    """Probe one column until the search ends (complete) or a probe cannot finish now."""
-    dims, reached = sorted({c.dim for c in column}), {}
-    while (dim := next_dim(dims, reached, first)) is not None:
+    """Probe one column until the search ends (complete) or a probe cannot finish now: the D
+    it visited and whether it is complete."""
+
+    def trained(dim: int) -> bool | None:
         left = None if max_cells is None else max_cells - len(outcome["ran"])
         if left is not None and left <= 0:
-            return set(reached), False
+            return None
         probe = [c for c in column if c.dim == dim]
         done = runner.run(exp_dir, probe, protocol, max_cells=left, progress=progress, **run_options)
         for name, part in done.items():
             outcome[name] += part
         rows = collect.collect(exp_dir, probe, protocol)
         if len(rows) < len(probe):  # failed, busy elsewhere or cut by max_cells: rerun to go on
-            return set(reached) | {dim}, False
-        best = study.select(rows)[0]
-        reached[dim] = study.score(best) >= threshold
-    return set(reached), True
+            return None
+        return study.score(study.select(rows)[0]) >= threshold
+
+    reached, stopped_at = walk(sorted({c.dim for c in column}), first, trained)
+    return set(reached), stopped_at is None
 
 
 def violations(rows: Sequence[dict], threshold: float = study.THRESHOLD) -> list[str]:

@@ -18,7 +18,7 @@ TASKS, MODELS = ("arithmetic", "ed", "lis"), ("standard", "sparse", "linear")
 
 def report(rows, exp_dir, args, plans, preset) -> str:
     path = figures.heatmaps(
-        rows, exp_dir / "fig1.png", metric=args.metric, title=f"Figure 1, preset {preset.name}: {args.metric} (%)"
+        rows, exp_dir / "fig1.png", metric=args.metric, title=f"Figure 1, preset {preset.name}: test {args.metric} (%)"
     )
     return f"heatmaps: {path}"
 

@@ -95,7 +95,7 @@ def report(rows, exp_dir, args, plans, preset) -> str:
         rows,
         exp_dir / "fig2.png",
         metric=args.metric,
-        title=f"Figure 2, preset {preset.name}: ED_local vs ED, {args.metric} (%)",
+        title=f"Figure 2, preset {preset.name}: ED_local vs ED, test {args.metric} (%)",
     )
     return f"heatmaps: {path}\n\nSparse windows:\n\n{windows_table(plans, preset.protocol)}\n\n" + tables.scaling_table(
         rows, metric=args.metric

@@ -62,7 +62,8 @@ def _seed_scores(rows, metric: str = "accuracy", **where) -> dict[tuple[int, int
 
 
 def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "", metric: str = "accuracy") -> Path:
-    """One panel per (series, task); `metric` in %, darker is better."""
+    """One panel per (series, task); the test set's `metric` in %, darker is better (the min-D
+    tables read the validation set: a cell may show 91 where its validation score is 0.899)."""
     plt = pyplot()
     task_names = sorted({r["task"] for r in rows})
     models = series_names(rows)
@@ -102,7 +103,7 @@ def heatmaps(rows: Sequence[dict], path: str | Path, title: str = "", metric: st
             if (i == 0) if wide else (j == 0):
                 ax.set_ylabel("hidden size D")
     if image is not None:
-        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label=f"{metric} (%)")
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label=f"test {metric} (%)")
     seeds = len({r.get("seed") for r in rows})
     if title or seeds > 1:
         fig.suptitle(title + (f" (each cell: mean, and lowest–highest over {seeds} seeds)" if seeds > 1 else ""))

@@ -205,7 +205,7 @@ def _min_d_cell(per_seed: dict | None, show_lr: bool) -> str:
     median, low, high = median_point(per_seed)
     text = _min_d_text(median)
     if median.censoring == "above":
-        text += f" ({max(m.best_score for m in per_seed.values()):.2f})"
+        text += f" ({max(m.best_score for m in per_seed.values()):.3f})"  # 3 places: 0.899 is no 0.90
     if len(per_seed) > 1:
         text += f" [{_min_d_text(low)}, {_min_d_text(high)}]"
     if any(m.inconclusive for m in per_seed.values()):

@@ -120,8 +120,10 @@ def test_a_column_whose_score_falls_as_d_grows_is_marked_non_monotone():
     seed1 = [row(32, valid=0.768, test=0.77, seed=1), row(64, valid=0.655, test=0.66, seed=1)]
     [per_seed] = study.min_d_by_seed(seed0 + seed1).values()
     assert [m.non_monotone for m in per_seed.values()] == [False, True]
-    assert "| linear | > 64 (0.89) [> 64, > 64] † ‡ · budget |" in tables.min_d_table(seed0 + seed1)
-    assert "| linear | > 64 (0.89) † · budget |" in tables.min_d_table(seed0)
+    assert "| linear | > 64 (0.892) [> 64, > 64] † ‡ · budget |" in tables.min_d_table(seed0 + seed1)
+    assert "| linear | > 64 (0.892) † · budget |" in tables.min_d_table(seed0)
+    just_below = [row(32, valid=0.8, test=0.8), row(64, valid=0.899, test=0.91)]
+    assert "> 64 (0.899)" in tables.min_d_table(just_below)  # never rounded up to the threshold
 
 
 def test_the_bootstrap_interval_brackets_the_exponent_and_is_exact_without_noise():

@@ -264,7 +264,7 @@ def test_min_d_table_gives_the_rules_smallest_d_and_the_best_score_where_none_re
     }
     assert lines["standard"] == ["16", "32", "64"]  # D >= 4 sqrt(L) at L = 16, 64, 256
     assert lines["linear"] == ["≤ 8", "32", "128"]  # D >= L / 2; at L = 16 the grid's smallest D, 8, reaches
-    assert lines["sparse"] == ["> 128 (0.50)"] * 3  # at most 128 / 256: no D reaches 90%
+    assert lines["sparse"] == ["> 128 (0.500)"] * 3  # at most 128 / 256: no D reaches 90%
     assert "size 4 (L=16)" in tables.min_d_table(rows)
 
 

@@ -111,7 +111,7 @@ def exponent_label(points: Sequence[tuple[int, int]], short: bool = False) -> st
         return f"{fit[0]:.2f} ± {fit[1]:.2f}"
     if short:
         return f"no fit ({len(points)}/{MIN_FIT_POINTS} sizes)"
-    return f"no exponent ({len(points)} uncensored sizes, {MIN_FIT_POINTS} needed)"
+    return f"no exponent ({len(points)} uncensored size{'' if len(points) == 1 else 's'}, {MIN_FIT_POINTS} needed)"
 
 
 def fit_exponent(L: Sequence[float], D: Sequence[float]) -> tuple[float, float]:

@@ -251,6 +251,7 @@ def test_censored_min_d_is_marked_and_never_fitted():
     table = tables.scaling_table(rows)
     assert "| lis | linear | (16, ≤ 8), (64, 32), (256, 128) | no exponent (2 uncensored sizes, 3 needed) |" in table
     assert "| lis | standard | (16, 16), (64, 32), (256, 64) | 0.50 ± 0.00 |" in table
+    assert "| lis | sparse | (16, 64), (64, > 128), (256, > 128) | no exponent (1 uncensored size, 3 needed) |" in table
 
 
 def test_min_d_table_gives_the_rules_smallest_d_and_the_best_score_where_none_reaches():

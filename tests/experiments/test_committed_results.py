@@ -140,13 +140,14 @@ def test_committed_study_tables_follow_from_the_rows(part):
     assert (SEARCHED / part / "min_d.md").read_text() == tables.min_d_table(rows) + "\n"
 
 
-def test_the_committed_calibration_is_what_calibrate_reports():
-    """benchmarks/results/study/calibration/ (`python -m experiments.calibrate ... --report`): the
-    columns `collect` writes, every row a cell of the calibration's protocol (its digest under
-    `study_protocol` at its own data size and steps), and the table the report prints."""
+@pytest.mark.parametrize("part", ["calibration", "doubling"])
+def test_the_committed_calibration_is_what_calibrate_reports(part):
+    """benchmarks/results/study/calibration/ and doubling/ (`python -m experiments.calibrate ...
+    --report`): the columns `collect` writes, every row a cell of the calibration's protocol (its
+    digest under `study_protocol` at its own data size and steps), and the table the report prints."""
     from experiments import calibrate, presets
 
-    folder = SEARCHED / "calibration"
+    folder = SEARCHED / part
     with open(folder / "results.csv", newline="") as handle:
         assert tuple(next(csv.reader(handle))) == collect.CSV_FIELDS
     rows = collect.read_csv(folder / "results.csv")

@@ -81,23 +81,28 @@ def left_to_train(
     left = []
     for column in by_column.values():
         dims = sorted({p.cell.dim for p in column})
-        reached = _replay(exp_dir, column, done, protocol, first, threshold)
+        reached = _replay(exp_dir, column, dims, done, protocol, first, threshold)
         costliest = set(costliest_left(dims, reached, first))
         left += [p for p in column if p.cell.dim in costliest and p.path not in done]
     return left
 
 
-def _replay(exp_dir, column: list[grids.Plan], done: set, protocol: Protocol, first: str, threshold: float) -> dict:
-    """The search of one column walked over its finished probes only: D -> reached."""
+def _replay(
+    exp_dir, column: list[grids.Plan], dims: list[int], done: set, protocol: Protocol, first: str, threshold: float
+) -> dict:
+    """The search of one column (over `dims`) walked over its finished probes only (`done`, empty
+    without `exp_dir`): D -> reached."""
 
     def finished(dim: int) -> bool | None:
         probe = [p for p in column if p.cell.dim == dim]
-        rows = collect.collect(exp_dir, [p.cell for p in probe], protocol) if exp_dir is not None else []
-        if any(p.path not in done for p in probe) or len(rows) < len(probe):
+        if any(p.path not in done for p in probe):  # unfinished: nothing to read
+            return None
+        rows = collect.collect(exp_dir, [p.cell for p in probe], protocol)
+        if len(rows) < len(probe):
             return None
         return study.score(study.select(rows)[0]) >= threshold
 
-    return walk(sorted({p.cell.dim for p in column}), first, finished)[0]
+    return walk(dims, first, finished)[0]
 
 
 def costliest_left(dims: Sequence[int], reached: dict[int, bool], first: str = "largest") -> list[int]:
